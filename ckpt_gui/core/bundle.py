@@ -1,0 +1,245 @@
+"""Read the index of a TensorFlow V2 checkpoint bundle without TensorFlow.
+
+A V2 checkpoint ``P`` is ``P.index`` (an immutable sorted table, LevelDB's format) mapping each
+tensor name to a ``BundleEntryProto`` (dtype, shape, shard, offset, size, checksum), plus data
+files ``P.data-K-of-N`` holding the raw bytes. Knowing which shard holds each tensor tells us
+exactly which variables a missing shard makes unreadable, without reading a single value.
+
+Reference: tensorflow/core/util/tensor_bundle/tensor_bundle.{h,cc} and tsl/lib/io/table_format.
+"""
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import protowire as pw
+
+TABLE_MAGIC = 0xDB4775248B80FB57
+FOOTER_SIZE = 48
+BLOCK_TRAILER_SIZE = 5
+
+# DataType enum (tensorflow/core/framework/types.proto) -> (name as tf.DType.name, numpy dtype)
+DTYPES: dict[int, tuple[str, str | None]] = {
+    1: ("float32", "<f4"), 2: ("float64", "<f8"), 3: ("int32", "<i4"), 4: ("uint8", "u1"),
+    5: ("int16", "<i2"), 6: ("int8", "i1"), 7: ("string", None), 8: ("complex64", "<c8"),
+    9: ("int64", "<i8"), 10: ("bool", "?"), 11: ("qint8", "i1"), 12: ("quint8", "u1"),
+    13: ("qint32", "<i4"), 14: ("bfloat16", None), 15: ("qint16", "<i2"), 16: ("quint16", "<u2"),
+    17: ("uint16", "<u2"), 18: ("complex128", "<c16"), 19: ("float16", "<f2"),
+    20: ("resource", None), 21: ("variant", None), 22: ("uint32", "<u4"), 23: ("uint64", "<u8"),
+}
+ITEMSIZE = {"bfloat16": 2}
+
+
+class BundleError(ValueError):
+    """The index file is not a readable TensorFlow V2 checkpoint index."""
+
+
+@dataclass(frozen=True)
+class BundleEntry:
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    shard_id: int
+    offset: int
+    size: int
+    crc32c: int
+    sliced: bool = False
+
+    @property
+    def numpy_dtype(self) -> str | None:
+        for name, np_dtype in DTYPES.values():
+            if name == self.dtype:
+                return np_dtype
+        return None
+
+
+@dataclass(frozen=True)
+class BundleIndex:
+    num_shards: int
+    big_endian: bool
+    entries: dict[str, BundleEntry]  # in the index's (sorted) order
+
+
+def data_file_name(prefix_name: str, shard: int, num_shards: int) -> str:
+    return f"{prefix_name}.data-{shard:05d}-of-{num_shards:05d}"
+
+
+def _block_entries(buf: bytes, offset: int, size: int):
+    """Yield (key, value) pairs of one table block (prefix-compressed keys)."""
+    if offset < 0 or size < 4 or offset + size + BLOCK_TRAILER_SIZE > len(buf):
+        raise BundleError("block handle points outside the index file")
+    compression = buf[offset + size]
+    if compression != 0:
+        raise BundleError(f"compressed index block (type {compression}) is not supported")
+    block = memoryview(buf)[offset:offset + size]
+    num_restarts = struct.unpack_from("<I", block, size - 4)[0]
+    limit = size - 4 - 4 * num_restarts
+    if limit < 0:
+        raise BundleError("corrupt block restart array")
+    pos = 0
+    key = b""
+    while pos < limit:
+        shared, pos = pw.read_varint(block, pos)
+        non_shared, pos = pw.read_varint(block, pos)
+        value_len, pos = pw.read_varint(block, pos)
+        if shared > len(key) or pos + non_shared + value_len > limit:
+            raise BundleError("corrupt block entry")
+        key = key[:shared] + bytes(block[pos:pos + non_shared])
+        pos += non_shared
+        yield key, block[pos:pos + value_len]
+        pos += value_len
+
+
+def _handle(buf, pos: int = 0) -> tuple[int, int, int]:
+    off, pos = pw.read_varint(buf, pos)
+    size, pos = pw.read_varint(buf, pos)
+    return off, size, pos
+
+
+def _shape(shape_bytes: bytes | None) -> tuple[int, ...]:
+    if not shape_bytes:
+        return ()
+    msg = pw.fields(shape_bytes)
+    dims = []
+    for dim in msg.get(2, []):
+        dmsg = pw.fields(dim)
+        dims.append(pw.to_signed64(pw.first(dmsg, 1, 0)))
+    return tuple(dims)
+
+
+def parse_entry(name: str, value: bytes) -> BundleEntry:
+    msg = pw.fields(value)
+    dtype_enum = pw.first(msg, 1, 0)
+    dtype_name = DTYPES.get(dtype_enum, (f"dtype_{dtype_enum}", None))[0]
+    return BundleEntry(
+        name=name,
+        dtype=dtype_name,
+        shape=_shape(pw.first(msg, 2)),
+        shard_id=pw.first(msg, 3, 0),
+        offset=pw.first(msg, 4, 0),
+        size=pw.first(msg, 5, 0),
+        crc32c=pw.first(msg, 6, 0),
+        sliced=bool(msg.get(7)),
+    )
+
+
+def iter_table(buf: bytes):
+    """Yield (key, value) of every entry of an immutable table (TF's LevelDB-style SSTable)."""
+    if len(buf) < FOOTER_SIZE:
+        raise BundleError(f"file is too short ({len(buf)} bytes)")
+    footer = buf[-FOOTER_SIZE:]
+    lo, hi = struct.unpack_from("<II", footer, FOOTER_SIZE - 8)
+    if (hi << 32 | lo) != TABLE_MAGIC:
+        raise BundleError("not a TensorFlow checkpoint table (bad magic number)")
+    try:
+        _, _, pos = _handle(footer, 0)  # metaindex handle (unused)
+        index_off, index_size, _ = _handle(footer, pos)
+        for _, handle in _block_entries(buf, index_off, index_size):
+            off, size, _ = _handle(handle)
+            yield from _block_entries(buf, off, size)
+    except pw.WireError as e:
+        raise BundleError(f"corrupt table: {e}") from None
+
+
+def has_table_magic(path: str | os.PathLike) -> bool:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell() < FOOTER_SIZE:
+                return False
+            f.seek(-8, os.SEEK_END)
+            lo, hi = struct.unpack("<II", f.read(8))
+    except OSError:
+        return False
+    return (hi << 32 | lo) == TABLE_MAGIC
+
+
+def read_index(index_path: str | os.PathLike) -> BundleIndex:
+    """Parse ``P.index``. Raises BundleError (with a plain reason) on anything malformed."""
+    with open(index_path, "rb") as f:
+        buf = f.read()
+    header = None
+    entries: dict[str, BundleEntry] = {}
+    try:
+        for key, value in iter_table(buf):
+            if key == b"":
+                header = pw.fields(value)
+            elif key[:1] == b"\x00":
+                continue  # an encoded slice key of a partitioned variable
+            else:
+                name = key.decode("utf-8", "replace")
+                entries[name] = parse_entry(name, value)
+    except pw.WireError as e:
+        raise BundleError(f"corrupt index: {e}") from None
+    if header is None:
+        raise BundleError("index has no bundle header")
+    return BundleIndex(
+        num_shards=pw.first(header, 1, 1) or 1,
+        big_endian=pw.first(header, 2, 0) == 1,
+        entries=entries,
+    )
+
+
+def read_v1_meta(path: str | os.PathLike) -> list[tuple[str, tuple[int, ...], str]]:
+    """(name, shape, dtype) of every tensor of a V1 (TensorSliceWriter) checkpoint file.
+
+    The table's empty key holds SavedTensorSlices{meta=1: SavedTensorSliceMeta{tensor=1:
+    SavedSliceMeta{name=1, shape=2, type=3}}}.
+    """
+    with open(path, "rb") as f:
+        buf = f.read()
+    try:
+        for key, value in iter_table(buf):
+            if key != b"":
+                continue
+            meta = pw.fields(pw.first(pw.fields(value), 1, b""))
+            out = []
+            for tensor in meta.get(1, []):
+                t = pw.fields(tensor)
+                name = (pw.first(t, 1) or b"").decode("utf-8", "replace")
+                dtype = DTYPES.get(pw.first(t, 3, 0), ("unknown", None))[0]
+                out.append((name, _shape(pw.first(t, 2)), dtype))
+            return sorted(out)
+    except pw.WireError as e:
+        raise BundleError(f"corrupt V1 checkpoint: {e}") from None
+    raise BundleError("V1 checkpoint has no metadata entry")
+
+
+def read_raw(data_path: str | os.PathLike, entry: BundleEntry) -> bytes:
+    with open(data_path, "rb") as f:
+        f.seek(entry.offset)
+        raw = f.read(entry.size)
+    if len(raw) != entry.size:
+        raise BundleError(f"{os.path.basename(data_path)} is truncated")
+    return raw
+
+
+def decode_string_tensor(raw: bytes, n_elements: int) -> list[bytes]:
+    """Decode a DT_STRING tensor: varint lengths, a 4-byte checksum, then the bytes."""
+    pos = 0
+    lengths = []
+    for _ in range(n_elements):
+        length, pos = pw.read_varint(raw, pos)
+        lengths.append(length)
+    pos += 4
+    out = []
+    for length in lengths:
+        if pos + length > len(raw):
+            raise BundleError("string tensor is truncated")
+        out.append(raw[pos:pos + length])
+        pos += length
+    return out
+
+
+def decode_small(raw: bytes, entry: BundleEntry):
+    """Decode a small tensor's raw bytes into a numpy array (strings as an object array)."""
+    n = int(np.prod(entry.shape)) if entry.shape else 1
+    if entry.dtype == "string":
+        return np.array(decode_string_tensor(raw, n), dtype=object).reshape(entry.shape)
+    np_dtype = entry.numpy_dtype
+    if np_dtype is None:
+        raise BundleError(f"cannot decode dtype {entry.dtype} without TensorFlow")
+    return np.frombuffer(raw, dtype=np_dtype, count=n).reshape(entry.shape)

@@ -1,0 +1,277 @@
+"""What one checkpoint holds: its files, variables, roles, counters, object graph and health.
+
+Everything here reads only the index/metadata and a few scalar values, never whole tensors, so a
+directory of a thousand checkpoints scans quickly. ``verify`` (in reading.py) reads every tensor.
+"""
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+import numpy as np
+
+from . import bundle, hdf5, objgraph, roles
+from .discover import Candidate
+from .model import (BROKEN, COUNTER, HDF5_FORMATS, METADATA, NORMALIZATION, OK, OPTIMIZER,
+                    PARTIAL, TF_V1, CheckpointInfo, FileInfo, VariableInfo)
+from .naming import checkpoint_number
+
+FILE_KINDS = (("index", ".index"), ("meta", ".meta"), ("savedmodel", "saved_model.pb"))
+
+
+def _file_kind(name: str, fmt: str) -> str:
+    if ".data-" in name:
+        return "data"
+    for kind, suffix in FILE_KINDS:
+        if name.endswith(suffix):
+            return kind
+    if fmt == TF_V1:
+        return "v1"
+    return "archive" if name.lower().endswith(".keras") else "hdf5"
+
+
+def _files(directory: str, cand: Candidate) -> tuple[list[FileInfo], float]:
+    infos, mtime = [], 0.0
+    for rel in cand.files:
+        try:
+            st = os.stat(os.path.join(directory, rel))
+        except OSError:
+            continue
+        infos.append(FileInfo(rel, st.st_size, _file_kind(rel, cand.format)))
+        mtime = max(mtime, st.st_mtime)
+    return infos, mtime
+
+
+def status_from_counts(n_variables: int, n_unreadable: int) -> str:
+    if n_variables == 0 or n_unreadable == 0:
+        return OK if n_variables else BROKEN
+    return BROKEN if n_unreadable >= n_variables else PARTIAL
+
+
+def inspect(directory: str, cand: Candidate, stale_shards: list[str] | None = None) -> CheckpointInfo:
+    files, mtime = _files(directory, cand)
+    info = CheckpointInfo(
+        name=cand.name, path=cand.path, format=cand.format, writer="", files=files,
+        bytes=sum(f.bytes for f in files), mtime=mtime, number=checkpoint_number(cand.name))
+    try:
+        if cand.format in HDF5_FORMATS:
+            _inspect_hdf5(info)
+        elif cand.format == TF_V1:
+            _inspect_v1(info)
+        else:
+            _inspect_v2(info, stale_shards if stale_shards is not None else [])
+    except Exception as e:  # any unreadable input is a problem of the checkpoint, not a crash
+        info.status = BROKEN
+        info.problems.append(f"{cand.files[0] if cand.files else cand.name} cannot be read: {e}")
+    if not info.variables and info.status == OK:
+        info.status = BROKEN
+        info.problems.append("it holds no variables")
+    return info
+
+
+# --- TF V2 bundles ---------------------------------------------------------------------------
+
+def _inspect_v2(info: CheckpointInfo, stale: list[str]) -> None:
+    index_name = os.path.basename(info.path) + ".index"
+    has_meta = any(f.kind == "meta" for f in info.files)
+    try:
+        index = bundle.read_index(info.path + ".index")
+    except (bundle.BundleError, OSError) as e:
+        info.status = BROKEN
+        info.writer = "unknown (unreadable index)"
+        info.problems.append(f"{index_name} cannot be read: {e}")
+        return
+    prefix_dir = os.path.dirname(info.path)
+    base = os.path.basename(info.path)
+    shard_state: dict[int, str | None] = {}   # shard -> problem text or None
+    shard_size: dict[int, int] = {}
+    for k in range(index.num_shards):
+        fname = bundle.data_file_name(base, k, index.num_shards)
+        try:
+            shard_size[k] = os.path.getsize(os.path.join(prefix_dir, fname))
+            shard_state[k] = None
+        except OSError:
+            shard_state[k] = f"{fname} is missing"
+    # Data files of another shard count belong to an earlier save with the same prefix.
+    expected = {bundle.data_file_name(base, k, index.num_shards) for k in range(index.num_shards)}
+    for f in list(info.files):
+        if f.kind == "data" and os.path.basename(f.name) not in expected:
+            stale.append(f.name)
+            info.files.remove(f)
+    info.bytes = sum(f.bytes for f in info.files)
+
+    unreadable: Counter[str] = Counter()
+    variables = []
+    for entry in index.entries.values():
+        problem = shard_state.get(entry.shard_id, f"shard {entry.shard_id} is out of range")
+        if problem is None and entry.offset + entry.size > shard_size.get(entry.shard_id, 0):
+            problem = f"{bundle.data_file_name(base, entry.shard_id, index.num_shards)} is truncated"
+        if entry.sliced:
+            problem = None  # partitioned: its slices live under other keys; TF assembles them
+        n = int(np.prod(entry.shape)) if entry.shape else 1
+        itemsize = np.dtype(entry.numpy_dtype).itemsize if entry.numpy_dtype else 0
+        variables.append(VariableInfo(
+            name=entry.name, shape=entry.shape, dtype=entry.dtype,
+            bytes=entry.size if entry.size or not itemsize else n * itemsize,
+            role=roles.classify(entry.name, entry.shape, entry.dtype),
+            path=roles.semantic_path(entry.name), shard=entry.shard_id,
+            readable=False if problem else None, problem=problem))
+        if problem:
+            unreadable[problem] += 1
+    info.variables = variables
+    _summarize_unreadable(info, unreadable)
+
+    graph = None
+    graph_entry = index.entries.get(roles.OBJECT_GRAPH_KEY)
+    if graph_entry is not None and info.variable(roles.OBJECT_GRAPH_KEY).readable is not False:
+        try:
+            raw = bundle.read_raw(os.path.join(prefix_dir, bundle.data_file_name(
+                base, graph_entry.shard_id, index.num_shards)), graph_entry)
+            graph = objgraph.decode(bundle.decode_small(raw, graph_entry).item())
+        except Exception as e:
+            info.problems.append(f"the object graph cannot be decoded: {e}")
+    if graph is not None:
+        _attach_graph(info, graph)
+    info.writer = _v2_writer(info, graph_entry is not None, has_meta)
+
+    def read_counter(v: VariableInfo):
+        entry = index.entries[v.name]
+        raw = bundle.read_raw(os.path.join(prefix_dir, bundle.data_file_name(
+            base, entry.shard_id, index.num_shards)), entry)
+        return bundle.decode_small(raw, entry)
+
+    _read_counters(info, read_counter)
+
+
+def _v2_writer(info: CheckpointInfo, has_graph: bool, has_meta: bool) -> str:
+    if not has_graph:
+        return "TF1 Saver (name-based, V2 format)"
+    roots = {v.path.split("/", 1)[0] for v in info.variables}
+    if any(r.startswith(("layer_with_weights-", "layer-")) for r in roots):
+        return "Keras save_weights / ModelCheckpoint (TF format)"
+    if info.format == "savedmodel":
+        return "SavedModel"
+    return "tf.train.Checkpoint"
+
+
+def _summarize_unreadable(info: CheckpointInfo, unreadable: Counter) -> None:
+    n = info.n_variables
+    total_bad = sum(unreadable.values())
+    for problem, count in unreadable.items():
+        info.problems.append(f"{problem}: {count} of {n} variables cannot be read")
+    if total_bad:
+        info.status = status_from_counts(n, total_bad)
+
+
+def _attach_graph(info: CheckpointInfo, graph: objgraph.ObjectGraph) -> None:
+    by_name = {v.name: v for v in info.variables}
+    for slot_key, (owner_key, slot_name) in graph.slot_owner.items():
+        v = by_name.get(slot_key)
+        if v is not None:
+            v.slot_of, v.slot_name = owner_key, slot_name
+            v.role = OPTIMIZER
+    order = {key: i for i, key in enumerate(graph.order)}
+    model_vars = sorted((v for v in info.variables if v.name in order),
+                        key=lambda v: order[v.name])
+    slot_names = {}
+    for node in graph.nodes.values():  # Keras 3 aliases: optimizer/_momentums/0 -> "momentum"
+        for alias in node.aliases:
+            parts = alias.split("/")
+            if len(parts) >= 2 and parts[-2] in ("_momentums", "_velocities", "_accumulators",
+                                                 "_average_gradients", "_u_product"):
+                for key in node.variables:
+                    slot_names[key] = parts[-2].strip("_").rstrip("s").replace("velocitie",
+                                                                               "velocity")
+    infer_slots(model_vars, slot_names)
+
+
+def infer_slots(ordered: list[VariableInfo], slot_names: dict[str, str] | None = None,
+                optimizer_name: str | None = None) -> bool:
+    """Attach new-style optimizer slots (``optimizer/_variables/N``, ``optimizer/vars/N``) that
+    carry no ``.OPTIMIZER_SLOT`` marker to the model variables they belong to.
+
+    Keras 3 optimizers create k slots per trainable variable, in the model's variable order.
+    We accept an attachment only when every slot lines up with a variable of the same shape.
+    """
+    slot_names = slot_names or {}
+    slots = [v for v in ordered if v.role == OPTIMIZER and v.slot_of is None and v.shape
+             and _parent_segment(v.path) in ("_variables", "vars")]
+    if not slots:
+        return False
+    owners = [v for v in ordered if v.role not in (OPTIMIZER, COUNTER, METADATA)
+              and not (v.role == NORMALIZATION and "moving" in v.path)]
+    for k in (2, 1, 3):
+        plan, i = [], 0
+        for owner in owners:
+            group = slots[i:i + k]
+            if len(group) == k and all(s.shape == owner.shape for s in group):
+                plan.append((owner, group))
+                i += k
+        if i == len(slots):
+            default = {2: ["m", "v"]}.get(k, [f"slot {j}" for j in range(k)])
+            if optimizer_name and k == 2 and "adam" in optimizer_name.lower():
+                default = ["momentum", "velocity"]
+            for owner, group in plan:
+                for j, s in enumerate(group):
+                    s.slot_of = owner.name
+                    s.slot_name = slot_names.get(s.name, default[j])
+            return True
+    return False
+
+
+def _parent_segment(path: str) -> str:
+    parts = path.split("/")
+    return parts[-2] if len(parts) >= 2 else ""
+
+
+def _read_counters(info: CheckpointInfo, read) -> None:
+    for v in info.variables:
+        if v.role != COUNTER or v.readable is False:
+            continue
+        try:
+            value = np.asarray(read(v)).reshape(-1)[0].item()
+        except Exception as e:
+            info.problems.append(f"counter {v.path} cannot be read: {e}")
+            continue
+        info.counters[v.path] = value
+
+
+# --- TF V1 single files ------------------------------------------------------------------------
+
+def _inspect_v1(info: CheckpointInfo) -> None:
+    info.writer = "TF1 Saver (V1 format)"
+    for name, shape, dtype in bundle.read_v1_meta(info.path):
+        info.variables.append(VariableInfo(
+            name=name, shape=shape, dtype=dtype,
+            bytes=(int(np.prod(shape)) if shape else 1) * _itemsize(dtype),
+            role=roles.classify(name, shape, dtype), path=roles.semantic_path(name)))
+    if any(v.role == COUNTER for v in info.variables):
+        from .tfrt import tf
+
+        reader = tf().train.load_checkpoint(info.path)
+        _read_counters(info, lambda v: reader.get_tensor(v.name))
+
+
+def _itemsize(dtype: str) -> int:
+    for name, np_dtype in bundle.DTYPES.values():
+        if name == dtype and np_dtype:
+            return np.dtype(np_dtype).itemsize
+    return bundle.ITEMSIZE.get(dtype, 0)
+
+
+# --- Keras HDF5 and .keras -------------------------------------------------------------------
+
+def _inspect_hdf5(info: CheckpointInfo) -> None:
+    with hdf5.open_weights(info.path, info.format) as f:
+        fmt, writer = hdf5.detect_layout(f)
+        if info.format != "keras":
+            info.format = fmt
+        else:
+            writer = "Keras 3 model.save / ModelCheckpoint (.keras archive)"
+        info.writer = writer
+        for ds in hdf5.list_datasets(f):
+            info.variables.append(VariableInfo(
+                name=ds.name, shape=ds.shape, dtype=ds.dtype, bytes=ds.bytes,
+                role=roles.classify(ds.name, ds.shape, ds.dtype), path=roles.semantic_path(ds.name)))
+        infer_slots(info.variables, optimizer_name=hdf5.optimizer_name(f))
+        _read_counters(info, lambda v: hdf5.read_dataset(f, v.name))

@@ -1,0 +1,162 @@
+"""Plain data returned by the engine: what the CLI prints and the GUI shows."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+# Roles a variable can play.
+WEIGHT = "weight"
+BIAS = "bias"
+NORMALIZATION = "normalization"
+OPTIMIZER = "optimizer state"
+COUNTER = "counter"
+METADATA = "metadata"
+OTHER = "other"
+ROLES = (WEIGHT, BIAS, NORMALIZATION, OPTIMIZER, COUNTER, METADATA, OTHER)
+
+# Health of a checkpoint.
+OK = "ok"
+PARTIAL = "partial"
+BROKEN = "broken"
+
+# Formats.
+TF_V2 = "tf-v2"            # P.index + P.data-K-of-N
+TF_V1 = "tf-v1"            # one SSTable file written by the TF1 Saver in V1 format
+KERAS_H5 = "keras-h5"      # Keras 1/2 HDF5 (save_weights or whole-model .h5)
+KERAS3_H5 = "keras3-h5"    # Keras 3 .weights.h5 (layers/<name>/vars/<i>)
+KERAS_ARCHIVE = "keras"    # Keras 3 .keras zip archive
+SAVEDMODEL = "savedmodel"  # a SavedModel's variables/variables bundle
+HDF5_FORMATS = (KERAS_H5, KERAS3_H5, KERAS_ARCHIVE)
+TF_FORMATS = (TF_V2, TF_V1, SAVEDMODEL)
+
+
+@dataclass
+class VariableInfo:
+    name: str                      # the key TensorFlow (or the HDF5 dataset path) uses
+    shape: tuple[int, ...]
+    dtype: str
+    bytes: int
+    role: str
+    path: str                      # object path for display, e.g. model/layer_with_weights-0/kernel
+    shard: int | None = None       # data file index for V2 bundles
+    readable: bool | None = None   # None: not checked
+    problem: str | None = None
+    slot_of: str | None = None     # key of the variable this optimizer slot belongs to
+    slot_name: str | None = None
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= max(d, 0)
+        return n
+
+
+@dataclass
+class FileInfo:
+    name: str       # path relative to the scanned directory
+    bytes: int
+    kind: str       # index, data, meta, v1, hdf5, archive, savedmodel
+
+
+@dataclass
+class ObjectNode:
+    """A node of the object graph (tf.train.Checkpoint's tree of trackables)."""
+    node_id: int
+    name: str                         # local name under its parent ("" for the root)
+    path: str                         # slash-joined local names from the root
+    children: list["ObjectNode"] = field(default_factory=list)
+    variables: list[str] = field(default_factory=list)   # checkpoint keys of its attributes
+    slots: list[tuple[str, str]] = field(default_factory=list)  # (slot name, slot key)
+    aliases: list[str] = field(default_factory=list)      # other paths reaching this node
+
+
+@dataclass
+class CheckpointInfo:
+    name: str                     # prefix or file name relative to the directory
+    path: str                     # absolute prefix (TF) or file path (HDF5)
+    format: str
+    writer: str                   # best guess at which API wrote it
+    files: list[FileInfo]
+    bytes: int
+    mtime: float
+    number: int | None
+    counters: dict[str, int | float] = field(default_factory=dict)
+    variables: list[VariableInfo] = field(default_factory=list)
+    status: str = OK
+    problems: list[str] = field(default_factory=list)
+    n_readable: int | None = None  # set by verification
+    verified: bool = False
+    is_latest: bool = False
+
+    @property
+    def n_variables(self) -> int:
+        return len(self.variables)
+
+    def variable(self, name: str) -> VariableInfo | None:
+        """The variable with this key, or else with this object path."""
+        for v in self.variables:
+            if v.name == name:
+                return v
+        for v in self.variables:
+            if v.path == name:
+                return v
+        return None
+
+    def training_progress(self) -> int | float | None:
+        """The largest training counter (iterations/steps/epochs), not save_counter."""
+        values = [v for k, v in self.counters.items() if "save_counter" not in k]
+        return max(values) if values else None
+
+
+@dataclass
+class StateFileInfo:
+    present: bool
+    path: str | None = None
+    latest: str | None = None          # resolved to a checkpoint name in the directory
+    latest_raw: str | None = None      # as written in the file
+    listed: list[str] = field(default_factory=list)   # resolved names, in file order
+    listed_raw: list[str] = field(default_factory=list)
+    timestamps: list[float] = field(default_factory=list)
+    last_preserved_timestamp: float | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DirectoryScan:
+    directory: str
+    checkpoints: list[CheckpointInfo]
+    latest: str | None
+    state_file: StateFileInfo
+    orphans: list[str]
+    subdirectories: list[str]
+    problems: list[str] = field(default_factory=list)
+
+    def checkpoint(self, name: str) -> CheckpointInfo | None:
+        for c in self.checkpoints:
+            if c.name == name:
+                return c
+        return None
+
+
+@dataclass
+class TensorStats:
+    count: int
+    min: float | None
+    max: float | None
+    mean: float | None
+    std: float | None
+    l2: float | None
+    nan: int
+    inf: int
+    zeros: int
+    histogram: list[int]
+    bin_edges: list[float]
+
+    @property
+    def zero_fraction(self) -> float:
+        return self.zeros / self.count if self.count else 0.0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["zero_fraction"] = self.zero_fraction
+        return d

@@ -1,0 +1,100 @@
+"""Read one tensor on demand, and verify a checkpoint by reading all of them.
+
+TF formats are read with ``tf.raw_ops.RestoreV2`` run eagerly: it checks TensorFlow's stored
+checksums, reads V1 files too, and (unlike CheckpointReader.get_tensor) releases the GIL while it
+reads, so a GUI thread keeps turning while a worker loads a large tensor.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+import numpy as np
+
+from . import hdf5
+from .inspect import status_from_counts
+from .model import HDF5_FORMATS, CheckpointInfo
+from .tfrt import tf
+
+
+class ReadError(RuntimeError):
+    """A tensor cannot be read; the message says why in plain words."""
+
+
+def _tf_error_text(e: Exception) -> str:
+    text = getattr(e, "message", None) or str(e)
+    first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
+    if "No such file" in first or "NOT_FOUND" in first or "Not found" in first:
+        return "its data file is missing"
+    if "checksum" in first.lower() or "crc" in first.lower():
+        return "its data fails TensorFlow's checksum (the data file is damaged)"
+    return first[:300]
+
+
+def read_tf_tensor(prefix: str, name: str, dtype: str) -> np.ndarray:
+    t = tf()
+    try:
+        with t.device("/cpu:0"):
+            (value,) = t.raw_ops.RestoreV2(prefix=prefix, tensor_names=[name],
+                                           shape_and_slices=[""], dtypes=[t.as_dtype(dtype)])
+        return value.numpy()
+    except (t.errors.OpError, ValueError, TypeError) as e:
+        raise ReadError(_tf_error_text(e)) from None
+
+
+def read_tensor(ckpt: CheckpointInfo, name: str) -> np.ndarray:
+    """The value of variable ``name`` of ``ckpt`` as a numpy array (strings as bytes objects)."""
+    var = ckpt.variable(name)
+    if var is None:
+        raise ReadError(f"{ckpt.name} has no variable {name}")
+    if ckpt.format in HDF5_FORMATS:
+        try:
+            with hdf5.open_weights(ckpt.path, ckpt.format) as f:
+                return hdf5.read_dataset(f, name)
+        except Exception as e:
+            raise ReadError(str(e) or type(e).__name__) from None
+    return read_tf_tensor(ckpt.path, name, var.dtype)
+
+
+def verify_checkpoint(ckpt: CheckpointInfo,
+                      progress: Callable[[int, int, str], None] | None = None,
+                      cancelled: Callable[[], bool] | None = None) -> CheckpointInfo:
+    """Read every tensor; mark each readable or not; set n_readable, status and problems."""
+    if ckpt.format not in HDF5_FORMATS:
+        return _verify_with(ckpt, lambda v: read_tf_tensor(ckpt.path, v.name, v.dtype),
+                            progress, cancelled)
+    try:
+        with hdf5.open_weights(ckpt.path, ckpt.format) as f:
+            return _verify_with(ckpt, lambda v: hdf5.read_dataset(f, v.name), progress, cancelled)
+    except Exception as e:  # the file itself cannot be opened: nothing is readable
+        def fail(v, reason=f"the file cannot be opened: {e}"):
+            raise ReadError(reason)
+        return _verify_with(ckpt, fail, progress, cancelled)
+
+
+def _verify_with(ckpt: CheckpointInfo, read, progress, cancelled) -> CheckpointInfo:
+    failures: Counter[str] = Counter()
+    n = ckpt.n_variables
+    readable = 0
+    for i, v in enumerate(ckpt.variables):
+        if cancelled is not None and cancelled():
+            return ckpt
+        if progress is not None:
+            progress(i, n, v.name)
+        try:
+            read(v)
+            v.readable, v.problem = True, None
+            readable += 1
+        except Exception as e:  # h5py raises many types on damaged data
+            v.readable = False
+            v.problem = v.problem or str(e) or type(e).__name__
+            failures[v.problem] += 1
+    ckpt.verified = True
+    ckpt.n_readable = readable
+    known = {p.split(":")[0] for p in ckpt.problems}
+    for problem, count in failures.items():
+        if problem not in known:
+            ckpt.problems.append(f"{count} of {n} variables cannot be read: {problem}")
+    if n:
+        ckpt.status = status_from_counts(n, n - readable)
+    return ckpt

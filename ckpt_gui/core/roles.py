@@ -1,0 +1,99 @@
+"""What a variable is for, from its name, shape and dtype, whoever wrote it."""
+from __future__ import annotations
+
+import re
+
+from .model import BIAS, COUNTER, METADATA, NORMALIZATION, OPTIMIZER, OTHER, WEIGHT
+
+ATTRIBUTE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
+OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+SLOT_MARKER = "/.OPTIMIZER_SLOT/"
+
+_COUNTER_NAMES = {"global_step", "save_counter", "iter", "iterations", "_iterations", "step",
+                  "steps", "epoch", "epochs", "current_epoch", "train_step", "global_steps",
+                  "num_steps", "step_counter", "counter"}
+_TF1_SLOT_SUFFIX = re.compile(
+    r"/(Adam|Adam_\d+|Momentum|RMSProp|RMSProp_\d+|Adagrad|AdagradDA|Adadelta|Adadelta_\d+|"
+    r"Ftrl|Ftrl_\d+|ProximalAdagrad|Nadam|Nadam_\d+|Adamax|Adamax_\d+|LARS|accumulator)$")
+_OPTIMIZER_SCALARS = {"beta1_power", "beta2_power", "learning_rate", "lr", "decay", "rho",
+                      "momentum", "beta_1", "beta_2", "epsilon"}
+_NORM_NAMES = {"gamma", "beta", "moving_mean", "moving_variance", "moving_var", "mean",
+               "variance", "scale", "offset"}
+_NORM_LAYER = re.compile(r"(batch_?norm|layer_?norm|group_?norm|normaliz|(^|[_/])bn\d*($|[_/])|"
+                         r"instance_?norm)", re.IGNORECASE)
+_BIAS_NAMES = {"bias", "_bias", "b", "biases", "beta_bias", "bias_hh", "bias_ih", "recurrent_bias"}
+_WEIGHT_NAMES = {"kernel", "_kernel", "w", "weights", "weight", "embeddings", "_embeddings",
+                 "recurrent_kernel", "_recurrent_kernel", "depthwise_kernel", "pointwise_kernel",
+                 "filter", "filters", "u", "embedding", "table", "weights_hh", "weights_ih"}
+
+
+def semantic_path(key: str) -> str:
+    """The object path of a key: without TF's ``/.ATTRIBUTES/VARIABLE_VALUE`` and ``:0``."""
+    if key.endswith(ATTRIBUTE_SUFFIX):
+        key = key[: -len(ATTRIBUTE_SUFFIX)]
+    return re.sub(r":\d+$", "", key)
+
+
+def _is_optimizer_segment(segment: str) -> bool:
+    """Optimizers (optimizer, generator_optimizer, optimizer_weights) and gradient machinery."""
+    s = segment.lower()
+    return "optimizer" in s or s in {"opt", "optim"} or "gradients" in s
+
+
+def classify(key: str, shape: tuple[int, ...], dtype: str) -> str:
+    """One of the roles in model.ROLES."""
+    if key == OBJECT_GRAPH_KEY or "/.ATTRIBUTES/" in key and not key.endswith(ATTRIBUTE_SUFFIX):
+        return METADATA
+    if dtype == "string":
+        return METADATA
+    path = semantic_path(key)
+    segments = [s for s in path.split("/") if s]
+    last = segments[-1].lower() if segments else ""
+    token = last.rsplit("_", 1)[-1]  # Keras 1 names: dense_1_W, batchnormalization_1_gamma
+    is_scalar = len(shape) == 0 or (len(shape) == 1 and shape[0] == 1)
+    integer = dtype.startswith(("int", "uint"))
+    if SLOT_MARKER in key or _TF1_SLOT_SUFFIX.search(path):
+        return OPTIMIZER
+    if is_scalar and (last in _COUNTER_NAMES and (integer or "step" in last or "epoch" in last
+                                                  or last.startswith("iter"))
+                      or last.endswith(("_step", "_steps", "_epoch"))):
+        return COUNTER
+    in_optimizer = any(_is_optimizer_segment(s) for s in segments[:-1])
+    if in_optimizer and is_scalar and integer:
+        return COUNTER  # the only integer scalar an optimizer keeps is its iteration count
+    if in_optimizer or last in {"beta1_power", "beta2_power"}:
+        return OPTIMIZER
+    if last.endswith("exponentialmovingaverage"):
+        owner = segments[-2].lower() if len(segments) > 1 else ""
+        return classify_name_only(owner, shape)
+    if (last in _NORM_NAMES or token in _NORM_NAMES or last.startswith(("moving_", "running_"))) \
+            and (last.startswith(("moving", "running")) or _NORM_LAYER.search(path)
+                 or token in {"gamma", "beta"}):
+        return NORMALIZATION
+    if last in _BIAS_NAMES or token in _BIAS_NAMES:
+        return BIAS
+    if last in _WEIGHT_NAMES or token in _WEIGHT_NAMES or last.endswith("_kernel"):
+        return WEIGHT
+    if is_scalar and last in _OPTIMIZER_SCALARS:
+        return OPTIMIZER
+    # Anonymous Keras 3 layout: layers/<name>/vars/<i>.
+    if len(segments) >= 2 and segments[-2] == "vars" and last.isdigit():
+        if _NORM_LAYER.search(path):
+            return NORMALIZATION
+        if len(shape) >= 2:
+            return WEIGHT
+        if len(shape) == 1:
+            return BIAS
+    if dtype.startswith(("float", "bfloat", "complex")) and len(shape) >= 2:
+        return WEIGHT
+    return OTHER
+
+
+def classify_name_only(last: str, shape: tuple[int, ...]) -> str:
+    if last in _BIAS_NAMES:
+        return BIAS
+    if last in _NORM_NAMES:
+        return NORMALIZATION
+    if last in _WEIGHT_NAMES or len(shape) >= 2:
+        return WEIGHT
+    return OTHER

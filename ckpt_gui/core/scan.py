@@ -1,0 +1,167 @@
+"""Scan a directory: every checkpoint, the state file read without trusting it, the latest,
+orphans and subfolders. The one entry point the CLI and the GUI call."""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from . import statefile
+from .discover import list_directory
+from .inspect import inspect
+from .model import BROKEN, COUNTER, METADATA, CheckpointInfo, DirectoryScan, StateFileInfo
+from .naming import natural_key
+
+Progress = Callable[[int, int, str], None]
+
+
+class ScanError(OSError):
+    """The directory itself cannot be scanned (missing, not a directory, no permission)."""
+
+
+def check_directory(directory: str) -> str:
+    """The absolute directory, or ScanError with one clear sentence."""
+    path = os.path.abspath(os.path.expanduser(directory))
+    if not os.path.exists(path):
+        raise ScanError(f"{directory}: no such directory")
+    if not os.path.isdir(path):
+        raise ScanError(f"{directory}: is a file, not a directory (open the folder that holds it)")
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise ScanError(f"{directory}: permission denied")
+    return path
+
+
+def scan_directory(directory: str, *, verify: bool = False, progress: Progress | None = None,
+                   cancelled: Callable[[], bool] | None = None) -> DirectoryScan:
+    """Scan ``directory``. Reads only indexes and counters unless ``verify`` (reads every tensor).
+
+    ``progress(done, total, what)`` is called between checkpoints; when ``cancelled()`` turns
+    true the scan stops between checkpoints and returns what it has.
+    """
+    path = check_directory(directory)
+    try:
+        listing = list_directory(path)
+    except OSError as e:
+        raise ScanError(f"{directory}: cannot be listed: {e.strerror or e}") from None
+    orphans = list(listing.orphans)
+    checkpoints: list[CheckpointInfo] = []
+    total = len(listing.candidates)
+    for i, cand in enumerate(listing.candidates):
+        if cancelled is not None and cancelled():
+            break
+        if progress is not None:
+            progress(i, total, cand.name)
+        stale: list[str] = []
+        info = inspect(path, cand, stale)
+        orphans.extend(stale)
+        if verify:
+            from .reading import verify_checkpoint
+
+            verify_checkpoint(info, cancelled=cancelled)
+        checkpoints.append(info)
+    if progress is not None:
+        progress(len(checkpoints), total, "")
+
+    state = read_state(path, checkpoints)
+    latest = choose_latest(checkpoints, state)
+    for c in checkpoints:
+        c.is_latest = c.name == latest
+    return DirectoryScan(
+        directory=path, checkpoints=checkpoints, latest=latest, state_file=state,
+        orphans=sorted(set(orphans), key=natural_key), subdirectories=listing.subdirectories)
+
+
+def read_state(directory: str, checkpoints: list[CheckpointInfo]) -> StateFileInfo:
+    state_path = os.path.join(directory, statefile.STATE_FILE)
+    try:
+        raw = statefile.read_state_file(directory)
+    except (OSError, ValueError) as e:
+        return StateFileInfo(True, state_path, problems=[f"the state file cannot be read: {e}"])
+    if raw is None:
+        return StateFileInfo(False)
+    known = {c.name for c in checkpoints}
+    info = StateFileInfo(True, state_path, latest_raw=raw.model_checkpoint_path,
+                         listed_raw=list(raw.all_model_checkpoint_paths),
+                         timestamps=list(raw.all_model_checkpoint_timestamps),
+                         last_preserved_timestamp=raw.last_preserved_timestamp)
+    foreign = [p for p in [raw.model_checkpoint_path, *raw.all_model_checkpoint_paths]
+               if p and _is_foreign(p, directory)]
+    if foreign:
+        info.problems.append(
+            f"the state file holds absolute paths from another place ({foreign[0]}); "
+            "tf.train.latest_checkpoint will not find them, so entries were matched by base name")
+    for entry in raw.all_model_checkpoint_paths:
+        resolved = statefile.resolve_entry(entry, directory, known)
+        if resolved is None:
+            info.problems.append(f"the state file lists {entry}, which does not exist")
+        elif resolved not in info.listed:
+            info.listed.append(resolved)
+    if raw.model_checkpoint_path:
+        info.latest = statefile.resolve_entry(raw.model_checkpoint_path, directory, known)
+        if info.latest is None:
+            info.problems.append(
+                f"the state file names {raw.model_checkpoint_path} as latest, which does not exist")
+    elif raw.model_checkpoint_path is None:
+        info.problems.append("the state file names no latest checkpoint")
+    if (raw.all_model_checkpoint_paths or raw.model_checkpoint_path) and not info.listed \
+            and info.latest is None:
+        info.problems.append("the state file lists nothing that exists")
+    if raw.unparsed_lines:
+        info.problems.append(f"the state file has {len(raw.unparsed_lines)} line(s) that are not "
+                             f"CheckpointState fields, e.g. {raw.unparsed_lines[0][:80]!r}")
+    _check_latest_is_most_trained(info, checkpoints)
+    return info
+
+
+def _is_foreign(path: str, directory: str) -> bool:
+    if "\\" in path and (len(path) > 2 and path[1] == ":" or path.startswith("\\\\")):
+        return True
+    if os.path.isabs(path):
+        return os.path.dirname(os.path.abspath(path)) != directory
+    return False
+
+
+def _family(c: CheckpointInfo) -> frozenset:
+    """Checkpoints of one model share their variables and shapes; only those compare."""
+    return frozenset((v.path, v.shape) for v in c.variables if v.role not in (COUNTER, METADATA))
+
+
+def _progress_key(c: CheckpointInfo):
+    p = c.training_progress()
+    return (p if p is not None else -1, c.number if c.number is not None else -1)
+
+
+def _check_latest_is_most_trained(info: StateFileInfo, checkpoints: list[CheckpointInfo]) -> None:
+    latest = next((c for c in checkpoints if c.name == info.latest), None)
+    if latest is None:
+        return
+    family = _family(latest)
+    peers = [c for c in checkpoints if c is not latest and c.status != BROKEN
+             and _family(c) == family]
+    mine = latest.training_progress()
+    better = [c for c in peers if (c.training_progress() or -1) > (mine if mine is not None else -1)]
+    if better:
+        best = max(better, key=_progress_key)
+        counter = max((k for k in best.counters if "save_counter" not in k),
+                      key=lambda k: best.counters[k])
+        info.problems.append(
+            f"the state file's latest, {latest.name}, is not the most trained checkpoint: "
+            f"{best.name} has {counter} = {best.counters[counter]}"
+            + (f" (vs {mine})" if mine is not None else ""))
+    elif latest.number is not None:
+        higher = [c for c in peers if c.number is not None and c.number > latest.number]
+        if higher:
+            top = max(higher, key=lambda c: c.number)
+            info.problems.append(
+                f"the state file's latest, {latest.name}, is not the highest-numbered checkpoint "
+                f"({top.name}); by training counters it is the most trained")
+
+
+def choose_latest(checkpoints: list[CheckpointInfo], state: StateFileInfo) -> str | None:
+    """What the state file names (resolved), else the highest number, then counter, then time."""
+    if state.latest is not None:
+        return state.latest
+    usable = [c for c in checkpoints if c.status != BROKEN] or checkpoints
+    if not usable:
+        return None
+    return max(usable, key=lambda c: (c.number if c.number is not None else -1,
+                                      c.training_progress() or -1, c.mtime)).name

@@ -1,0 +1,123 @@
+"""The ``checkpoint`` state file (a CheckpointState text proto), read without trusting its paths.
+
+Paths in it may be relative, absolute on this machine, or absolute on another machine (POSIX or
+Windows); tf.train.latest_checkpoint returns None for the last kind. We resolve every entry by its
+base name inside the directory that holds the file.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+
+from .naming import base_name
+
+STATE_FILE = "checkpoint"
+_LINE = re.compile(r'^\s*([A-Za-z_]+)\s*:\s*(.*?)\s*$')
+
+
+@dataclass
+class RawState:
+    model_checkpoint_path: str | None = None
+    all_model_checkpoint_paths: list[str] = field(default_factory=list)
+    all_model_checkpoint_timestamps: list[float] = field(default_factory=list)
+    last_preserved_timestamp: float | None = None
+    unparsed_lines: list[str] = field(default_factory=list)
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        body = value[1:-1]
+        # Text-format protos C-escape strings; decode escapes, keep UTF-8 intact.
+        return body.encode("latin-1", "backslashreplace").decode("unicode_escape").encode(
+            "latin-1", "replace").decode("utf-8", "replace")
+    raise ValueError(f"not a quoted string: {value}")
+
+
+def parse_state_text(text: str) -> RawState:
+    state = RawState()
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        m = _LINE.match(line)
+        if not m:
+            state.unparsed_lines.append(line)
+            continue
+        key, value = m.groups()
+        try:
+            if key == "model_checkpoint_path":
+                state.model_checkpoint_path = _unquote(value)
+            elif key == "all_model_checkpoint_paths":
+                state.all_model_checkpoint_paths.append(_unquote(value))
+            elif key == "all_model_checkpoint_timestamps":
+                state.all_model_checkpoint_timestamps.append(float(value))
+            elif key == "last_preserved_timestamp":
+                state.last_preserved_timestamp = float(value)
+            else:
+                state.unparsed_lines.append(line)
+        except ValueError:
+            state.unparsed_lines.append(line)
+    return state
+
+
+def read_state_file(directory: str) -> RawState | None:
+    """The parsed state file, or None when there is none. Raises OSError/ValueError if unreadable."""
+    path = os.path.join(directory, STATE_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path, "rb") as f:
+        data = f.read(1 << 20)
+    if b"\x00" in data:
+        raise ValueError("the state file is binary, not a CheckpointState text file")
+    return parse_state_text(data.decode("utf-8", "replace"))
+
+
+def resolve_entry(entry: str, directory: str, known: set[str]) -> str | None:
+    """Map a path written in the state file to a checkpoint name in ``directory``, or None."""
+    if entry in known:
+        return entry
+    candidate = entry
+    if os.path.isabs(entry):
+        try:
+            candidate = os.path.relpath(entry, directory)
+        except ValueError:
+            candidate = entry
+    candidate = candidate.replace("\\", "/")
+    if candidate in known:
+        return candidate
+    name = base_name(entry)
+    return name if name in known else None
+
+
+def _quote(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def format_state(latest: str | None, paths: list[str], timestamps: list[float] | None = None,
+                 last_preserved_timestamp: float | None = None) -> str:
+    lines = []
+    if latest is not None:
+        lines.append(f"model_checkpoint_path: {_quote(latest)}")
+    for p in paths:
+        lines.append(f"all_model_checkpoint_paths: {_quote(p)}")
+    for t in timestamps or []:
+        lines.append(f"all_model_checkpoint_timestamps: {t!r}")
+    if last_preserved_timestamp is not None:
+        lines.append(f"last_preserved_timestamp: {last_preserved_timestamp!r}")
+    return "\n".join(lines) + "\n"
+
+
+def write_state_file(directory: str, text: str) -> None:
+    """Replace the state file atomically (temporary file in the same directory, then rename)."""
+    fd, tmp = tempfile.mkstemp(prefix=".checkpoint.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, os.path.join(directory, STATE_FILE))
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
