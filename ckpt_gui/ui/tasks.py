@@ -1,0 +1,161 @@
+"""Background work for panels: one task slot per panel, newest request wins.
+
+The habit is Orange3's ``ConcurrentWidgetMixin`` (one task per widget, cancel on new input, a
+Qt-free function given a state object) on a QThreadPool as in silx: the function runs in a worker
+thread and receives a ``TaskState`` to report progress and to ask whether it was cancelled. Its
+return value, or its exception as text, comes back to the GUI thread through signals. A result of
+a superseded request is dropped, so a stale preview never lands.
+"""
+from __future__ import annotations
+
+import itertools
+import threading
+import traceback
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal, Slot
+
+
+class Cancelled(Exception):
+    """Raised by TaskState.check() when the task was superseded or cancelled."""
+
+
+class TaskState:
+    """Handed to the worker function: progress reports and cancellation, no Qt needed."""
+
+    def __init__(self, emit_progress: Callable[[int, int, str], None]):
+        self._cancel = threading.Event()
+        self._emit = emit_progress
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def check(self) -> None:
+        if self._cancel.is_set():
+            raise Cancelled()
+
+    def progress(self, done: int, total: int, what: str = "") -> None:
+        self._emit(done, total, what)
+
+
+class _Signals(QObject):
+    progress = Signal(int, int, int, str)        # generation, done, total, what
+    done = Signal(int, object)                   # generation, result
+    error = Signal(int, str, str)                # generation, message, details
+
+
+class _Runnable(QRunnable):
+    def __init__(self, generation: int, fn, args, kwargs, signals: _Signals, state: TaskState):
+        super().__init__()
+        self.setAutoDelete(True)
+        self._gen, self._fn, self._args, self._kwargs = generation, fn, args, kwargs
+        self._signals, self._state = signals, state
+
+    def run(self):
+        try:
+            result = self._fn(*self._args, state=self._state, **self._kwargs)
+        except Cancelled:
+            return
+        except BaseException as e:  # every error becomes a result the UI shows
+            message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            self._signals.error.emit(self._gen, message, traceback.format_exc())
+            return
+        if not self._state.cancelled():
+            self._signals.done.emit(self._gen, result)
+
+
+class TaskSlot(QObject):
+    """Runs one background task at a time for its owner; a new ``submit`` supersedes the old.
+
+    Signals carry only the current task's outcome: ``finished(result)``, ``failed(message,
+    details)``, ``progress(done, total, what)``; ``busy(bool)`` says whether a task is running.
+    """
+
+    finished = Signal(object)
+    failed = Signal(str, str)
+    progress = Signal(int, int, str)
+    busy = Signal(bool)
+
+    _counter = itertools.count(1)
+
+    def __init__(self, parent: QObject | None = None, pool: QThreadPool | None = None,
+                 debounce_ms: int = 0):
+        super().__init__(parent)
+        self._pool = pool or QThreadPool.globalInstance()
+        self._generation = 0
+        self._state: TaskState | None = None
+        self._signals = _Signals()
+        self._signals.progress.connect(self._on_progress)
+        self._signals.done.connect(self._on_done)
+        self._signals.error.connect(self._on_error)
+        self._pending = None
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(debounce_ms)
+        self._debounce.timeout.connect(self._start_pending)
+
+    def is_running(self) -> bool:
+        return self._state is not None
+
+    def submit(self, fn: Callable, *args, **kwargs) -> int:
+        """Run ``fn(*args, state=TaskState, **kwargs)`` in a worker (after the debounce delay)."""
+        self._cancel_current()
+        self._generation = next(self._counter)
+        self._pending = (self._generation, fn, args, kwargs)
+        if self._debounce.interval() > 0:
+            self._debounce.start()
+        else:
+            self._start_pending()
+        return self._generation
+
+    def cancel(self) -> None:
+        self._debounce.stop()
+        self._pending = None
+        was_running = self._cancel_current()
+        self._generation = next(self._counter)
+        if was_running:
+            self.busy.emit(False)
+
+    def _cancel_current(self) -> bool:
+        if self._state is None:
+            return False
+        self._state.cancel()
+        self._state = None
+        return True
+
+    @Slot()
+    def _start_pending(self):
+        if self._pending is None:
+            return
+        generation, fn, args, kwargs = self._pending
+        self._pending = None
+        signals = self._signals
+        state = TaskState(lambda d, t, w, g=generation: signals.progress.emit(g, d, t, w))
+        self._state = state
+        self.busy.emit(True)
+        self._pool.start(_Runnable(generation, fn, args, kwargs, signals, state))
+
+    def _current(self, generation: int) -> bool:
+        return generation == self._generation and self._state is not None
+
+    @Slot(int, int, int, str)
+    def _on_progress(self, generation, done, total, what):
+        if self._current(generation):
+            self.progress.emit(done, total, what)
+
+    @Slot(int, object)
+    def _on_done(self, generation, result):
+        if self._current(generation):
+            self._state = None
+            self.busy.emit(False)
+            self.finished.emit(result)
+
+    @Slot(int, str, str)
+    def _on_error(self, generation, message, details):
+        if self._current(generation):
+            self._state = None
+            self.busy.emit(False)
+            self.failed.emit(message, details)
