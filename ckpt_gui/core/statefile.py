@@ -26,12 +26,56 @@ class RawState:
     unparsed_lines: list[str] = field(default_factory=list)
 
 
+_SIMPLE_ESCAPES = {"n": b"\n", "t": b"\t", "r": b"\r", "a": b"\a", "b": b"\b", "f": b"\f",
+                   "v": b"\v", "\\": b"\\", "'": b"'", '"': b'"', "?": b"?"}
+_OCTAL = "01234567"
+_HEX = "0123456789abcdefABCDEF"
+
+
+def _c_unescape(body: str) -> str:
+    """Undo the text format's C escapes; octal/hex escapes are bytes, raw text stays UTF-8."""
+    out = bytearray()
+    i, n = 0, len(body)
+    while i < n:
+        ch = body[i]
+        if ch != "\\" or i + 1 >= n:
+            out += ch.encode("utf-8", "surrogatepass")
+            i += 1
+            continue
+        nxt = body[i + 1]
+        if nxt in _SIMPLE_ESCAPES:
+            out += _SIMPLE_ESCAPES[nxt]
+            i += 2
+        elif nxt in _OCTAL:
+            j = i + 1
+            while j < n and j < i + 4 and body[j] in _OCTAL:
+                j += 1
+            out.append(int(body[i + 1:j], 8) & 0xFF)
+            i = j
+        elif nxt in "xX" and i + 2 < n and body[i + 2] in _HEX:
+            j = i + 2
+            while j < n and j < i + 4 and body[j] in _HEX:
+                j += 1
+            out.append(int(body[i + 2:j], 16))
+            i = j
+        elif nxt in "uU":
+            width = 4 if nxt == "u" else 8
+            digits = body[i + 2:i + 2 + width]
+            if len(digits) == width and all(c in _HEX for c in digits):
+                out += chr(int(digits, 16)).encode("utf-8", "surrogatepass")
+                i += 2 + width
+            else:
+                out += b"\\" + nxt.encode("utf-8")
+                i += 2
+        else:  # an unknown escape: keep it as written
+            out += ("\\" + nxt).encode("utf-8", "surrogatepass")
+            i += 2
+    return out.decode("utf-8", "replace")
+
+
 def _unquote(value: str) -> str:
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-        body = value[1:-1]
-        # Text-format protos C-escape strings; decode escapes, keep UTF-8 intact.
-        return body.encode("latin-1", "backslashreplace").decode("unicode_escape").encode(
-            "latin-1", "replace").decode("utf-8", "replace")
+        return _c_unescape(value[1:-1])
     raise ValueError(f"not a quoted string: {value}")
 
 
