@@ -37,9 +37,12 @@ def read_tf_tensor(prefix: str, name: str, dtype: str) -> np.ndarray:
         with t.device("/cpu:0"):
             (value,) = t.raw_ops.RestoreV2(prefix=prefix, tensor_names=[name],
                                            shape_and_slices=[""], dtypes=[t.as_dtype(dtype)])
-        return value.numpy()
+        array = value.numpy()
     except (t.errors.OpError, ValueError, TypeError) as e:
         raise ReadError(_tf_error_text(e)) from None
+    if not isinstance(array, np.ndarray):  # a scalar string comes back as bytes
+        array = np.array(array, dtype=object if isinstance(array, bytes) else None)
+    return array
 
 
 def read_tensor(ckpt: CheckpointInfo, name: str) -> np.ndarray:

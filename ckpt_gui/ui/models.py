@@ -1,0 +1,230 @@
+"""Qt item models: thin adapters over the engine's plain data (no I/O, no TensorFlow)."""
+from __future__ import annotations
+
+import datetime as _dt
+
+from PySide6.QtCore import (QAbstractItemModel, QAbstractTableModel, QModelIndex,
+                            QSortFilterProxyModel, Qt)
+from PySide6.QtGui import QBrush, QColor, QFont
+
+from ..core.model import BROKEN, OK, PARTIAL, CheckpointInfo
+from ..core.naming import natural_key
+from ..core.vartree import TreeNode, VariableTree
+
+SORT_ROLE = Qt.UserRole + 1
+OBJECT_ROLE = Qt.UserRole + 2
+STATUS_COLORS = {OK: QColor("#2e7d32"), PARTIAL: QColor("#ef6c00"), BROKEN: QColor("#c62828")}
+
+
+def human_bytes(n: int | float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def human_count(n: int) -> str:
+    return f"{n:,}"
+
+
+def counter_labels(keys) -> dict[str, str]:
+    """Shortest unambiguous label of each counter: its last path segments."""
+    keys = list(keys)
+    labels = {}
+    for k in keys:
+        parts = k.split("/")
+        n = 1
+        while True:
+            label = "/".join(parts[-n:])
+            clash = any(o != k and "/".join(o.split("/")[-n:]) == label for o in keys)
+            if (not clash and not label.isdigit()) or n >= len(parts):
+                break
+            n += 1
+        labels[k] = label
+    return labels
+
+
+def counters_text(c: CheckpointInfo) -> str:
+    """Training counters first (step, iterations, epoch), save_counter last."""
+    items = sorted(c.counters.items(), key=lambda kv: ("save_counter" in kv[0], kv[0]))
+    labels = counter_labels(c.counters)
+    return ", ".join(f"{labels[k]}={v:g}" if isinstance(v, float) else f"{labels[k]}={v}"
+                     for k, v in items)
+
+
+class CheckpointTableModel(QAbstractTableModel):
+    COLUMNS = ("Name", "Number", "Counters", "Format", "Size", "Modified", "Variables", "Status")
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._rows: list[CheckpointInfo] = []
+
+    def set_checkpoints(self, checkpoints: list[CheckpointInfo]) -> None:
+        self.beginResetModel()
+        self._rows = list(checkpoints)
+        self.endResetModel()
+
+    def checkpoint(self, row: int) -> CheckpointInfo | None:
+        return self._rows[row] if 0 <= row < len(self._rows) else None
+
+    def row_of(self, name: str) -> int:
+        for i, c in enumerate(self._rows):
+            if c.name == name:
+                return i
+        return -1
+
+    def rowCount(self, parent=QModelIndex()):
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent=QModelIndex()):
+        return 0 if parent.isValid() else len(self.COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.DisplayRole):
+        if orientation == Qt.Horizontal and role == Qt.DisplayRole:
+            return self.COLUMNS[section]
+        return None
+
+    def data(self, index, role=Qt.DisplayRole):
+        c = self.checkpoint(index.row())
+        if c is None:
+            return None
+        col = self.COLUMNS[index.column()]
+        if role == Qt.DisplayRole:
+            return {
+                "Name": c.name + ("  ★ latest" if c.is_latest else ""),
+                "Number": "" if c.number is None else str(c.number),
+                "Counters": counters_text(c),
+                "Format": c.format,
+                "Size": human_bytes(c.bytes),
+                "Modified": _dt.datetime.fromtimestamp(c.mtime).strftime("%Y-%m-%d %H:%M")
+                if c.mtime else "",
+                "Variables": (f"{c.n_readable}/{c.n_variables}" if c.verified
+                              else str(c.n_variables)),
+                "Status": c.status,
+            }[col]
+        if role == SORT_ROLE:
+            return {
+                "Name": natural_key(c.name), "Number": (c.number is None, c.number or 0),
+                "Counters": c.training_progress() or -1, "Format": c.format, "Size": c.bytes,
+                "Modified": c.mtime, "Variables": c.n_variables,
+                "Status": (c.status != OK, c.status),
+            }[col]
+        if role == Qt.ToolTipRole:
+            lines = [f"{c.name} — {c.writer}", f"{len(c.files)} file(s): "
+                     + ", ".join(f.name for f in c.files)]
+            lines += [f"⚠ {p}" for p in c.problems]
+            return "\n".join(lines)
+        if role == Qt.ForegroundRole and col == "Status":
+            return QBrush(STATUS_COLORS.get(c.status, QColor("black")))
+        if role == Qt.FontRole and c.is_latest:
+            f = QFont()
+            f.setBold(True)
+            return f
+        if role == OBJECT_ROLE:
+            return c
+        if role == Qt.TextAlignmentRole and col in ("Number", "Size", "Variables"):
+            return int(Qt.AlignRight | Qt.AlignVCenter)
+        return None
+
+
+class PythonSortProxy(QSortFilterProxyModel):
+    """Sorts by SORT_ROLE values compared as Python objects (natural-order tuples included)."""
+
+    def lessThan(self, left, right):
+        a, b = left.data(SORT_ROLE), right.data(SORT_ROLE)
+        try:
+            return a < b
+        except TypeError:
+            return str(a) < str(b)
+
+
+class VariableTreeModel(QAbstractItemModel):
+    """Adapter over core.vartree: groups by object path, optimizer state and counters apart."""
+
+    COLUMNS = ("Name", "Shape", "Dtype", "Size", "Role")
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._tree: VariableTree | None = None
+        self._root = TreeNode("")
+
+    def set_tree(self, tree: VariableTree | None) -> None:
+        self.beginResetModel()
+        self._tree = tree
+        self._root = tree.root if tree else TreeNode("")
+        self.endResetModel()
+
+    @property
+    def tree(self) -> VariableTree | None:
+        return self._tree
+
+    def node(self, index: QModelIndex) -> TreeNode:
+        return index.internalPointer() if index.isValid() else self._root
+
+    def index(self, row, column, parent=QModelIndex()):
+        node = self.node(parent)
+        if 0 <= row < len(node.children) and 0 <= column < len(self.COLUMNS):
+            return self.createIndex(row, column, node.children[row])
+        return QModelIndex()
+
+    def parent(self, index):
+        if not index.isValid():
+            return QModelIndex()
+        parent = index.internalPointer().parent
+        if parent is None or parent is self._root:
+            return QModelIndex()
+        return self.createIndex(parent.row(), 0, parent)
+
+    def rowCount(self, parent=QModelIndex()):
+        if parent.isValid() and parent.column() != 0:
+            return 0
+        return len(self.node(parent).children)
+
+    def columnCount(self, parent=QModelIndex()):
+        return len(self.COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.DisplayRole):
+        if orientation == Qt.Horizontal and role == Qt.DisplayRole:
+            return self.COLUMNS[section]
+        return None
+
+    def data(self, index, role=Qt.DisplayRole):
+        if not index.isValid():
+            return None
+        node: TreeNode = index.internalPointer()
+        v = node.variable
+        col = self.COLUMNS[index.column()]
+        if role == Qt.DisplayRole:
+            if col == "Name":
+                return node.name
+            if v is None:
+                unit = "params" if node.path.split("/", 1)[0] == "Model" else "values"
+                return {"Size": f"{human_count(node.params)} {unit}"}.get(col, "")
+            return {"Shape": "×".join(map(str, v.shape)) if v.shape else "scalar",
+                    "Dtype": v.dtype, "Size": human_bytes(v.bytes), "Role": v.role}[col]
+        if role == Qt.ToolTipRole:
+            if v is None:
+                return f"{node.path}: {human_count(node.params)} values, {human_bytes(node.bytes)}"
+            tip = [v.name, f"{human_count(v.size)} values"]
+            if v.slot_of:
+                tip.append(f"optimizer slot '{v.slot_name}' of {v.slot_of}")
+            if v.problem:
+                tip.append(f"⚠ {v.problem}")
+            return "\n".join(tip)
+        if role == Qt.ForegroundRole and v is not None and v.readable is False:
+            return QBrush(STATUS_COLORS[BROKEN])
+        if role == Qt.FontRole and v is None and node.parent is self._root:
+            f = QFont()
+            f.setBold(True)
+            return f
+        if role == OBJECT_ROLE:
+            return node
+        return None
+
+    def index_of_variable(self, name: str) -> QModelIndex:
+        for node in self._root.walk():
+            if node.variable is not None and node.variable.name == name \
+                    and not node.name.startswith("["):
+                return self.createIndex(node.row(), 0, node)
+        return QModelIndex()

@@ -1,0 +1,107 @@
+"""The variables of the selected checkpoint as the model's object tree, with a filter."""
+from __future__ import annotations
+
+from PySide6.QtCore import QSortFilterProxyModel, Qt, Signal
+from PySide6.QtWidgets import QHeaderView, QLabel, QLineEdit, QTreeView, QVBoxLayout, QWidget
+
+from ..core.model import CheckpointInfo
+from ..core.vartree import MODEL, build_tree
+from .models import OBJECT_ROLE, VariableTreeModel, human_count
+
+
+class VariablesPanel(QWidget):
+    variable_selected = Signal(object)   # VariableInfo or None
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._checkpoint: CheckpointInfo | None = None
+        self.model = VariableTreeModel(self)
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setRecursiveFilteringEnabled(True)
+        self.proxy.setFilterCaseSensitivity(Qt.CaseInsensitive)
+        self.proxy.setFilterKeyColumn(-1)
+
+        self.filter = QLineEdit()
+        self.filter.setObjectName("variableFilter")
+        self.filter.setPlaceholderText("Filter variables (name, shape, dtype, role)…  Ctrl+F")
+        self.filter.setClearButtonEnabled(True)
+        self.filter.textChanged.connect(self._apply_filter)
+
+        self.tree = QTreeView()
+        self.tree.setObjectName("variablesTree")
+        self.tree.setModel(self.proxy)
+        self.tree.setUniformRowHeights(True)
+        self.tree.setAlternatingRowColors(True)
+        self.tree.header().setSectionResizeMode(0, QHeaderView.Interactive)
+        self.tree.header().resizeSection(0, 300)
+        self.tree.selectionModel().currentChanged.connect(self._on_current)
+
+        self.totals = QLabel()
+        self.totals.setObjectName("parameterTotals")
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.filter)
+        layout.addWidget(self.tree, 1)
+        layout.addWidget(self.totals)
+
+    def set_checkpoint(self, ckpt: CheckpointInfo | None, select: str | None = None) -> None:
+        same = (ckpt is not None and self._checkpoint is not None
+                and ckpt.name == self._checkpoint.name)
+        previous = select or (self.current().name if same and self.current() else None)
+        self._checkpoint = ckpt
+        tree = build_tree(ckpt) if ckpt else None
+        self.model.set_tree(tree)
+        if tree is None:
+            self.totals.clear()
+            self.variable_selected.emit(None)
+            return
+        self.totals.setText(
+            f"{human_count(tree.model_params)} model parameters · "
+            f"{human_count(tree.optimizer_params)} optimizer values · {ckpt.n_variables} variables")
+        self._expand_defaults()
+        for column in range(1, self.model.columnCount()):
+            self.tree.resizeColumnToContents(column)
+        if previous and self.select(previous):
+            return
+        first = next((n.variable for n in tree.root.walk() if n.variable is not None
+                      and n.variable.role == "weight"), None)
+        if first is not None and self.select(first.name):
+            return
+        self.variable_selected.emit(None)
+
+    def _expand_defaults(self):
+        """Open the model branch down to its layers; other sections stay folded."""
+        for row in range(self.proxy.rowCount()):
+            section = self.proxy.index(row, 0)
+            if self.proxy.data(section) == MODEL or self.filter.text():
+                self.tree.expandRecursively(section, 2 if not self.filter.text() else -1)
+
+    def select(self, name: str) -> bool:
+        source = self.model.index_of_variable(name)
+        if not source.isValid():
+            return False
+        index = self.proxy.mapFromSource(source)
+        if not index.isValid():
+            return False
+        self.tree.setCurrentIndex(index)
+        self.tree.scrollTo(index)
+        return True
+
+    def current(self):
+        index = self.tree.currentIndex()
+        node = self.proxy.data(index, OBJECT_ROLE) if index.isValid() else None
+        return node.variable if node is not None else None
+
+    def _on_current(self, current, _previous):
+        node = self.proxy.data(current, OBJECT_ROLE) if current.isValid() else None
+        if node is not None and node.variable is not None:
+            self.variable_selected.emit(node.variable)
+
+    def _apply_filter(self, text: str):
+        self.proxy.setFilterFixedString(text)
+        if text:
+            self.tree.expandAll()
+        else:
+            self._expand_defaults()
