@@ -132,6 +132,8 @@ def _inspect_v2(info: CheckpointInfo, stale: list[str]) -> None:
             info.problems.append(f"the object graph cannot be decoded: {e}")
     if graph is not None:
         _attach_graph(info, graph)
+    else:
+        attach_name_based_slots(info.variables)
     info.writer = _v2_writer(info, graph_entry is not None, has_meta)
 
     def read_counter(v: VariableInfo):
@@ -219,6 +221,22 @@ def infer_slots(ordered: list[VariableInfo], slot_names: dict[str, str] | None =
     return False
 
 
+def attach_name_based_slots(variables: list[VariableInfo]) -> None:
+    """TF1 optimizers keep slots beside their variable: ``fc/w/Adam`` and ``fc/w/Adam_1`` are
+    Adam's m and v of ``fc/w``. Attach them when the owner exists with the same shape."""
+    by_path = {v.path: v for v in variables}
+    for v in variables:
+        if v.role != OPTIMIZER or v.slot_of is not None:
+            continue
+        found = roles.tf1_slot(v.path)
+        if found is None:
+            continue
+        owner = by_path.get(found[0])
+        if owner is not None and owner.shape == v.shape and owner.role not in (
+                OPTIMIZER, COUNTER, METADATA):
+            v.slot_of, v.slot_name = owner.name, found[1]
+
+
 def _parent_segment(path: str) -> str:
     parts = path.split("/")
     return parts[-2] if len(parts) >= 2 else ""
@@ -245,6 +263,7 @@ def _inspect_v1(info: CheckpointInfo) -> None:
             name=name, shape=shape, dtype=dtype,
             bytes=(int(np.prod(shape)) if shape else 1) * _itemsize(dtype),
             role=roles.classify(name, shape, dtype), path=roles.semantic_path(name)))
+    attach_name_based_slots(info.variables)
     if any(v.role == COUNTER for v in info.variables):
         from .tfrt import tf
 

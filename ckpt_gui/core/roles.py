@@ -34,6 +34,22 @@ def semantic_path(key: str) -> str:
     return re.sub(r":\d+$", "", key)
 
 
+# TF1 optimizers name a slot after the optimizer, numbered in the order the slots are created.
+_TF1_SLOT_NAMES = {"Adam": "m", "Adam_1": "v", "RMSProp": "rms", "RMSProp_1": "momentum",
+                   "Momentum": "momentum", "Adagrad": "accumulator", "Ftrl": "accum",
+                   "Ftrl_1": "linear", "Adadelta": "accum", "Adadelta_1": "accum_update",
+                   "Nadam": "m", "Nadam_1": "v", "Adamax": "m", "Adamax_1": "v"}
+
+
+def tf1_slot(path: str) -> tuple[str, str] | None:
+    """(owner path, slot name) of a TF1 name-based slot such as ``fc/w/Adam_1``, else None."""
+    m = _TF1_SLOT_SUFFIX.search(path)
+    if not m or m.start() == 0:
+        return None
+    suffix = m.group(1)
+    return path[: m.start()], _TF1_SLOT_NAMES.get(suffix, suffix)
+
+
 def _is_optimizer_segment(segment: str) -> bool:
     """Optimizers (optimizer, generator_optimizer, optimizer_weights) and gradient machinery."""
     s = segment.lower()
