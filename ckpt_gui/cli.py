@@ -156,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bins", type=int, default=50)
     p.add_argument("--values", type=int, default=20, help="how many first values to print")
     p.set_defaults(func=cmd_show)
+    from .prune_cli import add_prune_parser
+
+    add_prune_parser(sub)
     for extra in _EXTRA_COMMANDS:
         extra(sub)
     return parser

@@ -165,3 +165,37 @@ def write_state_file(directory: str, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def checkpoint_exists(directory: str, name: str) -> bool:
+    """Whether ``name`` is a checkpoint TensorFlow would find: ``name.index`` (V2) or the file
+    ``name`` itself (V1 single file, or an HDF5 file a Keras callback listed)."""
+    path = os.path.join(directory, name)
+    return os.path.isfile(path + ".index") or os.path.isfile(path)
+
+
+def resolve_on_disk(entry: str, directory: str) -> str | None:
+    """Like ``resolve_entry`` but against the files on disk now (a training process may have
+    saved checkpoints nobody scanned yet): the entry as written if relative, its path relative to
+    ``directory`` if inside it, else its base name; the first that exists, or None."""
+    candidates = []
+    posix = entry.replace("\\", "/")
+    if os.path.isabs(entry):
+        rel = os.path.relpath(entry, directory)
+        if not rel.startswith(".."):
+            candidates.append(rel.replace("\\", "/"))
+    elif not (len(posix) > 1 and posix[1] == ":") and not posix.startswith("//"):
+        candidates.append(posix)
+    candidates.append(base_name(entry))
+    for c in candidates:
+        if c and not c.startswith("../") and checkpoint_exists(directory, c):
+            return c
+    return None
+
+
+def remove_state_file(directory: str) -> None:
+    """Remove the state file (when no checkpoint is left for it to name); missing is fine."""
+    try:
+        os.remove(os.path.join(directory, STATE_FILE))
+    except FileNotFoundError:
+        pass

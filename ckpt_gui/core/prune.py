@@ -1,0 +1,821 @@
+"""Delete old checkpoints safely: a plan to read first, then deletion that never breaks the folder.
+
+    plan = plan_prune(scan, policy=Policy(keep_last=3))      # or delete=["ckpt-4", ...]
+    plan.files, plan.bytes, plan.kept, plan.state_after      # what will happen, nothing touched
+    result = execute_prune(plan, progress=..., cancelled=...)
+    undo_prune(result)                                       # from the trash, where possible
+    plan_orphans(scan) -> Plan                               # orphan files, offered separately
+
+Everything here is plain Python (no Qt); a GUI runs ``execute_prune`` in a worker thread with its
+``progress(done, total, what)`` and ``cancelled()`` callbacks.
+
+Which files go
+--------------
+Only a checkpoint's own files, matched on the exact prefix ``P``: ``P.index``, ``P.data-K-of-N``,
+``P.meta`` (V2); ``P`` and ``P.meta`` (V1); the file itself (HDF5, .keras). ``ckpt_1`` never takes
+``ckpt_10``'s files. Every file must sit directly in the scanned directory (no ``..``, no path
+through a symlinked folder); a symbolic link is removed as a link and its target, wherever it is,
+is never touched. SavedModel folders are refused (they are not checkpoints we can take apart).
+
+Order of operations (crash safety)
+----------------------------------
+1. The state file first. Just before writing it we read it again (a training process may have
+   saved since the plan was made), drop the entries of the checkpoints about to go, move
+   ``model_checkpoint_path`` to the newest checkpoint that stays if it named one that goes, and
+   write it atomically (temporary file, fsync, rename) with paths relative to the folder; if no
+   checkpoint remains for it to name, we remove it (TensorFlow rejects a state file without a
+   latest). From this moment on the state file names only checkpoints that stay whole, and every
+   later step removes files nobody names. Dying before the rename changes nothing; dying right
+   after leaves all checkpoints complete (the doomed ones merely unlisted).
+   The other way round (files first) would leave, for a while, a state file that names a deleted
+   checkpoint: tf.train.latest_checkpoint returns None and a resuming job starts from scratch.
+2. Then the checkpoints one at a time, oldest first, each beginning with the file that makes it a
+   checkpoint: ``P.index`` for a V2 bundle (TensorFlow's own test that a checkpoint exists --
+   checkpoint_exists, latest_checkpoint -- is a match for ``P.index``, and the engine's scan finds
+   V2 checkpoints by their index), the file itself for V1/HDF5; then the data shards; the ``.meta``
+   graph last. Whatever an interruption leaves of a half-deleted checkpoint is ``P.data-*`` /
+   ``P.meta`` without an index: no reader takes it for a checkpoint, and the scan lists those files
+   as orphans (``.data`` without ``.index``, a ``.meta`` without weights), which ``plan_orphans``
+   offers to clean. Deleting data first would leave ``P.index`` alone: TensorFlow would still see a
+   checkpoint there and fail only when restoring it; the scan would call it broken.
+3. A checkpoint whose first file cannot be removed is still whole: its state-file entry (and the
+   latest, if it was) is merged back (read again, then written atomically), so the state file stays
+   true. Cancelling is honoured between checkpoints only, so it never leaves a half-deleted one.
+4. Undo goes backwards: data shards and ``.meta`` back first, the index last, then the entries are
+   merged into the state file as it is then (entries a training process wrote since are kept; the
+   latest goes back only if nobody changed it since).
+
+Between our reading the state file and renaming the new one there are microseconds in which a
+training process could write it; TensorFlow takes no lock, so nothing can close that window
+entirely. A running tf.train.CheckpointManager also keeps its list in memory and rewrites the whole
+state file at its next save, so it may list again a checkpoint pruned under it; that entry then
+points at nothing (its own sweep skips missing files and tf.train.latest_checkpoint still names its
+newest save) and the scan reports it.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from . import statefile, trash
+from .discover import DATA_FILE
+from .model import (BROKEN, HDF5_FORMATS, SAVEDMODEL, TF_V1, TF_V2, CheckpointInfo,
+                    DirectoryScan, StateFileInfo)
+from .naming import natural_key
+from .statefile import RawState
+
+Progress = Callable[[int, int, str], None]
+CHECKPOINTS, ORPHANS = "checkpoints", "orphans"
+# State-file actions.
+STATE_NONE = "none"          # there is no state file (and none is made)
+STATE_KEEP = "keep"          # it stays as it is
+STATE_REWRITE = "rewrite"
+STATE_REMOVE = "remove"      # nothing remains for it to name
+ORPHAN_MIN_AGE = 120.0       # seconds: younger orphans may be a save in progress
+
+
+class PlanError(ValueError):
+    """The request cannot be planned (unknown checkpoint, bad policy); says why in one line."""
+
+
+@dataclass
+class Policy:
+    """Which checkpoints to keep. A checkpoint is kept when any rule keeps it."""
+    keep_last: int | None = None      # the newest N usable (not broken) checkpoints
+    keep_every: int | None = None     # those whose number is a multiple of K (no number: kept)
+    order: str = "number"             # "number": number in the name, natural order; "counter"
+    pinned: list[str] = field(default_factory=list)
+    include_latest: bool = False      # the latest is kept unless this is set
+
+
+@dataclass
+class PlannedFile:
+    name: str                  # relative to the directory
+    bytes: int                 # what removing it frees (0 for a symbolic link)
+    checkpoint: str | None     # None for an orphan
+    kind: str
+    link_target: str | None = None
+
+
+@dataclass
+class Plan:
+    directory: str
+    kind: str                                  # CHECKPOINTS or ORPHANS
+    deleted: list[str]                         # checkpoint (or orphan) names, in deletion order
+    files: list[PlannedFile]                   # in deletion order
+    kept: list[str]
+    reasons: dict[str, str]                    # name -> why it goes / why it stays
+    latest_before: str | None
+    latest_after: str | None
+    state_action: str
+    state_before: str | None                   # the state file's text now
+    state_after: str | None                    # its text afterwards (None: absent/removed)
+    to_trash: bool = True
+    warnings: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)   # refused name -> why
+    fallback_latest: list[str] = field(default_factory=list)  # who may become latest, best first
+
+    @property
+    def bytes(self) -> int:
+        return sum(f.bytes for f in self.files)
+
+    @property
+    def empty(self) -> bool:
+        return not self.files
+
+    def files_of(self, name: str) -> list[PlannedFile]:
+        if self.kind == ORPHANS:
+            return [f for f in self.files if f.name.rstrip("/") == name.rstrip("/")]
+        return [f for f in self.files if f.checkpoint == name]
+
+
+@dataclass
+class UndoRecord:
+    """What undo needs: where each file went and the state file around the deletion."""
+    trashed: dict[str, list[trash.TrashedFile]]   # name -> its files, in deletion order
+    state_before: RawState | None                # as re-read just before our write
+    latest_written: str | None                   # the latest our write named (None: removed)
+
+
+@dataclass
+class PruneResult:
+    directory: str
+    kind: str
+    to_trash: bool
+    deleted: list[str] = field(default_factory=list)       # names entirely gone
+    partial: dict[str, list[str]] = field(default_factory=dict)  # name -> leftover files
+    failed: dict[str, str] = field(default_factory=dict)   # name -> why (still whole)
+    not_started: list[str] = field(default_factory=list)   # cancelled before these
+    files: list[str] = field(default_factory=list)         # files removed
+    bytes: int = 0
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    cancelled: bool = False
+    state_action: str = STATE_KEEP
+    state_after: str | None = None
+    latest: str | None = None          # what the state file names afterwards
+    undo: UndoRecord | None = None
+    undo_problem: str | None = None    # why undo is not possible, when it is not
+    scan_after: DirectoryScan | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not (self.errors or self.partial or self.failed)
+
+    @property
+    def can_undo(self) -> bool:
+        return self.undo is not None and self.undo_problem is None and bool(self.undo.trashed)
+
+
+@dataclass
+class RestoreResult:
+    directory: str
+    restored: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    state_after: str | None = None
+    latest: str | None = None
+    scan_after: DirectoryScan | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+# --- planning ---------------------------------------------------------------------------------
+
+def _order_key(c: CheckpointInfo, order: str):
+    named = (c.number is not None, c.number if c.number is not None else 0)
+    if order == "counter":
+        p = c.training_progress()
+        return (p is not None, p if p is not None else 0) + named + (natural_key(c.name),)
+    return named + (natural_key(c.name),)
+
+
+def _select_by_policy(scan: DirectoryScan, policy: Policy) -> tuple[list[str], dict[str, str]]:
+    if policy.order not in ("number", "counter"):
+        raise PlanError(f"unknown order {policy.order!r} (number or counter)")
+    if policy.keep_last is not None and policy.keep_last < 0:
+        raise PlanError("keep-last must be 0 or more")
+    if policy.keep_every is not None and policy.keep_every < 1:
+        raise PlanError("keep-every must be 1 or more")
+    unknown = [n for n in policy.pinned if scan.checkpoint(n) is None]
+    if unknown:
+        raise PlanError(f"no checkpoint {unknown[0]!r} to pin in {scan.directory}")
+    ordered = sorted(scan.checkpoints, key=lambda c: _order_key(c, policy.order))
+    reasons: dict[str, str] = {}
+    keep: set[str] = set()
+    if policy.keep_last is not None:
+        usable = [c for c in ordered if c.status != BROKEN]
+        last = usable[max(0, len(usable) - policy.keep_last):] if policy.keep_last else []
+        for c in last:
+            keep.add(c.name)
+            reasons[c.name] = f"one of the last {policy.keep_last}"
+    if policy.keep_every is not None:
+        for c in ordered:
+            if c.number is None:
+                keep.add(c.name)
+                reasons.setdefault(c.name, "has no number to apply keep-every to")
+            elif c.number % policy.keep_every == 0:
+                keep.add(c.name)
+                reasons.setdefault(c.name, f"its number is a multiple of {policy.keep_every}")
+    for n in policy.pinned:
+        keep.add(n)
+        reasons[n] = "pinned"
+    if scan.latest and not policy.include_latest:
+        keep.add(scan.latest)
+        reasons[scan.latest] = "the latest checkpoint"
+    if policy.keep_last is None and policy.keep_every is None:
+        doomed = []  # no rule that lets anything go
+    else:
+        doomed = [c.name for c in ordered if c.name not in keep]
+    for n in doomed:
+        c = scan.checkpoint(n)
+        why = []
+        if n == scan.latest:
+            why.append("the latest, explicitly included")
+        if c.status == BROKEN and policy.keep_last is not None:
+            why.append("broken (no tensor can be read)")
+        elif policy.keep_last is not None:
+            why.append(f"older than the last {policy.keep_last}")
+        if policy.keep_every is not None:
+            why.append(f"its number is not a multiple of {policy.keep_every}")
+        reasons[n] = "; ".join(why)
+    return doomed, reasons
+
+
+def _owned(name: str, c: CheckpointInfo) -> bool:
+    """Exact-prefix ownership: is ``name`` one of checkpoint ``c``'s own files?"""
+    p = c.name
+    if c.format == TF_V2:
+        m = DATA_FILE.match(name)
+        return name in (p + ".index", p + ".meta") or (m is not None and m["prefix"] == p)
+    if c.format == TF_V1:
+        return name in (p, p + ".meta")
+    if c.format in HDF5_FORMATS:
+        return name == p
+    return False
+
+
+def _file_rank(name: str, c: CheckpointInfo) -> tuple:
+    """Deletion order inside a checkpoint: what makes it a checkpoint first, .meta last."""
+    if name == c.name + ".index" or name == c.name:
+        return (0, "")
+    if name.endswith(".meta"):
+        return (2, name)
+    return (1, name)
+
+
+def safe_path(directory: str, rel: str) -> str:
+    """The absolute path of ``rel`` directly inside ``directory``; ValueError when it would leave
+    it (``..``, absolute, a subfolder, or a folder reached through a symbolic link)."""
+    rel = rel.rstrip("/")
+    if (not rel or os.path.isabs(rel) or "/" in rel or "\\" in rel or rel in (".", "..")
+            or rel == statefile.STATE_FILE):
+        raise ValueError(f"{rel!r} is not a file directly inside {directory}")
+    path = os.path.join(directory, rel)
+    if os.path.realpath(os.path.dirname(path)) != os.path.realpath(directory):
+        raise ValueError(f"{rel!r} is outside {directory}")
+    return path
+
+
+def _planned_file(directory: str, rel: str, checkpoint: str | None, kind: str,
+                  warnings: list[str]) -> PlannedFile | None:
+    path = safe_path(directory, rel)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if os.path.islink(path):
+        target = os.readlink(path)
+        warnings.append(f"{rel} is a symbolic link to {target}: only the link is removed, "
+                        "its target is kept")
+        return PlannedFile(rel, 0, checkpoint, kind, link_target=target)
+    size = st.st_size
+    if os.path.isdir(path):
+        size = _tree_bytes(path)
+    return PlannedFile(rel, size, checkpoint, kind)
+
+
+def _tree_bytes(path: str) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(root, f)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def _read_raw(directory: str) -> tuple[RawState | None, str | None, str | None]:
+    """(parsed state, its text, a problem reading it)."""
+    path = os.path.join(directory, statefile.STATE_FILE)
+    try:
+        raw = statefile.read_state_file(directory)
+    except (OSError, ValueError) as e:
+        return None, None, f"the state file cannot be read ({e}); it is left as it is"
+    if raw is None:
+        return None, None, None
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read(1 << 20)
+    except OSError:
+        text = None
+    return raw, text, None
+
+
+def _fallback_latest(scan: DirectoryScan, doomed: set[str]) -> list[str]:
+    """Checkpoints that may become the latest, best first: TensorFlow formats, not broken first,
+    then the highest number, training counter, modification time (the scan's rule)."""
+    rest = [c for c in scan.checkpoints if c.name not in doomed and c.format in (TF_V2, TF_V1)]
+    rest.sort(key=lambda c: (c.status != BROKEN, c.number if c.number is not None else -1,
+                             c.training_progress() or -1, c.mtime), reverse=True)
+    return [c.name for c in rest]
+
+
+def plan_prune(scan: DirectoryScan, *, delete: Iterable[str] | None = None,
+               policy: Policy | None = None, to_trash: bool = True) -> Plan:
+    """What deleting these checkpoints (or applying this policy) does. Touches nothing.
+
+    ``delete`` names checkpoints explicitly (the latest too, if named; pinned ones in ``policy``
+    are still kept); ``policy`` chooses by rules and keeps the latest unless ``include_latest``.
+    """
+    directory = scan.directory
+    if delete is not None:
+        names = list(dict.fromkeys(delete))
+        unknown = [n for n in names if scan.checkpoint(n) is None]
+        if unknown:
+            have = ", ".join(c.name for c in scan.checkpoints) or "none"
+            raise PlanError(f"no checkpoint {unknown[0]!r} in {directory} (checkpoints: {have})")
+        pinned = set(policy.pinned) if policy else set()
+        reasons = {n: "pinned" for n in names if n in pinned}
+        reasons.update({n: "selected" for n in names if n not in pinned})
+        doomed = [n for n in names if n not in pinned]
+    elif policy is not None:
+        doomed, reasons = _select_by_policy(scan, policy)
+    else:
+        raise PlanError("say which checkpoints to delete, or give a policy")
+
+    warnings: list[str] = []
+    skipped: dict[str, str] = {}
+    files: list[PlannedFile] = []
+    order = {c.name: i for i, c in enumerate(
+        sorted(scan.checkpoints, key=lambda c: _order_key(c, "number")))}
+    final: list[str] = []
+    for name in sorted(doomed, key=lambda n: order[n]):
+        c = scan.checkpoint(name)
+        if c.format == SAVEDMODEL:
+            skipped[name] = "a SavedModel folder is not pruned here (delete the folder itself)"
+            continue
+        rels = [f.name for f in c.files]
+        bad = [r for r in rels if not _owned(r, c)]
+        try:
+            for r in rels:
+                safe_path(directory, r)
+        except ValueError as e:
+            bad.append(str(e))
+        if bad:
+            skipped[name] = f"refused: {bad[0]} is not one of its own files in the folder"
+            continue
+        mine = []
+        for r in sorted(rels, key=lambda r: _file_rank(r, c)):
+            kind = next(f.kind for f in c.files if f.name == r)
+            pf = _planned_file(directory, r, name, kind, warnings)
+            if pf is not None:
+                mine.append(pf)
+        if not mine:
+            skipped[name] = "its files are already gone"
+            continue
+        files.extend(mine)
+        final.append(name)
+    for name, why in skipped.items():
+        reasons[name] = why
+
+    doomed_set = set(final)
+    kept = [c.name for c in scan.checkpoints if c.name not in doomed_set]
+    for n in kept:
+        reasons.setdefault(n, "not selected")
+    fallback = _fallback_latest(scan, doomed_set)
+    raw, text, problem = _read_raw(directory)
+    if problem:
+        warnings.append(problem)
+    action, after_raw, notes = STATE_NONE, None, []
+    if raw is not None and final:
+        after_raw, notes = state_after_deletion(raw, directory, doomed_set, fallback)
+        if after_raw is None:
+            action = STATE_REMOVE
+        elif _same_state(raw, after_raw):
+            action, after_raw = STATE_KEEP, raw
+        else:
+            action = STATE_REWRITE
+    elif raw is not None or problem:
+        action, after_raw = STATE_KEEP, raw
+    warnings.extend(notes)
+    after_text = None
+    if action == STATE_KEEP:
+        after_text = text
+    elif action == STATE_REWRITE:
+        after_text = _format(after_raw)
+    latest_after = _latest_after(scan, after_raw, action, doomed_set, fallback)
+    return Plan(directory=directory, kind=CHECKPOINTS, deleted=final, files=files, kept=kept,
+                reasons=reasons, latest_before=scan.latest, latest_after=latest_after,
+                state_action=action, state_before=text, state_after=after_text,
+                to_trash=to_trash, warnings=warnings, skipped=skipped, fallback_latest=fallback)
+
+
+def _latest_after(scan, after_raw, action, doomed, fallback) -> str | None:
+    if action in (STATE_REWRITE, STATE_KEEP) and after_raw is not None and \
+            after_raw.model_checkpoint_path:
+        name = statefile.resolve_on_disk(after_raw.model_checkpoint_path, scan.directory)
+        if name is not None and name not in doomed:
+            return name
+    if scan.latest and scan.latest not in doomed and action == STATE_NONE:
+        return scan.latest
+    rest = [c for c in scan.checkpoints if c.name not in doomed]
+    if not rest:
+        return None
+    from .scan import choose_latest
+
+    return choose_latest(rest, StateFileInfo(False))
+
+
+def plan_orphans(scan: DirectoryScan, names: Iterable[str] | None = None, *,
+                 to_trash: bool = True, min_age: float = ORPHAN_MIN_AGE,
+                 now: float | None = None) -> Plan:
+    """Removing orphan files (checkpoint parts that belong to no checkpoint). The state file is
+    not touched. Orphans modified in the last ``min_age`` seconds are skipped: a data shard or a
+    ``_temp`` folder that young may be a save in progress, whose index is not written yet."""
+    directory = scan.directory
+    wanted = list(scan.orphans if names is None else names)
+    unknown = [n for n in wanted if n not in scan.orphans]
+    if unknown:
+        raise PlanError(f"{unknown[0]!r} is not an orphan file of {directory}")
+    now = time.time() if now is None else now
+    files, warnings, skipped, reasons, final = [], [], {}, {}, []
+    for name in wanted:
+        why = _orphan_refusal(directory, name, now, min_age)
+        if why is None:
+            try:
+                pf = _planned_file(directory, name, None, "orphan", warnings)
+            except ValueError as e:
+                why = f"refused: {e}"
+            else:
+                if pf is None:
+                    why = "already gone"
+        if why is not None:
+            skipped[name] = reasons[name] = why
+            continue
+        files.append(pf)
+        final.append(name)
+        reasons[name] = "belongs to no checkpoint"
+    kept = [c.name for c in scan.checkpoints]
+    raw, text, _ = _read_raw(directory)
+    return Plan(directory=directory, kind=ORPHANS, deleted=final, files=files, kept=kept,
+                reasons=reasons, latest_before=scan.latest, latest_after=scan.latest,
+                state_action=STATE_KEEP if raw is not None else STATE_NONE, state_before=text,
+                state_after=text, to_trash=to_trash, warnings=warnings, skipped=skipped)
+
+
+def _orphan_refusal(directory: str, name: str, now: float, min_age: float) -> str | None:
+    rel = name.rstrip("/")
+    m = DATA_FILE.match(rel)
+    if m and os.path.exists(os.path.join(directory, m["prefix"] + ".index")):
+        return f"{m['prefix']}.index exists now: it belongs to a checkpoint"
+    if rel.endswith(".meta") and statefile.checkpoint_exists(directory, rel[:-5]):
+        return f"{rel[:-5]} exists now: it belongs to a checkpoint"
+    try:
+        age = now - os.lstat(os.path.join(directory, rel)).st_mtime
+    except OSError:
+        return None
+    if age < min_age:
+        return (f"modified {max(age, 0):.0f} s ago: a save may be in progress "
+                f"(orphans younger than {min_age:.0f} s are left alone)")
+    return None
+
+
+# --- the state file ---------------------------------------------------------------------------
+
+def _entries(raw: RawState, directory: str) -> list[tuple[str, str | None, float | None]]:
+    """(entry as written, name it resolves to on disk or None, its timestamp or None)."""
+    ts = raw.all_model_checkpoint_timestamps
+    return [(e, statefile.resolve_on_disk(e, directory), ts[i] if i < len(ts) else None)
+            for i, e in enumerate(raw.all_model_checkpoint_paths)]
+
+
+def _build(pairs: list[tuple[str, float | None]], latest: str | None,
+           last_preserved: float | None, mtime: Callable[[str], float]) -> RawState | None:
+    """A state with relative names, the latest last (as TensorFlow writes it), timestamps only
+    when every entry has one; None when there is no latest (the file must then go)."""
+    if latest is None:
+        return None
+    seen: dict[str, float | None] = {}
+    for name, t in pairs:          # a repeated entry keeps its last place
+        seen.pop(name, None)
+        seen[name] = t
+    t_latest = seen.pop(latest, None)
+    seen[latest] = t_latest
+    stamps = list(seen.values())
+    if any(t is not None for t in stamps) and seen[latest] is None:
+        seen[latest] = stamps[-1] = mtime(latest)
+    return RawState(model_checkpoint_path=latest, all_model_checkpoint_paths=list(seen),
+                    all_model_checkpoint_timestamps=stamps if all(t is not None for t in stamps)
+                    else [], last_preserved_timestamp=last_preserved)
+
+
+def _mtime(directory: str) -> Callable[[str], float]:
+    def get(name: str) -> float:
+        for path in (os.path.join(directory, name + ".index"), os.path.join(directory, name)):
+            try:
+                return os.stat(path).st_mtime
+            except OSError:
+                continue
+        return time.time()
+    return get
+
+
+def state_after_deletion(raw: RawState, directory: str, doomed: set[str],
+                         fallback: list[str]) -> tuple[RawState | None, list[str]]:
+    """The state file once ``doomed`` are gone (None: remove it), and notes on what changed."""
+    notes = []
+    pairs = []
+    for entry, name, t in _entries(raw, directory):
+        if name is None:
+            notes.append(f"the state file's entry {entry} points at nothing; it is dropped")
+        elif name not in doomed:
+            pairs.append((name, t))
+    latest = None
+    if raw.model_checkpoint_path:
+        latest = statefile.resolve_on_disk(raw.model_checkpoint_path, directory)
+        if latest in doomed:
+            latest = None
+    if latest is None:
+        latest = pairs[-1][0] if pairs else next(
+            (n for n in fallback if n not in doomed and statefile.checkpoint_exists(directory, n)),
+            None)
+    return _build(pairs, latest, raw.last_preserved_timestamp, _mtime(directory)), notes
+
+
+def merge_back(current: RawState | None, original: RawState | None, back: set[str],
+               latest_written: str | None, directory: str) -> RawState | None:
+    """Put the entries of ``back`` (checkpoints whole again) into the state file as it is now,
+    at their original places and with their original timestamps; entries written since stay, and
+    the original latest returns only if the latest is still what our deletion wrote."""
+    if original is None:
+        return current
+    orig = [(n, t) for _, n, t in _entries(original, directory) if n is not None]
+    cur = [(n, t) for _, n, t in _entries(current, directory) if n is not None] if current else []
+    cur_names = {n for n, _ in cur}
+    cur_map = dict(cur)
+    pairs = []
+    for n, t in orig:
+        if n in cur_names:
+            pairs.append((n, cur_map[n]))
+        elif n in back:
+            pairs.append((n, t))
+    placed = {n for n, _ in pairs}
+    pairs += [(n, t) for n, t in cur if n not in placed]
+    cur_latest = None
+    if current is not None and current.model_checkpoint_path:
+        cur_latest = statefile.resolve_on_disk(current.model_checkpoint_path, directory)
+    orig_latest = statefile.resolve_on_disk(original.model_checkpoint_path or "", directory) \
+        if original.model_checkpoint_path else None
+    latest = cur_latest
+    if orig_latest in back and (cur_latest is None or cur_latest == latest_written):
+        latest = orig_latest
+    if latest is None:
+        latest = pairs[-1][0] if pairs else None
+    preserved = current.last_preserved_timestamp if current is not None \
+        else original.last_preserved_timestamp
+    return _build(pairs, latest, preserved, _mtime(directory))
+
+
+def _format(raw: RawState) -> str:
+    return statefile.format_state(raw.model_checkpoint_path, raw.all_model_checkpoint_paths,
+                                  raw.all_model_checkpoint_timestamps or None,
+                                  raw.last_preserved_timestamp)
+
+
+def _same_state(a: RawState | None, b: RawState | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return (a.model_checkpoint_path == b.model_checkpoint_path
+            and a.all_model_checkpoint_paths == b.all_model_checkpoint_paths
+            and list(a.all_model_checkpoint_timestamps) == list(b.all_model_checkpoint_timestamps)
+            and a.last_preserved_timestamp == b.last_preserved_timestamp
+            and not a.unparsed_lines)
+
+
+def _store_state(directory: str, new: RawState | None, current: RawState | None) -> str:
+    """Write (or remove) the state file unless it already says this. Returns the action."""
+    if new is None:
+        if current is None and not os.path.exists(os.path.join(directory, statefile.STATE_FILE)):
+            return STATE_NONE
+        statefile.remove_state_file(directory)
+        return STATE_REMOVE
+    if _same_state(current, new):
+        return STATE_KEEP
+    statefile.write_state_file(directory, _format(new))
+    return STATE_REWRITE
+
+
+# --- execution --------------------------------------------------------------------------------
+
+def _remove_one(path: str, to_trash: bool) -> trash.TrashedFile | None:
+    """Remove one file (or an orphan folder): to the trash, or for good. A symbolic link is only
+    unlinked. FileNotFoundError when it is already gone."""
+    if to_trash:
+        return trash.send_to_trash(path)
+    if os.path.islink(path):
+        target = os.readlink(path)
+        os.unlink(path)
+        return trash.TrashedFile(path, link_target=target)
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
+    return None
+
+
+def execute_prune(plan: Plan, *, permanent: bool | None = None, progress: Progress | None = None,
+                  cancelled: Callable[[], bool] | None = None,
+                  close_readers: Callable[[list[str]], None] | None = None,
+                  rescan: bool = False) -> PruneResult:
+    """Carry out ``plan`` in the order the module docstring explains. Never raises for a file
+    that cannot be removed: the result says what went, what failed and what is left."""
+    to_trash = plan.to_trash if permanent is None else not permanent
+    directory = plan.directory
+    result = PruneResult(directory, plan.kind, to_trash, state_action=STATE_KEEP,
+                         state_after=plan.state_before, latest=plan.latest_before)
+    progress = progress or (lambda d, t, w: None)
+    cancelled = cancelled or (lambda: False)
+    total = len(plan.files) + (1 if plan.kind == CHECKPOINTS else 0)
+    supported, why = trash.undo_support()
+    if not to_trash:
+        result.undo_problem = "the files were deleted permanently"
+    elif not supported:
+        result.undo_problem = why
+    undo = UndoRecord({}, None, None)
+    if close_readers is not None:
+        close_readers(list(plan.deleted))
+    done = 0
+    if plan.kind == CHECKPOINTS and plan.deleted:
+        progress(0, total, "the checkpoint state file")
+        if cancelled():
+            result.cancelled, result.not_started = True, list(plan.deleted)
+            return _finish(result, rescan)
+        try:
+            current, _text, problem = _read_raw(directory)
+            if problem is None and current is not None:
+                new, notes = state_after_deletion(current, directory, set(plan.deleted),
+                                                  plan.fallback_latest)
+                result.warnings.extend(notes)
+                result.state_action = _store_state(directory, new, current)
+                undo.state_before, undo.latest_written = current, \
+                    new.model_checkpoint_path if new else None
+            elif problem is not None:
+                result.warnings.append(problem)
+        except OSError as e:
+            result.errors.append(f"the state file cannot be updated ({e}); nothing was deleted")
+            result.failed = {n: "the state file cannot be updated" for n in plan.deleted}
+            return _finish(result, rescan)
+        done = 1
+    whole_again: list[str] = []
+    for i, name in enumerate(plan.deleted):
+        if cancelled():
+            result.cancelled = True
+            result.not_started = plan.deleted[i:]
+            whole_again += result.not_started
+            break
+        removed: list[trash.TrashedFile] = []
+        error = None
+        mine = plan.files_of(name)
+        for f in mine:
+            progress(done, total, f.name)
+            try:
+                path = safe_path(directory, f.name)
+                entry = _remove_one(path, to_trash)
+                if entry is not None:
+                    removed.append(entry)
+                    if to_trash and not entry.restorable and result.undo_problem is None:
+                        result.undo_problem = (
+                            f"where {f.name} went in the trash could not be found (this trash "
+                            "is not a freedesktop.org trash this tool can read)")
+                result.files.append(f.name)
+                result.bytes += f.bytes
+            except FileNotFoundError:
+                result.warnings.append(f"{f.name} had already disappeared")
+            except (OSError, ValueError) as e:
+                error = f"{f.name}: {_why(e)}"
+                break
+            finally:
+                done += 1
+        if removed:
+            undo.trashed[name] = removed
+        if error is None:
+            result.deleted.append(name)
+            continue
+        result.errors.append(error)
+        left = [f.name for f in mine if os.path.lexists(os.path.join(directory, f.name))]
+        if any(f.name in result.files for f in mine):
+            result.partial[name] = left
+            result.warnings.append(
+                f"{name} is half deleted: {', '.join(left)} remain and no longer form a "
+                "checkpoint (the scan lists them as orphans)")
+        else:
+            result.failed[name] = error
+            whole_again.append(name)
+    if plan.kind == CHECKPOINTS and whole_again and undo.state_before is not None:
+        try:
+            current, _t, problem = _read_raw(directory)
+            if problem is None:
+                merged = merge_back(current, undo.state_before, set(whole_again),
+                                    undo.latest_written, directory)
+                action = _store_state(directory, merged, current)
+                if action != STATE_KEEP:
+                    result.state_action = action
+        except OSError as e:
+            result.errors.append(f"the state file could not list again "
+                                 f"{', '.join(whole_again)}: {e}")
+    progress(total, total, "")
+    result.undo = undo
+    return _finish(result, rescan)
+
+
+def _why(e: Exception) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror.lower() if isinstance(e, PermissionError) else e.strerror
+    return str(e) or type(e).__name__
+
+
+def _finish(result, rescan: bool):
+    raw, text, _ = _read_raw(result.directory)
+    result.state_after = text
+    result.latest = (statefile.resolve_on_disk(raw.model_checkpoint_path, result.directory)
+                     if raw is not None and raw.model_checkpoint_path else None)
+    if rescan:
+        from .scan import scan_directory
+
+        result.scan_after = scan_directory(result.directory)
+    return result
+
+
+def undo_prune(result: PruneResult, *, progress: Progress | None = None,
+               cancelled: Callable[[], bool] | None = None, rescan: bool = False) -> RestoreResult:
+    """Bring the last deletion back from the trash: each checkpoint's data and .meta first, its
+    index last, then its state-file entries. A file whose place is taken again is not overwritten
+    (that checkpoint stays in the trash and the error says why)."""
+    out = RestoreResult(result.directory)
+    if not result.can_undo:
+        out.errors.append(result.undo_problem or "there is nothing to undo")
+        return _finish(out, rescan)
+    progress = progress or (lambda d, t, w: None)
+    cancelled = cancelled or (lambda: False)
+    record = result.undo
+    total = sum(len(v) for v in record.trashed.values())
+    done = 0
+    back: set[str] = set()
+    for name, entries in record.trashed.items():
+        if cancelled():
+            break
+        blocked = [e for e in entries if not e.restorable or os.path.lexists(e.original)
+                   or (e.link_target is None and not os.path.lexists(e.trashed))]
+        if blocked:
+            e = blocked[0]
+            why = ("its place is taken again" if os.path.lexists(e.original) else
+                   "it is no longer in the trash" if e.restorable else
+                   "where it went in the trash is not known")
+            out.errors.append(f"{name} not restored: {os.path.basename(e.original)}: {why}")
+            done += len(entries)
+            continue
+        ok = True
+        for e in reversed(entries):      # data and .meta first, the index last
+            progress(done, total, os.path.basename(e.original))
+            try:
+                trash.restore(e)
+                out.files.append(os.path.relpath(e.original, result.directory))
+            except OSError as err:
+                out.errors.append(f"{name}: {os.path.basename(e.original)}: {_why(err)}")
+                ok = False
+                break
+            finally:
+                done += 1
+        if ok:
+            back.add(name)
+            out.restored.append(name)
+    if result.kind == CHECKPOINTS and back and record.state_before is not None:
+        try:
+            current, _t, problem = _read_raw(result.directory)
+            if problem is None:
+                merged = merge_back(current, record.state_before, back, record.latest_written,
+                                    result.directory)
+                _store_state(result.directory, merged, current)
+        except OSError as e:
+            out.errors.append(f"the state file could not list the restored checkpoints: {e}")
+    for name in back:
+        record.trashed.pop(name, None)
+    progress(total, total, "")
+    return _finish(out, rescan)

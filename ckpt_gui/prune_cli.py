@@ -1,0 +1,113 @@
+"""``ckpt-inspect prune DIR (--keep-last N | --delete NAME...) [--dry-run] [--permanent] [--json]``
+
+Deletes old checkpoints the safe way (see ckpt_gui/core/prune.py): the state file is updated first,
+each checkpoint's index goes before its data, files go to the desktop trash unless --permanent.
+--dry-run prints the plan and changes nothing on disk.
+
+JSON: {"deleted": [names], "files": [file names], "bytes": int, "kept": [names],
+       "latest": name|null, "to_trash": bool, "dry_run": bool}
+Exit codes: 0 done (or planned), 1 something could not be deleted, 2 bad usage.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+
+def add_prune_parser(sub) -> None:
+    p = sub.add_parser(
+        "prune", help="delete old checkpoints, keeping the state file true",
+        description="Delete checkpoints safely: files go to the trash (unless --permanent), the "
+                    "state file is rewritten so tf.train.latest_checkpoint stays right, and the "
+                    "latest checkpoint is kept unless named with --delete.")
+    p.add_argument("directory")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--keep-last", type=int, metavar="N",
+                       help="keep the N newest checkpoints (by the number in their name, natural "
+                            "order) and the latest; delete the others")
+    which.add_argument("--delete", nargs="+", metavar="NAME",
+                       help="delete these checkpoints (names as scan lists them, or 'latest')")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    p.add_argument("--permanent", action="store_true",
+                   help="delete for good instead of moving to the trash")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_prune)
+
+
+def _human(n: int) -> str:
+    from .cli import _human_bytes
+
+    return _human_bytes(n)
+
+
+def cmd_prune(args) -> int:
+    from .cli import EXIT_OK, EXIT_PROBLEMS, UsageError, find_checkpoint
+    from .core import scan_directory
+    from .core.prune import PlanError, Policy, execute_prune, plan_prune
+
+    if args.keep_last is not None and args.keep_last < 0:
+        raise UsageError("--keep-last must be 0 or more")
+    scan = scan_directory(args.directory)
+    try:
+        if args.delete is not None:
+            names = [find_checkpoint(scan, n).name for n in args.delete]
+            plan = plan_prune(scan, delete=names, to_trash=not args.permanent)
+        else:
+            plan = plan_prune(scan, policy=Policy(keep_last=args.keep_last),
+                              to_trash=not args.permanent)
+    except PlanError as e:
+        raise UsageError(str(e)) from None
+
+    if args.dry_run:
+        out = {"deleted": plan.deleted, "files": [f.name for f in plan.files],
+               "bytes": plan.bytes, "kept": plan.kept, "latest": plan.latest_after,
+               "to_trash": plan.to_trash, "dry_run": True}
+        problems = list(plan.skipped.items())
+        _report(args, out, plan.state_after, plan.state_action, plan.warnings,
+                [f"{n}: {why}" for n, why in problems], plan)
+        return EXIT_PROBLEMS if problems else EXIT_OK
+
+    result = execute_prune(plan, rescan=True)
+    after = result.scan_after
+    kept = [c.name for c in after.checkpoints] if after is not None else plan.kept
+    latest = after.latest if after is not None else result.latest
+    out = {"deleted": result.deleted, "files": result.files, "bytes": result.bytes,
+           "kept": kept, "latest": latest, "to_trash": result.to_trash, "dry_run": False}
+    errors = list(result.errors) + [f"{n}: {why}" for n, why in plan.skipped.items()]
+    _report(args, out, result.state_after, result.state_action,
+            plan.warnings + result.warnings, errors, plan)
+    return EXIT_OK if not errors and result.ok else EXIT_PROBLEMS
+
+
+def _report(args, out: dict, state_text, state_action, warnings, errors, plan) -> None:
+    if args.json:
+        json.dump(out, sys.stdout, indent=2)
+        print()
+        for e in errors:
+            print(f"ckpt-inspect: {e}", file=sys.stderr)
+        return
+    dry = out["dry_run"]
+    where = "to the trash" if out["to_trash"] else "permanently"
+    if not out["deleted"]:
+        print("Nothing to delete." if dry else "Nothing was deleted.")
+    else:
+        verb = f"Would delete ({where})" if dry else f"Deleted ({where})"
+        print(f"{verb}: {len(out['deleted'])} checkpoint(s), {len(out['files'])} file(s), "
+              f"{_human(out['bytes'])}")
+        files = set(out["files"])
+        for name in out["deleted"]:
+            mine = [f.name for f in plan.files_of(name) if f.name in files]
+            print(f"  - {name} ({plan.reasons.get(name, '')}): {', '.join(mine)}")
+    print(f"Kept: {', '.join(out['kept']) or '(none)'}")
+    print(f"Latest afterwards: {out['latest'] or '(none)'}")
+    action = {"rewrite": "rewritten", "remove": "removed (nothing left to name)",
+              "keep": "unchanged", "none": "none"}.get(state_action, state_action)
+    print(f"State file {'would be ' if dry and state_action in ('rewrite', 'remove') else ''}"
+          f"{action}" + (":" if state_text and state_action == "rewrite" else ""))
+    if state_text and state_action == "rewrite":
+        for line in state_text.splitlines():
+            print(f"    {line}")
+    for w in warnings:
+        print(f"  note: {w}")
+    for e in errors:
+        print(f"ckpt-inspect: {e}", file=sys.stderr)
