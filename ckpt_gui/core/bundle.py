@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -61,6 +61,9 @@ class BundleIndex:
     num_shards: int
     big_endian: bool
     entries: dict[str, BundleEntry]  # in the index's (sorted) order
+    # A partitioned (sliced) variable's entry holds no data; each slice has its own entry,
+    # possibly in its own shard (tf.train.experimental.MaxShardSizePolicy splits big variables).
+    slices: dict[str, list[BundleEntry]] = field(default_factory=dict)
 
 
 def data_file_name(prefix_name: str, shard: int, num_shards: int) -> str:
@@ -126,6 +129,34 @@ def parse_entry(name: str, value: bytes) -> BundleEntry:
     )
 
 
+def slice_key_name(key: bytes) -> str | None:
+    """The tensor name in an encoded slice key (tensor_slice_util's EncodeTensorNameSlice:
+    OrderedCode NumIncreasing(0), String(name), NumIncreasing(rank), then starts/lengths)."""
+    if key[:1] != b"\x00":
+        return None
+    out = bytearray()
+    i, n = 1, len(key)
+    while i + 1 < n:
+        b = key[i]
+        if b == 0x00:
+            nxt = key[i + 1]
+            if nxt == 0x01:  # the string's terminator
+                return out.decode("utf-8", "replace")
+            if nxt != 0xFF:
+                return None
+            out.append(0x00)
+            i += 2
+        elif b == 0xFF:
+            if key[i + 1] != 0x00:
+                return None
+            out.append(0xFF)
+            i += 2
+        else:
+            out.append(b)
+            i += 1
+    return None
+
+
 def iter_table(buf: bytes):
     """Yield (key, value) of every entry of an immutable table (TF's LevelDB-style SSTable)."""
     if len(buf) < FOOTER_SIZE:
@@ -163,12 +194,15 @@ def read_index(index_path: str | os.PathLike) -> BundleIndex:
         buf = f.read()
     header = None
     entries: dict[str, BundleEntry] = {}
+    slices: dict[str, list[BundleEntry]] = {}
     try:
         for key, value in iter_table(buf):
             if key == b"":
                 header = pw.fields(value)
-            elif key[:1] == b"\x00":
-                continue  # an encoded slice key of a partitioned variable
+            elif key[:1] == b"\x00":  # an encoded slice key of a partitioned variable
+                name = slice_key_name(key)
+                if name is not None:
+                    slices.setdefault(name, []).append(parse_entry(name, value))
             else:
                 name = key.decode("utf-8", "replace")
                 entries[name] = parse_entry(name, value)
@@ -180,6 +214,7 @@ def read_index(index_path: str | os.PathLike) -> BundleIndex:
         num_shards=pw.first(header, 1, 1) or 1,
         big_endian=pw.first(header, 2, 0) == 1,
         entries=entries,
+        slices=slices,
     )
 
 

@@ -102,19 +102,25 @@ def _inspect_v2(info: CheckpointInfo, stale: list[str]) -> None:
 
     unreadable: Counter[str] = Counter()
     variables = []
+    def problem_of(part: bundle.BundleEntry) -> str | None:
+        problem = shard_state.get(part.shard_id, f"shard {part.shard_id} is out of range")
+        if problem is None and part.offset + part.size > shard_size.get(part.shard_id, 0):
+            problem = f"{bundle.data_file_name(base, part.shard_id, index.num_shards)} is truncated"
+        return problem
+
     for entry in index.entries.values():
-        problem = shard_state.get(entry.shard_id, f"shard {entry.shard_id} is out of range")
-        if problem is None and entry.offset + entry.size > shard_size.get(entry.shard_id, 0):
-            problem = f"{bundle.data_file_name(base, entry.shard_id, index.num_shards)} is truncated"
-        if entry.sliced:
-            problem = None  # partitioned: its slices live under other keys; TF assembles them
+        # A partitioned variable's data is in its slices' entries, maybe in several shards.
+        parts = index.slices.get(entry.name, []) if entry.sliced else [entry]
+        problem = next((p for p in map(problem_of, parts) if p), None)
+        shard = min((p.shard_id for p in parts), default=entry.shard_id)
+        stored = sum(p.size for p in parts)
         n = int(np.prod(entry.shape)) if entry.shape else 1
         itemsize = np.dtype(entry.numpy_dtype).itemsize if entry.numpy_dtype else 0
         variables.append(VariableInfo(
             name=entry.name, shape=entry.shape, dtype=entry.dtype,
-            bytes=entry.size if entry.size or not itemsize else n * itemsize,
+            bytes=stored if stored or not itemsize else n * itemsize,
             role=roles.classify(entry.name, entry.shape, entry.dtype),
-            path=roles.semantic_path(entry.name), shard=entry.shard_id,
+            path=roles.semantic_path(entry.name), shard=shard,
             readable=False if problem else None, problem=problem))
         if problem:
             unreadable[problem] += 1
@@ -167,6 +173,17 @@ def _summarize_unreadable(info: CheckpointInfo, unreadable: Counter) -> None:
 
 def _attach_graph(info: CheckpointInfo, graph: objgraph.ObjectGraph) -> None:
     by_name = {v.name: v for v in info.variables}
+    # A variable reachable both through an optimizer and through the model (Keras 3:
+    # optimizer/_trainable_variables/N is also model/.../kernel) is the model's: its role
+    # comes from the model's path.
+    for node in graph.nodes.values():
+        model_paths = [a for a in node.aliases if not _through_optimizer(a)]
+        if not model_paths or not _through_optimizer(node.path):
+            continue
+        for key in node.variables:
+            v = by_name.get(key)
+            if v is not None and v.role != COUNTER and v.slot_of is None:
+                v.role = roles.classify(model_paths[0] + roles.ATTRIBUTE_SUFFIX, v.shape, v.dtype)
     for slot_key, (owner_key, slot_name) in graph.slot_owner.items():
         v = by_name.get(slot_key)
         if v is not None:
@@ -185,6 +202,10 @@ def _attach_graph(info: CheckpointInfo, graph: objgraph.ObjectGraph) -> None:
                     slot_names[key] = parts[-2].strip("_").rstrip("s").replace("velocitie",
                                                                                "velocity")
     infer_slots(model_vars, slot_names)
+
+
+def _through_optimizer(path: str) -> bool:
+    return any(roles.is_optimizer_segment(s) for s in path.split("/")[:-1])
 
 
 def infer_slots(ordered: list[VariableInfo], slot_names: dict[str, str] | None = None,

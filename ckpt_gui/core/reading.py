@@ -46,17 +46,18 @@ def read_tf_tensor(prefix: str, name: str, dtype: str) -> np.ndarray:
 
 
 def read_tensor(ckpt: CheckpointInfo, name: str) -> np.ndarray:
-    """The value of variable ``name`` of ``ckpt`` as a numpy array (strings as bytes objects)."""
+    """The value of variable ``name`` (its key or its object path) of ``ckpt`` as a numpy array
+    (strings as bytes objects)."""
     var = ckpt.variable(name)
     if var is None:
         raise ReadError(f"{ckpt.name} has no variable {name}")
     if ckpt.format in HDF5_FORMATS:
         try:
             with hdf5.open_weights(ckpt.path, ckpt.format) as f:
-                return hdf5.read_dataset(f, name)
+                return hdf5.read_dataset(f, var.name)
         except Exception as e:
             raise ReadError(str(e) or type(e).__name__) from None
-    return read_tf_tensor(ckpt.path, name, var.dtype)
+    return read_tf_tensor(ckpt.path, var.name, var.dtype)
 
 
 def verify_checkpoint(ckpt: CheckpointInfo,

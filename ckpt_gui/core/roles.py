@@ -50,7 +50,7 @@ def tf1_slot(path: str) -> tuple[str, str] | None:
     return path[: m.start()], _TF1_SLOT_NAMES.get(suffix, suffix)
 
 
-def _is_optimizer_segment(segment: str) -> bool:
+def is_optimizer_segment(segment: str) -> bool:
     """Optimizers (optimizer, generator_optimizer, optimizer_weights) and gradient machinery."""
     s = segment.lower()
     return "optimizer" in s or s in {"opt", "optim"} or "gradients" in s
@@ -74,7 +74,11 @@ def classify(key: str, shape: tuple[int, ...], dtype: str) -> str:
                                                   or last.startswith("iter"))
                       or last.endswith(("_step", "_steps", "_epoch"))):
         return COUNTER
-    in_optimizer = any(_is_optimizer_segment(s) for s in segments[:-1])
+    in_optimizer = any(is_optimizer_segment(s) for s in segments[:-1])
+    if in_optimizer and "_trainable_variables" in segments[:-1]:
+        # Keras 3 optimizers track the model's own variables (optimizer/_trainable_variables/N);
+        # when the checkpoint reaches them that way first, that is their key. They are weights.
+        return WEIGHT if len(shape) >= 2 else BIAS if len(shape) == 1 else OTHER
     if in_optimizer and is_scalar and integer:
         return COUNTER  # the only integer scalar an optimizer keeps is its iteration count
     if in_optimizer or last in {"beta1_power", "beta2_power"}:
