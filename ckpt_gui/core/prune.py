@@ -584,10 +584,12 @@ def merge_back(current: RawState | None, original: RawState | None, back: set[st
     orig_latest = statefile.resolve_on_disk(original.model_checkpoint_path or "", directory) \
         if original.model_checkpoint_path else None
     latest = cur_latest
-    if orig_latest in back and (cur_latest is None or cur_latest == latest_written):
-        latest = orig_latest
-    if latest is None:
-        latest = pairs[-1][0] if pairs else None
+    if cur_latest is None or cur_latest == latest_written:
+        # Nobody saved since our write: the latest is the original one if it is whole again,
+        # else the newest entry in the original order (what our write would have chosen had
+        # these checkpoints not been deleted).
+        names = [n for n, _ in pairs]
+        latest = orig_latest if orig_latest in names else (names[-1] if names else None)
     preserved = current.last_preserved_timestamp if current is not None \
         else original.last_preserved_timestamp
     return _build(pairs, latest, preserved, _mtime(directory))
@@ -747,7 +749,7 @@ def execute_prune(plan: Plan, *, permanent: bool | None = None, progress: Progre
 
 def _why(e: Exception) -> str:
     if isinstance(e, OSError) and e.strerror:
-        return e.strerror.lower() if isinstance(e, PermissionError) else e.strerror
+        return e.strerror
     return str(e) or type(e).__name__
 
 
