@@ -418,6 +418,9 @@ def test_daviesx_missing_data_file(corpus_copy, capsys):
     assert [f.name for f in cnn.files] == ["cnn.ckpt.index", "cnn.ckpt.meta"]
     assert fc2.status == OK and fc2.counters == {"global_step": 20000}
     assert scan.latest == "cnn.ckpt"  # the state file names it, even broken
+    assert scan.state_file.problems == [
+        "the state file's latest, cnn.ckpt, is broken: it cannot be restored "
+        "(the newest readable one is fc2.ckpt)"]
     assert cli.main(["scan", d, "--verify"]) == 1
     out = capsys.readouterr().out
     assert "cnn.ckpt.data-00000-of-00001 is missing" in out

@@ -37,6 +37,9 @@ class BundleError(ValueError):
     """The index file is not a readable TensorFlow V2 checkpoint index."""
 
 
+DAMAGED = "is damaged (its data fails TensorFlow's checksum)"
+
+
 @dataclass(frozen=True)
 class BundleEntry:
     name: str
@@ -243,12 +246,44 @@ def read_v1_meta(path: str | os.PathLike) -> list[tuple[str, tuple[int, ...], st
     raise BundleError("V1 checkpoint has no metadata entry")
 
 
-def read_raw(data_path: str | os.PathLike, entry: BundleEntry) -> bytes:
+def _crc32c_table() -> list[int]:
+    table = []
+    for i in range(256):
+        crc = i
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
+        table.append(crc)
+    return table
+
+
+_CRC32C_TABLE = _crc32c_table()
+
+
+def crc32c(data: bytes) -> int:
+    """CRC-32C (Castagnoli), as TensorFlow checksums tensor data. Meant for small tensors."""
+    crc = 0xFFFFFFFF
+    table = _CRC32C_TABLE
+    for b in data:
+        crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+def masked_crc32c(data: bytes) -> int:
+    crc = crc32c(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def read_raw(data_path: str | os.PathLike, entry: BundleEntry, check: bool = False) -> bytes:
+    """The stored bytes of ``entry``; with ``check``, BundleError unless they match the checksum
+    TensorFlow stored in the index (use for small tensors: the checksum is computed in Python;
+    string tensors are not checked, their checksum covers TensorFlow's in-memory lengths)."""
     with open(data_path, "rb") as f:
         f.seek(entry.offset)
         raw = f.read(entry.size)
     if len(raw) != entry.size:
         raise BundleError(f"{os.path.basename(data_path)} is truncated")
+    if check and entry.dtype != "string" and masked_crc32c(raw) != entry.crc32c:
+        raise BundleError(f"{os.path.basename(data_path)} {DAMAGED}")
     return raw
 
 

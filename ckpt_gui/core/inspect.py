@@ -145,7 +145,7 @@ def _inspect_v2(info: CheckpointInfo, stale: list[str]) -> None:
     def read_counter(v: VariableInfo):
         entry = index.entries[v.name]
         raw = bundle.read_raw(os.path.join(prefix_dir, bundle.data_file_name(
-            base, entry.shard_id, index.num_shards)), entry)
+            base, entry.shard_id, index.num_shards)), entry, check=True)
         return bundle.decode_small(raw, entry)
 
     _read_counters(info, read_counter)
@@ -264,15 +264,26 @@ def _parent_segment(path: str) -> str:
 
 
 def _read_counters(info: CheckpointInfo, read) -> None:
+    damaged: Counter[str] = Counter()
     for v in info.variables:
         if v.role != COUNTER or v.readable is False:
             continue
         try:
             value = np.asarray(read(v)).reshape(-1)[0].item()
+        except bundle.BundleError as e:  # damaged data: the variable cannot be read
+            v.readable, v.problem = False, str(e)
+            damaged[str(e)] += 1
+            continue
         except Exception as e:
             info.problems.append(f"counter {v.path} cannot be read: {e}")
             continue
         info.counters[v.path] = value
+    if damaged:
+        for problem, count in damaged.items():
+            info.problems.append(f"{problem}: {count} of {info.n_variables} variables cannot "
+                                 "be read")
+        bad = sum(v.readable is False for v in info.variables)
+        info.status = status_from_counts(info.n_variables, bad)
 
 
 # --- TF V1 single files ------------------------------------------------------------------------

@@ -6,14 +6,16 @@ reads, so a GUI thread keeps turning while a worker loads a large tensor.
 """
 from __future__ import annotations
 
+import os
+import re
 from collections import Counter
 from collections.abc import Callable
 
 import numpy as np
 
-from . import hdf5
+from . import bundle, hdf5
 from .inspect import status_from_counts
-from .model import HDF5_FORMATS, CheckpointInfo
+from .model import HDF5_FORMATS, TF_V1, CheckpointInfo
 from .tfrt import tf
 
 
@@ -21,13 +23,17 @@ class ReadError(RuntimeError):
     """A tensor cannot be read; the message says why in plain words."""
 
 
+MISSING = "its data file is missing"
+DAMAGED = "its data fails TensorFlow's checksum (the data file is damaged)"
+
+
 def _tf_error_text(e: Exception) -> str:
     text = getattr(e, "message", None) or str(e)
     first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
     if "No such file" in first or "NOT_FOUND" in first or "Not found" in first:
-        return "its data file is missing"
+        return MISSING
     if "checksum" in first.lower() or "crc" in first.lower():
-        return "its data fails TensorFlow's checksum (the data file is damaged)"
+        return DAMAGED
     return first[:300]
 
 
@@ -65,8 +71,12 @@ def verify_checkpoint(ckpt: CheckpointInfo,
                       cancelled: Callable[[], bool] | None = None) -> CheckpointInfo:
     """Read every tensor; mark each readable or not; set n_readable, status and problems."""
     if ckpt.format not in HDF5_FORMATS:
-        return _verify_with(ckpt, lambda v: read_tf_tensor(ckpt.path, v.name, v.dtype),
-                            progress, cancelled)
+        def read(v):
+            try:
+                return read_tf_tensor(ckpt.path, v.name, v.dtype)
+            except ReadError as e:
+                raise ReadError(_name_the_file(ckpt, v, str(e))) from None
+        return _verify_with(ckpt, read, progress, cancelled)
     try:
         with hdf5.open_weights(ckpt.path, ckpt.format) as f:
             return _verify_with(ckpt, lambda v: hdf5.read_dataset(f, v.name), progress, cancelled)
@@ -74,6 +84,25 @@ def verify_checkpoint(ckpt: CheckpointInfo,
         def fail(v, reason=f"the file cannot be opened: {e}"):
             raise ReadError(reason)
         return _verify_with(ckpt, fail, progress, cancelled)
+
+
+_SHARDS = re.compile(r"\.data-\d{5}-of-(\d{5})$")
+
+
+def _name_the_file(ckpt: CheckpointInfo, v, text: str) -> str:
+    """Say which file a missing or damaged tensor lives in, as the index-based problems do."""
+    if text not in (MISSING, DAMAGED):
+        return text
+    fname = os.path.basename(ckpt.path)
+    if ckpt.format != TF_V1:
+        total = next((int(m.group(1)) for f in ckpt.files if (m := _SHARDS.search(f.name))), None)
+        if total is None or v.shard is None:
+            return text
+        fname = bundle.data_file_name(fname, v.shard, total)
+    return f"{fname} is missing" if text == MISSING else f"{fname} {bundle.DAMAGED}"
+
+
+_COUNTED = re.compile(r"^(?P<problem>.*): \d+ of \d+ variables cannot be read$")
 
 
 def _verify_with(ckpt: CheckpointInfo, read, progress, cancelled) -> CheckpointInfo:
@@ -95,10 +124,11 @@ def _verify_with(ckpt: CheckpointInfo, read, progress, cancelled) -> CheckpointI
             failures[v.problem] += 1
     ckpt.verified = True
     ckpt.n_readable = readable
-    known = {p.split(":")[0] for p in ckpt.problems}
-    for problem, count in failures.items():
-        if problem not in known:
-            ckpt.problems.append(f"{count} of {n} variables cannot be read: {problem}")
+    # Counts said before reading (from the index) are replaced by what reading found.
+    kept = [p for p in ckpt.problems
+            if not ((m := _COUNTED.match(p)) and m.group("problem") in failures)]
+    ckpt.problems = kept + [f"{problem}: {count} of {n} variables cannot be read"
+                            for problem, count in failures.items()]
     if n:
         ckpt.status = status_from_counts(n, n - readable)
     return ckpt

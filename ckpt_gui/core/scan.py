@@ -134,6 +134,13 @@ def _check_latest_is_most_trained(info: StateFileInfo, checkpoints: list[Checkpo
     latest = next((c for c in checkpoints if c.name == info.latest), None)
     if latest is None:
         return
+    if latest.status == BROKEN:
+        readable = [c for c in checkpoints if c.status != BROKEN]
+        info.problems.append(
+            f"the state file's latest, {latest.name}, is broken: it cannot be restored"
+            + (f" (the newest readable one is {choose_latest(readable, StateFileInfo(False))})"
+               if readable else ""))
+        return
     family = _family(latest)
     peers = [c for c in checkpoints if c is not latest and c.status != BROKEN
              and _family(c) == family]
