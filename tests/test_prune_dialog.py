@@ -58,6 +58,8 @@ def test_selected_to_trash_then_undo(qtbot, corpus_copy, tmp_trash, tf):
                                         "Latest afterwards: ckpt-18.")
     qtbot.mouseClick(dlg.delete_button, Qt.LeftButton)
     assert "move them to the trash" in dlg.confirm_label.text()
+    assert "This includes the latest, ckpt-19; the state file will name ckpt-18." in \
+        dlg.confirm_label.text()
     qtbot.mouseClick(dlg.back_button, Qt.LeftButton)            # changed my mind
     assert not dlg.confirm_panel.isVisible() and snapshot(d) == before
 

@@ -118,6 +118,7 @@ class PruneDialog(QDialog):
 
         self.pin_list = QListWidget()
         self.pin_list.setObjectName("pinList")
+        self.pin_list.setMaximumHeight(140)
         pin_box = QGroupBox("Pinned (never deleted)")
         QVBoxLayout(pin_box).addWidget(self.pin_list)
 
@@ -343,9 +344,13 @@ class PruneDialog(QDialog):
         where = ("move them to the trash (Undo can bring them back)" if p.to_trash
                  else "delete them permanently — this cannot be undone")
         what = "orphan file(s)" if p.kind == prune.ORPHANS else "checkpoint(s)"
+        latest = ""
+        if p.kind == prune.CHECKPOINTS and p.latest_before in p.deleted:
+            latest = (f" This includes the latest, {p.latest_before}; the state file will name "
+                      f"{p.latest_after or 'nothing (it is removed)'}.")
         self.confirm_label.setText(
             f"<b>{len(p.deleted)} {what}, {len(p.files)} file(s), {_bytes(p.bytes)}</b>: "
-            f"{where}?")
+            f"{where}?{latest}")
         self.confirm_panel.show()
         self._set_inputs_enabled(False)
         self.delete_button.setEnabled(False)
