@@ -196,6 +196,30 @@ def test_keep_last_counts_only_usable_checkpoints(corpus_copy):
     assert "broken" in plan.reasons["cnn.ckpt"]
 
 
+def test_v1_and_v2_side_by_side_tdgammon(corpus_copy, tf):
+    d = corpus_copy("tdgammon-v1-v2-tf1")
+    plan, result = prune_dir(d, delete=["checkpoint-462746"])
+    assert [f.name for f in plan.files] == ["checkpoint-462746.index",
+                                            "checkpoint-462746.data-00000-of-00001",
+                                            "checkpoint-462746.meta"]
+    assert result.ok
+    # The V1 single-file checkpoint becomes the latest; the state file "checkpoint" (which a
+    # glob like checkpoint* would also match) is rewritten, never deleted as a checkpoint file.
+    assert listing(d) == ["checkpoint", "checkpoint-447880", "checkpoint-447880.meta"]
+    assert state_text(d) == ('model_checkpoint_path: "checkpoint-447880"\n'
+                             'all_model_checkpoint_paths: "checkpoint-447880"\n')
+    assert_tf_agrees(tf, d)
+    _, result = prune_dir(d, delete=["checkpoint-447880"])
+    assert result.ok and result.state_action == STATE_REMOVE and listing(d) == []
+
+
+def test_keras_weights_file_without_state_file(corpus_copy):
+    d = corpus_copy("churn-keras3-weights-h5")
+    plan, result = prune_dir(d, delete=["model.weights.h5"])
+    assert plan.state_action == "none" and [f.name for f in plan.files] == ["model.weights.h5"]
+    assert result.ok and result.bytes == 57728 and listing(d) == []
+
+
 # --- policies ---------------------------------------------------------------------------------
 
 def test_keep_every_pinned_and_latest(corpus_copy):
@@ -248,8 +272,11 @@ def test_exact_prefix_ckpt_1_never_touches_ckpt_10(tmp_path, tf):
     assert [f.name for f in plan.files] == ["ckpt_1.index", "ckpt_1.data-00000-of-00001"]
     assert result.ok
     assert listing(d) == sorted(v2_files("ckpt_10", "ckpt_11", "ckpt_100") + ["ckpt_1x.txt"])
-    assert [c.name for c in scan_directory(str(d)).checkpoints] == ["ckpt_10", "ckpt_11",
-                                                                   "ckpt_100"]
+    scan = scan_directory(str(d))
+    assert [c.name for c in scan.checkpoints] == ["ckpt_10", "ckpt_11", "ckpt_100"]
+    # keep-last on ckpt_N names: natural order, ckpt_100 is the newest.
+    assert plan_prune(scan, policy=Policy(keep_last=2)).kept == ["ckpt_11", "ckpt_100"]
+    assert not os.path.exists(d / "checkpoint")          # no state file, and none is made
 
 
 def test_symbolic_link_only_the_link_goes(corpus_copy, tmp_path, tf):
