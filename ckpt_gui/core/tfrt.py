@@ -19,11 +19,42 @@ def tf():
                 # Reading checkpoints needs no GPU; without this TF logs a cuInit failure
                 # on machines without CUDA. Users who want a GPU set the variable themselves.
                 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
-                with _quiet_stderr():
+                with _quiet_stderr(), _keras_writes_nothing():
                     import tensorflow
 
+                    # The eager context starts on first use and logs a cuInit failure on
+                    # machines without a GPU ("E0000 ... failed call to cuInit"): start it here.
+                    tensorflow.config.list_logical_devices("CPU")
                 _tf = tensorflow
     return _tf
+
+
+@contextlib.contextmanager
+def _keras_writes_nothing():
+    """``import tensorflow`` imports Keras, which writes ~/.keras/keras.json when it is missing.
+    Reading checkpoints must write nothing: point Keras at a folder that cannot exist while it
+    starts (it then keeps its defaults, which is what it would have written), then put it back."""
+    import sys
+
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    if "keras" in sys.modules or os.path.exists(os.path.join(home, "keras.json")):
+        yield
+        return
+    saved = os.environ.get("KERAS_HOME")
+    os.environ["KERAS_HOME"] = os.path.join(os.devnull, "keras")
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("KERAS_HOME", None)
+        else:
+            os.environ["KERAS_HOME"] = saved
+        try:  # its download cache (keras.utils.get_file) stays where the user expects it
+            from keras.src.backend import config
+
+            config._KERAS_DIR = saved or os.path.join(os.path.expanduser("~"), ".keras")
+        except Exception:
+            pass
 
 
 @contextlib.contextmanager
