@@ -382,11 +382,15 @@ def plan_prune(scan: DirectoryScan, *, delete: Iterable[str] | None = None,
             skipped[name] = f"refused: {bad[0]} is not one of its own files in the folder"
             continue
         mine = []
-        for r in sorted(rels, key=lambda r: _file_rank(r, c)):
-            kind = next(f.kind for f in c.files if f.name == r)
-            pf = _planned_file(directory, r, name, kind, warnings)
-            if pf is not None:
-                mine.append(pf)
+        try:
+            for r in sorted(rels, key=lambda r: _file_rank(r, c)):
+                kind = next(f.kind for f in c.files if f.name == r)
+                pf = _planned_file(directory, r, name, kind, warnings)
+                if pf is not None:
+                    mine.append(pf)
+        except (OSError, ValueError) as e:
+            skipped[name] = f"its files cannot be examined: {e}"
+            continue
         if not mine:
             skipped[name] = "its files are already gone"
             continue
@@ -461,7 +465,7 @@ def plan_orphans(scan: DirectoryScan, names: Iterable[str] | None = None, *,
         if why is None:
             try:
                 pf = _planned_file(directory, name, None, "orphan", warnings)
-            except ValueError as e:
+            except (OSError, ValueError) as e:
                 why = f"refused: {e}"
             else:
                 if pf is None:
