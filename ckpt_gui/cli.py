@@ -159,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .prune_cli import add_prune_parser
 
     add_prune_parser(sub)
+    from .restore_cli import add_restore_parser
+
+    add_restore_parser(sub)
     for extra in _EXTRA_COMMANDS:
         extra(sub)
     return parser

@@ -622,7 +622,10 @@ class CheckpointSide:
         names += [c for c in self.root_children() if _is_optimizer_name(c) and c not in names]
         if self.nodes is not None:
             return [n for n in names if self.node_of_path(n) is not None]
-        return [n for n in names if any(v.path.startswith(n + "/") for v in self.ckpt.variables)]
+        found = [n for n in names if any(v.path.startswith(n + "/") for v in self.ckpt.variables)]
+        if not found and self.slot_of:   # TF1 Saver: w/Adam beside w, global_step at the top
+            found = [""]
+        return found
 
     def optimizer_keys(self, prefix: str) -> list[str]:
         if self.fmt == KERAS_H5:
@@ -647,6 +650,9 @@ class CheckpointSide:
                     if 0 <= cid < len(self.nodes) and cid not in seen:
                         stack.append(cid)
             return order
+        if prefix == "":
+            return [v.name for v in self.ckpt.variables if v.name in self.slot_of
+                    or (v.role in (COUNTER, "optimizer state") and "/" not in v.path)]
         return [v.name for v in self.ckpt.variables if v.path.startswith(prefix + "/")]
 
     def config_for(self, root: str) -> str | None:
@@ -657,7 +663,11 @@ class CheckpointSide:
             return self.config_json.get("")
         from .reading import ReadError, read_tensor
 
-        key = f"{root}/{CONFIG_SUFFIX}" if root else CONFIG_SUFFIX
+        key = None
+        if self.nodes is not None:
+            node = self.node_of_path(root)
+            if node is not None:
+                key = self.nodes[node].attrs.get("OBJECT_CONFIG_JSON")
 
         def read(k):
             try:
@@ -666,20 +676,26 @@ class CheckpointSide:
                 return None
             return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
 
-        if key in self.vars:
+        if key and key in self.vars:
             text = read(key)
             if text:
                 self.config_json[root] = text
                 return text
         # No model config, but layer configs (layer-N / layer_with_weights-N): a Sequential.
-        prefix = f"{root}/" if root else ""
         layered = []
-        for pattern in (r"layer-(\d+)", r"layer_with_weights-(\d+)"):
-            rx = re.compile("^" + re.escape(prefix) + pattern + "/" + re.escape(CONFIG_SUFFIX) + "$")
-            found = sorted(((int(m.group(1)), k) for k in self.vars if (m := rx.match(k))))
-            if found:
-                layered = found
-                break
+        start = self.node_of_path(root)
+        if start is not None:
+            for pattern in (r"layer-(\d+)", r"layer_with_weights-(\d+)"):
+                found = []
+                for name, cid in self.nodes[start].children:
+                    m = re.fullmatch(pattern, name)
+                    k = self.nodes[cid].attrs.get("OBJECT_CONFIG_JSON") if m and 0 <= cid < len(
+                        self.nodes) else None
+                    if m and k:
+                        found.append((int(m.group(1)), k))
+                if found:
+                    layered = sorted(found)
+                    break
         if layered:
             import json
 
@@ -1128,7 +1144,7 @@ def _plan_optimizer(side: CheckpointSide, tmpl: TemplateSide, root: str,
 
     for e in entries:
         if e.role == "iterations":
-            k = find(_ITERATION_NAMES, 0, "int")
+            k = find(_ITERATION_NAMES | ({"global_step"} if prefix == "" else set()), 0, "int")
             if k:
                 bind(e, k, RENAMED)
         elif e.role == "learning_rate":
@@ -1283,22 +1299,29 @@ def _np_dtype(dtype: str):
         return np.dtype(getattr(ml_dtypes, dtype))
 
 
-def _native_read(ckpt: CheckpointInfo, root: str, model, opt_prefix: str | None, optimizer):
+def _native_read(side: CheckpointSide, root: str, model, opt_prefix: str | None,
+                 optimizer) -> tuple[bool, bool]:
+    """tf.train.Checkpoint(<root>=model[, <optimizer child>=optimizer]).read(prefix).
+    Returns (model restored natively, optimizer restored natively)."""
     from .tfrt import tf
 
     t = tf()
+    if "/" in root:
+        return False, False
     kwargs = {}
-    if opt_prefix and optimizer is not None and "/" not in opt_prefix and opt_prefix != root:
-        kwargs[opt_prefix] = optimizer
+    if opt_prefix and optimizer is not None:
+        # the optimizer must be a child of the checkpoint's root (or reached under the model)
+        node = side.node_of_path(opt_prefix)
+        top = next((n for n, c in side.nodes[0].children if c == node), None)
+        if top is not None and top != root:
+            kwargs[top] = optimizer
     if root == "":
         ck = t.train.Checkpoint(root=model, **kwargs)
-    elif "/" not in root:
-        ck = t.train.Checkpoint(**{root: model}, **kwargs)
     else:
-        return False
-    status = ck.read(ckpt.path)
+        ck = t.train.Checkpoint(**{root: model}, **kwargs)
+    status = ck.read(side.ckpt.path)
     status.expect_partial()
-    return True
+    return True, bool(kwargs)
 
 
 def apply_plan(session: "RestoreSession", plan: RestorePlan, progress: Progress | None = None,
@@ -1308,17 +1331,17 @@ def apply_plan(session: "RestoreSession", plan: RestorePlan, progress: Progress 
     ovars = tmpl.optimizer_variables()
     notes = list(plan.notes)
     rows = [e for e in plan.entries if e.apply and e.key]
-    native_done = False
+    native_done = native_opt = False
     if plan.native_possible and not plan.edited:
         try:
-            native_done = _native_read(ckpt, plan.root, tmpl.model,
-                                       plan.optimizer_prefix if plan.native_optimizer else None,
-                                       tmpl.optimizer)
+            native_done, native_opt = _native_read(
+                session.side, plan.root, tmpl.model,
+                plan.optimizer_prefix if plan.native_optimizer else None, tmpl.optimizer)
         except Exception as e:
             notes.append(f"tf.train.Checkpoint could not restore natively "
                          f"({type(e).__name__}: {str(e).strip().splitlines()[0][:200] if str(e).strip() else ''}); "
                          f"every variable was assigned from the mapping instead")
-            native_done = False
+            native_done = native_opt = False
     unreadable: dict[str, str] = {}
     total = len(rows)
     with _reader(ckpt) as read:
@@ -1327,7 +1350,7 @@ def apply_plan(session: "RestoreSession", plan: RestorePlan, progress: Progress 
                 raise RestoreError("cancelled")
             if progress is not None:
                 progress(i, 2 * total, f"restoring {e.variable}")
-            native_here = native_done and e.native and (e.group == MODEL or plan.native_optimizer)
+            native_here = e.native and (native_done if e.group == MODEL else native_opt)
             if native_here:
                 continue
             var = model_vars[e.index].var if e.group == MODEL else ovars[e.index]

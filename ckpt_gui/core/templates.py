@@ -253,21 +253,17 @@ def model_from_config_json(text: str):
     import keras
 
     config = json.loads(text) if isinstance(text, str) else text
-    if isinstance(config, list):
-        layers = [keras.layers.deserialize(c) for c in config]
-        return keras.Sequential(layers)
-    errors = []
-    try:
-        return keras.models.model_from_json(json.dumps(config))
-    except Exception as e:  # Keras 2 configs: the legacy deserializer knows them
-        errors.append(e)
-    try:
-        from keras.src.legacy.saving import saving_utils
 
-        return saving_utils.model_from_config(config)
-    except Exception as e:
-        errors.append(e)
-    raise errors[0]
+    def build(cfg):
+        if isinstance(cfg, dict) and "module" in cfg:   # Keras 3 serialization
+            return keras.saving.deserialize_keras_object(cfg)
+        from keras.src.legacy.saving import saving_utils   # Keras 2 configs
+
+        return saving_utils.model_from_config(cfg)
+
+    if isinstance(config, list):
+        return keras.Sequential([build(c) for c in config])
+    return build(config)
 
 
 def _ensure_built(loaded: LoadedTemplate, hints: list[tuple]) -> None:
