@@ -101,27 +101,34 @@ def _print_report(report, template_desc: str) -> None:
         print(f"Saved: {report.saved}")
 
 
+def _usage(message: str) -> int:
+    print(f"ckpt-inspect: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
 def cmd_restore(args) -> int:
-    from .cli import UsageError, find_checkpoint
+    from .cli import find_checkpoint
     from .core import scan_directory
     from .core.restore import SAVE_SUFFIXES, RestoreError, RootError, restore_checkpoint
+    from .core.scan import ScanError
     from .core.templates import TemplateError, resolve
 
     if args.save and not args.save.endswith(SAVE_SUFFIXES):
-        raise UsageError(f"--save {args.save}: the file name must end in .weights.h5 or .keras")
+        return _usage(f"--save {args.save}: the file name must end in .weights.h5 or .keras")
     try:
         ref = resolve(args.template)
-    except TemplateError as e:
-        raise UsageError(str(e)) from None
-    scan = scan_directory(args.directory)
-    ckpt = find_checkpoint(scan, args.checkpoint)
-    try:
+        scan = scan_directory(args.directory)
+        ckpt = find_checkpoint(scan, args.checkpoint)
         report = restore_checkpoint(ckpt, ref, root=args.root, save=args.save)
-    except (TemplateError, RootError) as e:
-        raise UsageError(str(e)) from None
+    except (TemplateError, RootError, ScanError) as e:
+        return _usage(str(e))
     except RestoreError as e:
         print(f"ckpt-inspect: {e}", file=sys.stderr)
         return EXIT_INCOMPLETE
+    except Exception as e:   # find_checkpoint's UsageError (whichever module instance raised it)
+        if type(e).__name__ == "UsageError":
+            return _usage(str(e))
+        raise
     report.template = args.template
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=2)
