@@ -1,8 +1,10 @@
 """Statistics and a histogram of a tensor, in cache-sized chunks on all cores.
 
-Two passes over the data (moments and extremes, then the histogram once the range is known),
-each over chunks small enough to stay in cache; numpy releases the GIL, so the chunks run on a
-thread pool. Extra memory is a few chunk buffers per thread, not a copy of the tensor.
+Two passes over the data (extremes, zeros and moments, then the histogram once the range is
+known), each over chunks small enough to stay in cache; numpy releases the GIL, so the spans run
+on a thread pool. Extremes, zeros and histogram positions are computed in the data's own precision
+(float16 widened to float32), sums in float64, in reused per-thread buffers, so extra memory is
+a few chunks per thread, not a copy of the tensor. Integers and booleans go through float64.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import numpy as np
 
 from .model import TensorStats
 
-CHUNK = 1 << 18  # elements: 2 MiB as float64
+CHUNK = 1 << 17  # elements per step: 512 KiB as float32
 DEFAULT_BINS = 50
 
 
@@ -34,52 +36,80 @@ def _numeric_view(a: np.ndarray) -> np.ndarray | None:
     return a.reshape(-1)
 
 
+def _work_dtype(dtype: np.dtype) -> np.dtype:
+    """The precision chunks are worked in: float32/float64 as stored, float16 widened to
+    float32, integers and booleans as float64."""
+    if dtype.kind == "f":
+        return np.dtype(np.float64) if dtype.itemsize >= 8 else np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
 def _spans(n: int, workers: int) -> list[tuple[int, int]]:
     step = max(CHUNK, -(-n // (workers * 4)))
     step = -(-step // CHUNK) * CHUNK
     return [(i, min(i + step, n)) for i in range(0, n, step)]
 
 
-def _moments(flat: np.ndarray, lo: int, hi: int, shift: float):
-    nan = inf = nonzero = 0
-    s1 = s2 = sq = 0.0
-    mn, mx = math.inf, -math.inf
-    n_finite = 0
-    is_float = flat.dtype.kind == "f"
+def _chunks(flat: np.ndarray, lo: int, hi: int, work: np.dtype):
+    """Yield (start, chunk in the work dtype); the chunk may live in a reused buffer."""
+    same = flat.dtype == work
+    buf = None if same else np.empty(min(CHUNK, hi - lo), work)
     for i in range(lo, hi, CHUNK):
         c = flat[i:min(i + CHUNK, hi)]
+        if not same:
+            out = buf[: c.size]
+            out[...] = c
+            c = out
+        yield i, c
+
+
+def _moments(flat: np.ndarray, lo: int, hi: int, shift: float, work: np.dtype):
+    nan = inf = nonzero = n_finite = 0
+    s1 = s2 = 0.0
+    mn, mx = math.inf, -math.inf
+    nonfinite_chunks = []
+    tmp = np.empty(min(CHUNK, hi - lo), np.float64)
+    is_float = flat.dtype.kind == "f"
+    for start, c in _chunks(flat, lo, hi, work):
         nonzero += int(np.count_nonzero(c))
-        x = c.astype(np.float64)
-        total = float(x.sum())
-        if is_float and not math.isfinite(total):
-            finite = np.isfinite(x)
-            nan_here = int(np.isnan(x).sum())
-            nan += nan_here
-            inf += int(x.size - finite.sum()) - nan_here
-            x = x[finite]
-            if not x.size:
+        c_mn, c_mx = c.min(), c.max()
+        if is_float and not (math.isfinite(c_mn) and math.isfinite(c_mx)):
+            nonfinite_chunks.append(start)
+            finite = np.isfinite(c)
+            n_nan = int(np.count_nonzero(np.isnan(c)))
+            nan += n_nan
+            inf += c.size - int(np.count_nonzero(finite)) - n_nan
+            c = c[finite]
+            if not c.size:
                 continue
-        n_finite += x.size
-        mn = min(mn, float(x.min()))
-        mx = max(mx, float(x.max()))
-        sq += float(np.dot(x, x))
-        x -= shift
-        s1 += float(x.sum())
-        s2 += float(np.dot(x, x))
-    return nan, inf, nonzero, n_finite, s1, s2, sq, mn, mx
+            c_mn, c_mx = c.min(), c.max()
+        n_finite += c.size
+        mn = min(mn, float(c_mn))
+        mx = max(mx, float(c_mx))
+        t = tmp[: c.size]  # sums in float64, whatever the data's precision
+        t[...] = c
+        s1 += float(t.sum())
+        t -= shift
+        np.multiply(t, t, out=t)  # not np.dot: a threaded BLAS call per chunk is far slower
+        s2 += float(t.sum())
+    return nan, inf, nonzero, n_finite, s1, s2, mn, mx, nonfinite_chunks
 
 
-def _histogram(flat: np.ndarray, lo: int, hi: int, edges_lo: float, edges_hi: float, bins: int):
-    counts = np.zeros(bins, dtype=np.int64)
-    scale = bins / (edges_hi - edges_lo)
-    for i in range(lo, hi, CHUNK):
-        x = flat[i:min(i + CHUNK, hi)].astype(np.float64)
-        if flat.dtype.kind == "f":
-            x = x[np.isfinite(x)]
-        idx = ((x - edges_lo) * scale).astype(np.intp)
-        np.clip(idx, 0, bins - 1, out=idx)
-        counts += np.bincount(idx, minlength=bins)
-    return counts
+def _histogram(flat: np.ndarray, lo: int, hi: int, edges_lo: float, edges_hi: float, bins: int,
+               work: np.dtype, nonfinite: set[int]):
+    counts = np.zeros(bins + 1, dtype=np.int64)
+    scale = work.type(bins / (edges_hi - edges_lo))
+    offset = work.type(edges_lo)
+    tmp = np.empty(min(CHUNK, hi - lo), work)
+    for start, c in _chunks(flat, lo, hi, work):
+        if start in nonfinite:
+            c = c[np.isfinite(c)]
+        x = tmp[: c.size]
+        np.subtract(c, offset, out=x)  # >= 0: c >= the minimum, which is edges_lo
+        np.multiply(x, scale, out=x)   # <= bins (the maximum lands exactly on the last edge)
+        counts[: bins + 1] += np.bincount(x.astype(np.intp), minlength=bins + 1)[: bins + 1]
+    counts[bins - 1] += counts[bins]  # the last bin is closed, like numpy's
+    return counts[:bins]
 
 
 def tensor_stats(array: np.ndarray, bins: int = DEFAULT_BINS,
@@ -89,28 +119,36 @@ def tensor_stats(array: np.ndarray, bins: int = DEFAULT_BINS,
     size = int(np.asarray(array).size)
     if flat is None or size == 0:
         return TensorStats(size, None, None, None, None, None, 0, 0, 0, [], [])
+    work = _work_dtype(flat.dtype)
     workers = workers or min(4, os.cpu_count() or 1)
     spans = _spans(flat.size, workers)
     first = flat[: min(flat.size, 1024)].astype(np.float64)
     first = first[np.isfinite(first)]
     shift = float(first.mean()) if first.size else 0.0
-    with ThreadPoolExecutor(workers) as pool:
-        parts = list(pool.map(lambda s: _moments(flat, s[0], s[1], shift), spans))
+    with ThreadPoolExecutor(min(workers, len(spans))) as pool:
+        parts = list(pool.map(lambda s: _moments(flat, s[0], s[1], shift, work), spans))
         nan = sum(p[0] for p in parts)
         inf = sum(p[1] for p in parts)
         zeros = flat.size - sum(p[2] for p in parts)
         n = sum(p[3] for p in parts)
         if n == 0:
             return TensorStats(size, None, None, None, None, None, nan, inf, zeros, [], [])
-        s1, s2, sq = (sum(p[k] for p in parts) for k in (4, 5, 6))
-        mn = min(p[7] for p in parts)
-        mx = max(p[8] for p in parts)
-        mean_shifted = s1 / n
-        var = max(s2 / n - mean_shifted * mean_shifted, 0.0)
+        s1 = sum(p[4] for p in parts)
+        s2 = sum(p[5] for p in parts)
+        mn = min(p[6] for p in parts)
+        mx = max(p[7] for p in parts)
+        nonfinite = {start for p in parts for start in p[8]}
+        mean = s1 / n
+        d = mean - shift                      # the mean around the shift
+        var = max(s2 / n - d * d, 0.0)
+        sq = max(s2 + 2 * shift * (s1 - n * shift) + n * shift * shift, 0.0)
         lo, hi = (mn, mx) if mx > mn else (mn - 0.5, mx + 0.5)
-        hist = sum(pool.map(lambda s: _histogram(flat, s[0], s[1], lo, hi, bins), spans))
+        # float32 would overflow computing bin positions over a range near its limit
+        h_work = work if hi - lo < 1e30 else np.dtype(np.float64)
+        hist = sum(pool.map(
+            lambda s: _histogram(flat, s[0], s[1], lo, hi, bins, h_work, nonfinite), spans))
     edges = np.linspace(lo, hi, bins + 1)
     return TensorStats(
-        count=size, min=mn, max=mx, mean=shift + mean_shifted, std=math.sqrt(var),
+        count=size, min=mn, max=mx, mean=mean, std=math.sqrt(var),
         l2=math.sqrt(sq), nan=nan, inf=inf, zeros=int(zeros),
         histogram=[int(c) for c in hist], bin_edges=[float(e) for e in edges])

@@ -1,0 +1,231 @@
+"""Benchmark of the checkpoint engine against TensorFlow's own reader (issue 3's performance goals).
+
+    .venv/bin/python benchmarks/bench_engine.py            # a few minutes; prints ratios
+    .venv/bin/python benchmarks/bench_engine.py --small    # smaller sizes, for a quick look
+
+(a) scan of a folder with 1,000 small checkpoints and (b) of one checkpoint with 10,000 variables,
+    vs a bare Python loop over tf.train.list_variables on the same prefixes, in one process
+    (goal: within 1.2x);
+(c) ``show`` on a 100M-element float32 tensor: read_tensor + tensor_stats vs TF's reader loading
+    the tensor alone (goal: within 1.5x), and peak memory (goal: < 2.5x the tensor's 400 MB),
+    each measured in a fresh subprocess with resource.getrusage's ru_maxrss (tracemalloc would
+    not see TensorFlow's allocations).
+
+Data is generated into a temporary folder and deleted afterwards. Times are the best of several
+runs (the machine is shared); ratios are engine / baseline measured in the same run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+
+def _rss_kb() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _best(fn, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+# --- data ------------------------------------------------------------------------------------
+
+def make_many(tf, directory: str, n: int) -> list[str]:
+    """n small checkpoints as tf.train.Checkpoint.save writes them (state file included)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    step = tf.Variable(0, dtype=tf.int64)
+    ckpt = tf.train.Checkpoint(
+        step=step,
+        dense={"kernel": tf.Variable(rng.normal(size=(16, 8)).astype(np.float32)),
+               "bias": tf.Variable(np.zeros(8, np.float32))},
+        head={"kernel": tf.Variable(rng.normal(size=(8, 2)).astype(np.float32)),
+              "bias": tf.Variable(np.zeros(2, np.float32))})
+    prefixes = []
+    for i in range(n):
+        step.assign(i)
+        prefixes.append(ckpt.save(os.path.join(directory, "ckpt")))
+    return prefixes
+
+
+def make_wide(tf, directory: str, n: int) -> str:
+    """One checkpoint holding n variables (a list of small layers, as a big model has)."""
+    import numpy as np
+
+    layers = [{"kernel": tf.Variable(np.full((4, 4), i, np.float32)),
+               "bias": tf.Variable(np.zeros(4, np.float32))} for i in range(n // 2)]
+    return tf.train.Checkpoint(layers=layers).write(os.path.join(directory, "wide"))
+
+
+def make_big(tf, directory: str, n: int) -> str:
+    import numpy as np
+
+    value = np.random.default_rng(1).standard_normal(n, dtype=np.float32)
+    value[::1000] = 0.0
+    var = tf.Variable(value)
+    del value
+    prefix = tf.train.Checkpoint(big=var).write(os.path.join(directory, "big"))
+    del var
+    return prefix
+
+
+# --- (c) one measurement per fresh process ---------------------------------------------------
+
+def measure(kind: str, prefix: str, name: str) -> dict:
+    """Run inside a fresh process: time and memory of reading one tensor."""
+    if kind == "engine":
+        from ckpt_gui.core import scan_directory
+        from ckpt_gui.core.reading import read_tensor
+        from ckpt_gui.core.stats import tensor_stats
+        from ckpt_gui.core.tfrt import tf
+
+        tf()  # imported before the clock starts, as in the baseline
+        ckpt = scan_directory(os.path.dirname(prefix)).checkpoint(os.path.basename(prefix))
+        before = _rss_kb()
+        t0 = time.perf_counter()
+        value = read_tensor(ckpt, name)
+        t1 = time.perf_counter()
+        stats = tensor_stats(value)
+        t2 = time.perf_counter()
+        out = {"seconds": t2 - t0, "read": t1 - t0, "stats": t2 - t1, "count": stats.count}
+    else:
+        import tensorflow as tf
+
+        tf.config.list_logical_devices("CPU")
+        before = _rss_kb()
+        t0 = time.perf_counter()
+        value = tf.train.load_checkpoint(prefix).get_tensor(name)
+        t1 = time.perf_counter()
+        out = {"seconds": t1 - t0, "count": int(value.size)}
+    out["rss_before_kb"] = before
+    out["maxrss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return out
+
+
+def _measure_in_subprocess(kind: str, prefix: str, name: str) -> dict:
+    run = subprocess.run([sys.executable, os.path.abspath(__file__), "--measure", kind, prefix,
+                          name], capture_output=True, text=True, check=True)
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+# --- main ------------------------------------------------------------------------------------
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--small", action="store_true", help="smaller sizes for a quick look")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--measure", nargs=3, metavar=("KIND", "PREFIX", "NAME"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(*args.measure)))
+        return 0
+
+    n_many, n_wide, n_big = (100, 1000, 10_000_000) if args.small else (1000, 10_000, 100_000_000)
+    from ckpt_gui.core import scan_directory
+    from ckpt_gui.core.tfrt import tf as get_tf
+
+    tf = get_tf()
+    root = tempfile.mkdtemp(prefix="ckpt_gui_bench_")
+    results = []
+    try:
+        # (a) a folder of many small checkpoints
+        many = os.path.join(root, "many")
+        os.mkdir(many)
+        t0 = time.perf_counter()
+        prefixes = make_many(tf, many, n_many)
+        print(f"generated {n_many} checkpoints in {time.perf_counter() - t0:.1f} s", flush=True)
+        for _ in range(2):  # warm the page cache and both code paths
+            scan_directory(many)
+            for p in prefixes:
+                tf.train.list_variables(p)
+        scan = scan_directory(many)
+        assert len(scan.checkpoints) == n_many, len(scan.checkpoints)
+        base = _best(lambda: [tf.train.list_variables(p) for p in prefixes], args.repeat)
+        mine = _best(lambda: scan_directory(many), args.repeat)
+        results.append((f"(a) scan of {n_many} checkpoints", mine, base, 1.2))
+
+        # (b) one checkpoint with many variables
+        wide_dir = os.path.join(root, "wide")
+        os.mkdir(wide_dir)
+        t0 = time.perf_counter()
+        wide = make_wide(tf, wide_dir, n_wide)
+        print(f"generated a checkpoint of {n_wide} variables in {time.perf_counter() - t0:.1f} s",
+              flush=True)
+        scan = scan_directory(wide_dir)
+        assert scan.checkpoints[0].n_variables == len(tf.train.list_variables(wide))
+        base = _best(lambda: tf.train.list_variables(wide), args.repeat)
+        mine = _best(lambda: scan_directory(wide_dir), args.repeat)
+        results.append((f"(b) scan of one checkpoint with {n_wide} variables", mine, base, 1.2))
+        shutil.rmtree(many)
+        shutil.rmtree(wide_dir)
+
+        # (c) show on one big tensor, each measurement in a fresh process
+        big_dir = os.path.join(root, "big")
+        os.mkdir(big_dir)
+        t0 = time.perf_counter()
+        big = make_big(tf, big_dir, n_big)
+        print(f"generated a {n_big * 4 / 1e6:.0f} MB tensor in {time.perf_counter() - t0:.1f} s",
+              flush=True)
+        name = "big/.ATTRIBUTES/VARIABLE_VALUE"
+        runs = {"engine": [], "tf": []}
+        _measure_in_subprocess("tf", big, name)  # page cache
+        for _ in range(args.repeat):
+            for kind in ("tf", "engine"):
+                runs[kind].append(_measure_in_subprocess(kind, big, name))
+        t_tf = min(r["seconds"] for r in runs["tf"])
+        t_engine = min(r["seconds"] for r in runs["engine"])
+        best = min(runs["engine"], key=lambda r: r["seconds"])
+        results.append((f"(c) show on {n_big // 1_000_000}M float32: read + stats", t_engine, t_tf,
+                        1.5))
+        print(f"    engine: read {best['read']:.3f} s + stats {best['stats']:.3f} s")
+        size_kb = n_big * 4 / 1024
+        for kind in ("tf", "engine"):
+            peak = max(r["maxrss_kb"] for r in runs[kind])
+            extra = max(r["maxrss_kb"] - r["rss_before_kb"] for r in runs[kind])
+            print(f"    {kind:>6}: peak RSS {peak / 1024:.0f} MB, of which {extra / 1024:.0f} MB "
+                  f"for the read = {extra / size_kb:.2f}x the tensor "
+                  f"(process before reading: {runs[kind][0]['rss_before_kb'] / 1024:.0f} MB)")
+        extra = max(r["maxrss_kb"] - r["rss_before_kb"] for r in runs["engine"])
+        mem_ratio = extra / size_kb
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+    print()
+    print(f"{'measurement':<52} {'engine':>9} {'baseline':>9} {'ratio':>7}  goal")
+    ok = True
+    for label, mine, base, goal in results:
+        ratio = mine / base
+        ok &= ratio <= goal
+        print(f"{label:<52} {mine:>8.3f}s {base:>8.3f}s {ratio:>6.2f}x  <= {goal}x "
+              f"{'ok' if ratio <= goal else 'MISSED'}")
+    print(f"{'(c) peak memory of show (extra RSS / tensor size)':<52} {'':>9} {'':>9} "
+          f"{mem_ratio:>6.2f}x  < 2.5x {'ok' if mem_ratio < 2.5 else 'MISSED'}")
+    ok &= mem_ratio < 2.5
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
