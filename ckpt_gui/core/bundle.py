@@ -12,10 +12,11 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
-from . import protowire as pw
+from . import fastproto, protowire as pw
 
 TABLE_MAGIC = 0xDB4775248B80FB57
 FOOTER_SIZE = 48
@@ -40,8 +41,11 @@ class BundleError(ValueError):
 DAMAGED = "is damaged (its data fails TensorFlow's checksum)"
 
 
-@dataclass(frozen=True)
-class BundleEntry:
+_NUMPY_DTYPE = {name: np_dtype for name, np_dtype in DTYPES.values()}
+
+
+class BundleEntry(NamedTuple):
+    """One tensor's BundleEntryProto (a tuple: a checkpoint may hold tens of thousands)."""
     name: str
     dtype: str
     shape: tuple[int, ...]
@@ -53,10 +57,7 @@ class BundleEntry:
 
     @property
     def numpy_dtype(self) -> str | None:
-        for name, np_dtype in DTYPES.values():
-            if name == self.dtype:
-                return np_dtype
-        return None
+        return _NUMPY_DTYPE.get(self.dtype)
 
 
 @dataclass(frozen=True)
@@ -80,22 +81,35 @@ def _block_entries(buf: bytes, offset: int, size: int):
     compression = buf[offset + size]
     if compression != 0:
         raise BundleError(f"compressed index block (type {compression}) is not supported")
-    block = memoryview(buf)[offset:offset + size]
-    num_restarts = struct.unpack_from("<I", block, size - 4)[0]
-    limit = size - 4 - 4 * num_restarts
-    if limit < 0:
+    num_restarts = struct.unpack_from("<I", buf, offset + size - 4)[0]
+    limit = offset + size - 4 - 4 * num_restarts
+    if limit < offset:
         raise BundleError("corrupt block restart array")
-    pos = 0
+    read_varint = pw.read_varint
+    pos = offset
     key = b""
     while pos < limit:
-        shared, pos = pw.read_varint(block, pos)
-        non_shared, pos = pw.read_varint(block, pos)
-        value_len, pos = pw.read_varint(block, pos)
+        # three varints; almost always one byte each
+        shared = buf[pos]
+        if shared < 0x80:
+            pos += 1
+        else:
+            shared, pos = read_varint(buf, pos)
+        non_shared = buf[pos] if pos < limit else 0x80
+        if non_shared < 0x80:
+            pos += 1
+        else:
+            non_shared, pos = read_varint(buf, pos)
+        value_len = buf[pos] if pos < limit else 0x80
+        if value_len < 0x80:
+            pos += 1
+        else:
+            value_len, pos = read_varint(buf, pos)
         if shared > len(key) or pos + non_shared + value_len > limit:
             raise BundleError("corrupt block entry")
-        key = key[:shared] + bytes(block[pos:pos + non_shared])
+        key = key[:shared] + buf[pos:pos + non_shared] if shared else buf[pos:pos + non_shared]
         pos += non_shared
-        yield key, block[pos:pos + value_len]
+        yield key, buf[pos:pos + value_len]
         pos += value_len
 
 
@@ -116,7 +130,20 @@ def _shape(shape_bytes: bytes | None) -> tuple[int, ...]:
     return tuple(dims)
 
 
+def _dtype_name(enum: int) -> str:
+    found = DTYPES.get(enum)
+    return found[0] if found else f"dtype_{enum}"
+
+
 def parse_entry(name: str, value: bytes) -> BundleEntry:
+    if fastproto.AVAILABLE:
+        try:
+            m = fastproto.BundleEntryProto.FromString(value)
+        except fastproto.DecodeError as e:
+            raise pw.WireError(f"corrupt entry for {name}: {e}") from None
+        dims = m.shape.dim
+        return BundleEntry(name, _dtype_name(m.dtype), tuple([d.size for d in dims]) if dims else (),
+                           m.shard_id, m.offset, m.size, m.crc32c, len(m.slices) > 0)
     msg = pw.fields(value)
     dtype_enum = pw.first(msg, 1, 0)
     dtype_name = DTYPES.get(dtype_enum, (f"dtype_{dtype_enum}", None))[0]
@@ -201,7 +228,7 @@ def read_index(index_path: str | os.PathLike) -> BundleIndex:
     try:
         for key, value in iter_table(buf):
             if key == b"":
-                header = pw.fields(value)
+                header = value
             elif key[:1] == b"\x00":  # an encoded slice key of a partitioned variable
                 name = slice_key_name(key)
                 if name is not None:
@@ -213,6 +240,10 @@ def read_index(index_path: str | os.PathLike) -> BundleIndex:
         raise BundleError(f"corrupt index: {e}") from None
     if header is None:
         raise BundleError("index has no bundle header")
+    try:
+        header = pw.fields(header)
+    except pw.WireError as e:
+        raise BundleError(f"corrupt index header: {e}") from None
     return BundleIndex(
         num_shards=pw.first(header, 1, 1) or 1,
         big_endian=pw.first(header, 2, 0) == 1,
@@ -273,13 +304,19 @@ def masked_crc32c(data: bytes) -> int:
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
-def read_raw(data_path: str | os.PathLike, entry: BundleEntry, check: bool = False) -> bytes:
+def read_raw(data_path: str | os.PathLike, entry: BundleEntry, check: bool = False,
+             file=None) -> bytes:
     """The stored bytes of ``entry``; with ``check``, BundleError unless they match the checksum
     TensorFlow stored in the index (use for small tensors: the checksum is computed in Python;
-    string tensors are not checked, their checksum covers TensorFlow's in-memory lengths)."""
-    with open(data_path, "rb") as f:
-        f.seek(entry.offset)
-        raw = f.read(entry.size)
+    string tensors are not checked, their checksum covers TensorFlow's in-memory lengths).
+    ``file``: the data file already open (several small reads, one open)."""
+    if file is None:
+        with open(data_path, "rb") as f:
+            f.seek(entry.offset)
+            raw = f.read(entry.size)
+    else:
+        file.seek(entry.offset)
+        raw = file.read(entry.size)
     if len(raw) != entry.size:
         raise BundleError(f"{os.path.basename(data_path)} is truncated")
     if check and entry.dtype != "string" and masked_crc32c(raw) != entry.crc32c:

@@ -5,6 +5,7 @@ directory of a thousand checkpoints scans quickly. ``verify`` (in reading.py) re
 """
 from __future__ import annotations
 
+import math
 import os
 from collections import Counter
 
@@ -102,34 +103,44 @@ def _inspect_v2(info: CheckpointInfo, stale: list[str]) -> None:
 
     unreadable: Counter[str] = Counter()
     variables = []
+
     def problem_of(part: bundle.BundleEntry) -> str | None:
         problem = shard_state.get(part.shard_id, f"shard {part.shard_id} is out of range")
         if problem is None and part.offset + part.size > shard_size.get(part.shard_id, 0):
             problem = f"{bundle.data_file_name(base, part.shard_id, index.num_shards)} is truncated"
         return problem
 
+    classify, semantic_path = roles.classify_cached, roles.semantic_path_cached
     for entry in index.entries.values():
-        # A partitioned variable's data is in its slices' entries, maybe in several shards.
-        parts = index.slices.get(entry.name, []) if entry.sliced else [entry]
-        problem = next((p for p in map(problem_of, parts) if p), None)
-        shard = min((p.shard_id for p in parts), default=entry.shard_id)
-        stored = sum(p.size for p in parts)
-        n = int(np.prod(entry.shape)) if entry.shape else 1
-        itemsize = np.dtype(entry.numpy_dtype).itemsize if entry.numpy_dtype else 0
+        if entry.sliced:
+            # A partitioned variable's data is in its slices' entries, maybe in several shards.
+            parts = index.slices.get(entry.name, [])
+            problem = next((p for p in map(problem_of, parts) if p), None)
+            shard = min((p.shard_id for p in parts), default=entry.shard_id)
+            stored = sum(p.size for p in parts)
+        else:
+            shard, stored = entry.shard_id, entry.size
+            problem = shard_state.get(shard, f"shard {shard} is out of range")
+            if problem is None and entry.offset + stored > shard_size[shard]:
+                problem = f"{bundle.data_file_name(base, shard, index.num_shards)} is truncated"
         variables.append(VariableInfo(
-            name=entry.name, shape=entry.shape, dtype=entry.dtype,
-            bytes=stored if stored or not itemsize else n * itemsize,
-            role=roles.classify(entry.name, entry.shape, entry.dtype),
-            path=roles.semantic_path(entry.name), shard=shard,
-            readable=False if problem else None, problem=problem))
+            entry.name, entry.shape, entry.dtype, stored or _nbytes(entry.shape, entry.dtype),
+            classify(entry.name, entry.shape, entry.dtype), semantic_path(entry.name), shard,
+            False if problem else None, problem))
         if problem:
             unreadable[problem] += 1
     info.variables = variables
     _summarize_unreadable(info, unreadable)
 
+    # The object graph says which optimizer slot belongs to which variable and which paths
+    # reach a variable twice; without optimizer state it has nothing to add, so it is decoded
+    # only when some variable is optimizer state (a folder of 1,000 checkpoints scans faster).
     graph = None
     graph_entry = index.entries.get(roles.OBJECT_GRAPH_KEY)
-    if graph_entry is not None and info.variable(roles.OBJECT_GRAPH_KEY).readable is not False:
+    needs_graph = any(v.role == OPTIMIZER or "_trainable_variables" in v.name
+                      for v in variables)
+    if needs_graph and graph_entry is not None \
+            and info.variable(roles.OBJECT_GRAPH_KEY).readable is not False:
         try:
             raw = bundle.read_raw(os.path.join(prefix_dir, bundle.data_file_name(
                 base, graph_entry.shard_id, index.num_shards)), graph_entry)
@@ -142,13 +153,27 @@ def _inspect_v2(info: CheckpointInfo, stale: list[str]) -> None:
         attach_name_based_slots(info.variables)
     info.writer = _v2_writer(info, graph_entry is not None, has_meta)
 
+    files: dict[int, object] = {}
+
     def read_counter(v: VariableInfo):
         entry = index.entries[v.name]
-        raw = bundle.read_raw(os.path.join(prefix_dir, bundle.data_file_name(
-            base, entry.shard_id, index.num_shards)), entry, check=True)
+        path = os.path.join(prefix_dir, bundle.data_file_name(base, entry.shard_id,
+                                                              index.num_shards))
+        if entry.shard_id not in files:
+            files[entry.shard_id] = open(path, "rb")
+        raw = bundle.read_raw(path, entry, check=True, file=files[entry.shard_id])
         return bundle.decode_small(raw, entry)
 
-    _read_counters(info, read_counter)
+    try:
+        _read_counters(info, read_counter)
+    finally:
+        for f in files.values():
+            f.close()
+
+
+def _nbytes(shape: tuple[int, ...], dtype: str) -> int:
+    np_dtype = bundle._NUMPY_DTYPE.get(dtype)
+    return math.prod(shape) * np.dtype(np_dtype).itemsize if np_dtype else 0
 
 
 def _v2_writer(info: CheckpointInfo, has_graph: bool, has_meta: bool) -> str:

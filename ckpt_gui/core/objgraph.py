@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from . import protowire as pw
+from . import fastproto, protowire as pw
 from .model import ObjectNode
 
 
@@ -31,7 +31,24 @@ def _text(b: bytes | None) -> str:
     return (b or b"").decode("utf-8", "replace")
 
 
+def _raw_nodes_fast(data: bytes) -> list:
+    try:
+        graph = fastproto.TrackableObjectGraph.FromString(bytes(data))
+    except fastproto.DecodeError as e:
+        raise pw.WireError(str(e) or "not a TrackableObjectGraph") from None
+    return [([(c.node_id, _text(c.local_name)) for c in node.children],
+             [_text(a.checkpoint_key) for a in node.attributes],
+             [(sv.original_variable_node_id, _text(sv.slot_name), sv.slot_variable_node_id)
+              for sv in node.slot_variables])
+            for node in graph.nodes]
+
+
 def decode(data: bytes) -> ObjectGraph:
+    if fastproto.AVAILABLE:
+        raw_nodes = _raw_nodes_fast(data)
+        if not raw_nodes:
+            raise pw.WireError("the object graph has no nodes")
+        return _build(raw_nodes)
     msg = pw.fields(data)
     raw_nodes = []
     for node_bytes in msg.get(1, []):
@@ -51,7 +68,10 @@ def decode(data: bytes) -> ObjectGraph:
         raw_nodes.append((children, attributes, slots))
     if not raw_nodes:
         raise pw.WireError("the object graph has no nodes")
+    return _build(raw_nodes)
 
+
+def _build(raw_nodes: list) -> ObjectGraph:
     nodes: dict[int, ObjectNode] = {0: ObjectNode(0, "", "")}
     queue = deque([0])
     while queue:  # breadth first: each node gets its shortest path; later paths are aliases

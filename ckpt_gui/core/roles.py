@@ -1,6 +1,7 @@
 """What a variable is for, from its name, shape and dtype, whoever wrote it."""
 from __future__ import annotations
 
+import functools
 import re
 
 from .model import BIAS, COUNTER, METADATA, NORMALIZATION, OPTIMIZER, OTHER, WEIGHT
@@ -117,3 +118,14 @@ def classify_name_only(last: str, shape: tuple[int, ...]) -> str:
     if last in _WEIGHT_NAMES or len(shape) >= 2:
         return WEIGHT
     return OTHER
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def classify_cached(key: str, shape: tuple[int, ...], dtype: str) -> str:
+    """classify() remembered: the checkpoints of one folder repeat the same keys."""
+    return classify(key, shape, dtype)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def semantic_path_cached(key: str) -> str:
+    return semantic_path(key)
