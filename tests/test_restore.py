@@ -704,3 +704,91 @@ def test_save_keras_round_trip_and_sample_run(tmp_path, corpus_copy, tf, capsys)
     x = np.eye(9, dtype="float32")[:2]
     np.testing.assert_allclose(loaded(x).numpy(), loaded.predict(x, verbose=0), rtol=1e-6)
     assert re.search(r"Sample run: input \[2, 9\] -> output \[2, 9\]: ", out)
+
+
+# --- other layouts real checkpoints have (generalization) -----------------------------------
+
+def _object_checkpoint(tf, prefix, tensors):
+    """An object-based checkpoint with exactly this layout (children in this order)."""
+    root = tf.Module()
+    for path, value in tensors:
+        node, segs = root, path.split("/")
+        for s in segs[:-1]:
+            if s not in vars(node):
+                setattr(node, s, tf.Module())
+            node = getattr(node, s)
+        setattr(node, segs[-1], tf.Variable(value))
+    tf.train.Checkpoint(root=root).write(str(prefix))
+
+
+def _name_based_checkpoint(tf, prefix, tensors):
+    """A name-based checkpoint as the TF1 Saver writes it (no object graph)."""
+    names = [p for p, _ in tensors]
+    tf.raw_ops.SaveV2(prefix=str(prefix), tensor_names=names, shape_and_slices=[""] * len(names),
+                      tensors=[tf.constant(v) for _, v in tensors])
+
+
+def _t(rng, *shape):
+    return rng.standard_normal(shape).astype("float32")
+
+
+def test_keras2_subclassed_save_weights_layout_into_a_sequential(tmp_path, tf):
+    rng = np.random.default_rng(5)
+    (tmp_path / "a").mkdir()
+    _object_checkpoint(tf, tmp_path / "a" / "ckpt", [
+        ("dense1/kernel", _t(rng, 5, 7)), ("dense1/bias", _t(rng, 7)),
+        ("dense2/kernel", _t(rng, 7, 2)), ("dense2/bias", _t(rng, 2)),
+        ("optimizer/iter", np.int64(3))])
+    c = checkpoint(tmp_path / "a")
+    report = restore_checkpoint(c, dense_stack(tmp_path, "a", 5, [7, 2]))
+    assert report.root == "" and report.complete
+    assert [r.key.split("/.ATTRIBUTES")[0] for r in report.restored] == [
+        "dense1/kernel", "dense1/bias", "dense2/kernel", "dense2/bias"]
+    assert_values_equal_reader(c, report)
+
+
+def test_tf1_two_models_in_one_checkpoint_root_by_shapes(tmp_path, tf, capsys):
+    rng = np.random.default_rng(6)
+    (tmp_path / "b").mkdir()
+    _name_based_checkpoint(tf, tmp_path / "b" / "model.ckpt", [
+        ("discriminator/d1/w", _t(rng, 5, 7)), ("discriminator/d1/b", _t(rng, 7)),
+        ("discriminator/d2/w", _t(rng, 7, 1)), ("discriminator/d2/b", _t(rng, 1)),
+        ("generator/g1/w", _t(rng, 3, 7)), ("generator/g1/b", _t(rng, 7)),
+        ("generator/g2/w", _t(rng, 7, 5)), ("generator/g2/b", _t(rng, 5)),
+        ("global_step", np.int64(10))])
+    c = checkpoint(tmp_path / "b")
+    report = restore_checkpoint(c, dense_stack(tmp_path, "g", 3, [7, 5]))
+    assert report.root == "generator" and report.complete
+    assert [r.key for r in report.restored] == ["generator/g1/w", "generator/g1/b",
+                                                "generator/g2/w", "generator/g2/b"]
+    assert_values_equal_reader(c, report)
+    code, out, _ = run_cli(capsys, "restore", tmp_path / "b", "model.ckpt", "--template",
+                           dense_stack(tmp_path, "d", 5, [7, 1]), "--root", "discriminator",
+                           "--json")
+    assert code == 0 and json.loads(out)["restored"][0]["key"] == "discriminator/d1/w"
+
+
+def test_keras2_bidirectional_lstm_forward_and_backward_not_swapped(tmp_path, tf):
+    rng = np.random.default_rng(7)
+    u = 4
+    cell = lambda side: [  # noqa: E731
+        (f"layer_with_weights-0/{side}_layer/cell/kernel", _t(rng, 3, 4 * u)),
+        (f"layer_with_weights-0/{side}_layer/cell/recurrent_kernel", _t(rng, u, 4 * u)),
+        (f"layer_with_weights-0/{side}_layer/cell/bias", _t(rng, 4 * u))]
+    (tmp_path / "c").mkdir()
+    _object_checkpoint(tf, tmp_path / "c" / "ckpt", cell("backward") + cell("forward") + [
+        ("layer_with_weights-1/kernel", _t(rng, 2 * u, 1)),
+        ("layer_with_weights-1/bias", _t(rng, 1))])
+    t = template(tmp_path, "bi", f"""
+    def build_model():
+        return keras.Sequential([keras.Input((None, 3)),
+                                 keras.layers.Bidirectional(keras.layers.LSTM({u})),
+                                 keras.layers.Dense(1)])
+    """)
+    c = checkpoint(tmp_path / "c")
+    report = restore_checkpoint(c, t)
+    assert report.complete
+    for r in report.restored[:6]:
+        side = "forward" if "forward" in r.variable else "backward"
+        assert f"/{side}_layer/" in r.key
+    assert_values_equal_reader(c, report)

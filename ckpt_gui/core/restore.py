@@ -589,7 +589,7 @@ class CheckpointSide:
             n_values = sum(int(np.prod(self.vars[k].shape)) for k in keys)
             return keys, n_values
 
-        if self.fmt in HDF5_FORMATS or self.nodes is None:
+        if self.fmt in HDF5_FORMATS:
             keys, n = summary("")
             return [RootCandidate("", len(keys), n)]
         out = []
@@ -601,6 +601,8 @@ class CheckpointSide:
         for name in children:
             if _is_optimizer_name(name) or name == "save_counter":
                 continue
+            if self.nodes is not None and self.node_of_path(name) == 0:
+                continue   # the top level again (tf.train.Checkpoint(root=obj) links obj.root)
             keys, n = summary(name)
             if keys and not _STRUCTURAL_ROOT_CHILD.match(name):
                 out.append(RootCandidate(name, len(keys), n))
@@ -1046,6 +1048,11 @@ def _plan_model(side: CheckpointSide, tmpl: TemplateSide, root: str) -> tuple[_B
     return b, native_bound
 
 
+def _direction(path: str) -> int:
+    p = path.lower()
+    return 0 if "forward" in p else 1 if "backward" in p else 0
+
+
 def _offer_layer_order(b: _Binder, side: CheckpointSide, tmpl: TemplateSide, keys: list[str],
                        struct: dict[str, tuple]) -> None:
     if not struct:
@@ -1062,6 +1069,9 @@ def _offer_layer_order(b: _Binder, side: CheckpointSide, tmpl: TemplateSide, key
             tgroups[s].append(t)
     for s, ts in tgroups.items():
         ks = groups.get(s, [])
+        if len(ts) > 1 and len(ks) == len(ts):   # Bidirectional: forward before backward
+            ks = sorted(ks, key=lambda k: _direction(side.vars[k].path))
+            ts = sorted(ts, key=lambda t: _direction(t.name))
         for i, t in enumerate(ts):
             if i < len(ks):
                 b.offer(t, [ks[i]], LAYER_ORDER)
@@ -1219,28 +1229,42 @@ def choose_root(side: CheckpointSide, tmpl: TemplateSide | None, root: str | Non
             raise RootError(f"{side.ckpt.name} has no object {root!r} (candidates: {names})",
                             cands)
         return root
-    if side.fmt in HDF5_FORMATS or side.nodes is None or side.structural_top():
+    if side.fmt in HDF5_FORMATS or side.structural_top():
         return ""
     children = [c for c in cands if c.name]
     if not children:
         return ""
-    scores = {}
-    for c in [x for x in cands]:
+    n_vars = len(tmpl.vars) if tmpl is not None else 0
+    named, cover = {}, {}
+    for c in cands:
         if tmpl is None:
-            scores[c.name] = 0
+            named[c.name] = cover[c.name] = 0
             continue
         b, _ = _plan_model(side, tmpl, c.name)
         # the top level's layer order would mix its children's layers: names only there
         tiers = (OBJECT_PATH, RENAMED) if c.name == "" else (OBJECT_PATH, RENAMED, LAYER_ORDER)
-        scores[c.name] = sum(1 for e in b.entries.values() if e.key and e.how in tiers)
-    n_vars = len(tmpl.vars) if tmpl is not None else 0
-    if len(children) == 1 and scores.get("", 0) <= scores.get(children[0].name, 0):
-        return children[0].name
-    best = max(scores.values()) if scores else 0
-    winners = [n for n, s in scores.items() if s == best]
-    others = [s for n, s in scores.items() if n not in winners]
-    if best > 0 and len(winners) == 1 and (best == n_vars or all(s == 0 for s in others)):
-        return winners[0]
+        named[c.name] = sum(1 for e in b.entries.values() if e.key and e.how in tiers)
+        cover[c.name] = sum(1 for e in b.entries.values() if e.key and e.apply)
+    only_child = children[0].name if len(children) == 1 else None
+    best = max(named.values())
+    if best > 0:   # names decide
+        if only_child is not None and named[""] <= named[only_child]:
+            return only_child
+        winners = [n for n, s in named.items() if s == best]
+        others = [s for n, s in named.items() if n not in winners]
+        if len(winners) == 1 and (best == n_vars or all(s == 0 for s in others)):
+            return winners[0]
+    elif n_vars:   # names mean nothing here: the part whose shapes, in order, hold the model
+        full = [n for n, k in cover.items() if k == n_vars]
+        kids = [n for n in full if n]
+        if len(kids) == 1:
+            return kids[0]
+        if not kids and "" in full:
+            return ""
+        if only_child is not None and not full:
+            return only_child
+    elif only_child is not None:
+        return only_child
     listing = ", ".join(f"{c.label} ({c.n_tensors} tensors)" for c in children)
     raise RootError(f"several parts of {side.ckpt.name} could hold the model: {listing}; "
                     f"choose one with --root NAME", cands)
