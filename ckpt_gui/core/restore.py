@@ -1235,12 +1235,13 @@ def choose_root(side: CheckpointSide, tmpl: TemplateSide | None, root: str | Non
     if not children:
         return ""
     n_vars = len(tmpl.vars) if tmpl is not None else 0
-    named, cover = {}, {}
+    named, cover, held = {}, {}, {}
     for c in cands:
         if tmpl is None:
             named[c.name] = cover[c.name] = 0
             continue
         b, _ = _plan_model(side, tmpl, c.name)
+        held[c.name] = frozenset(b.allowed)
         # the top level's layer order would mix its children's layers: names only there
         tiers = (OBJECT_PATH, RENAMED) if c.name == "" else (OBJECT_PATH, RENAMED, LAYER_ORDER)
         named[c.name] = sum(1 for e in b.entries.values() if e.key and e.how in tiers)
@@ -1259,8 +1260,8 @@ def choose_root(side: CheckpointSide, tmpl: TemplateSide | None, root: str | Non
         kids = [n for n in full if n]
         if len(kids) == 1:
             return kids[0]
-        if not kids and "" in full:
-            return ""
+        if "" in full and all(held[k] == held[""] for k in kids):
+            return ""   # lists of the same variables (a SavedModel's variables, _all_variables)
         if only_child is not None and not full:
             return only_child
     elif only_child is not None:
