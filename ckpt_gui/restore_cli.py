@@ -86,7 +86,9 @@ def _print_report(report, template_desc: str) -> None:
               + ", ".join(_short(k) for k in report.unused_in_checkpoint[:12])
               + (" ..." if len(report.unused_in_checkpoint) > 12 else ""))
     print("Verified: " + ("yes, every restored variable equals its checkpoint tensor exactly"
-                          if report.verified else "NO"))
+                          if report.verified else "nothing was restored" if not report.restored
+                          else "NO: " + ", ".join(r.variable for r in report.restored
+                                                  if not r.verified)))
     s = report.sample
     if s is not None:
         if s.error:

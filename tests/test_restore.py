@@ -792,3 +792,26 @@ def test_keras2_bidirectional_lstm_forward_and_backward_not_swapped(tmp_path, tf
         side = "forward" if "forward" in r.variable else "backward"
         assert f"/{side}_layer/" in r.key
     assert_values_equal_reader(c, report)
+
+
+def test_damaged_checkpoints_say_what_could_not_be_read(tmp_path, corpus_copy, capsys):
+    t = dense_stack(tmp_path, "food", 20, [64, 64, 30, 20, 10, 1], optimizer="RMSprop()")
+    d = corpus_copy("foodprep-sharded2-keras-tf")
+    data = d / "cp.ckpt.data-00001-of-00002"
+    data.write_bytes(data.read_bytes()[:1000])   # truncated: 29 of 30 tensors unreadable
+    code, out, _ = run_cli(capsys, "restore", d, "cp.ckpt", "--template", t)
+    assert code == 1 and "Model variables restored: 0 of 12" in out
+    assert "could not be read (cp.ckpt.data-00001-of-00002 is truncated)" in out
+    assert "Traceback" not in out
+
+
+def test_missing_graph_shard_restores_by_the_keys_layer_order(tmp_path, corpus_copy):
+    d = corpus_copy("foodprep-sharded2-keras-tf")
+    (d / "cp.ckpt.data-00000-of-00002").unlink()   # it holds only the object graph
+    t = dense_stack(tmp_path, "food", 20, [64, 64, 30, 20, 10, 1], optimizer="RMSprop()")
+    c = checkpoint(d)
+    report = restore_checkpoint(c, t)
+    assert report.complete and {r.how for r in report.restored} == {LAYER_ORDER}
+    assert report.optimizer.slots_restored == 12
+    assert any("object graph cannot be read" in n for n in report.notes)
+    assert_values_equal_reader(c, report)

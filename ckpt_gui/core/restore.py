@@ -346,6 +346,11 @@ class CheckpointSide:
         for v in ckpt.variables:
             if v.slot_of:
                 self.slot_of[v.name] = (v.slot_of, v.slot_name or "")
+            elif "/.OPTIMIZER_SLOT/" in v.name:   # readable even without the object graph
+                owner, _, rest = v.name.partition("/.OPTIMIZER_SLOT/")
+                parts = rest.split("/")
+                if len(parts) >= 2 and owner + ATTR_SUFFIX in self.vars:
+                    self.slot_of[v.name] = (owner + ATTR_SUFFIX, parts[1])
         if self.fmt in HDF5_FORMATS:
             self._read_hdf5_layout()
         elif GRAPH_KEY in self.vars:
@@ -543,7 +548,7 @@ class CheckpointSide:
         if self.fmt == KERAS_H5:
             return {k: (i, _local(k)) for i, (_, keys) in enumerate(self.legacy_layers)
                     for k in keys}
-        if self.nodes is None:
+        if self.fmt in HDF5_FORMATS:
             return {}
         raw: dict[str, list[tuple[str, int]]] = {}
         for key, paths in self.rel_paths(root).items():
@@ -1307,6 +1312,12 @@ def _reader(ckpt: CheckpointInfo):
         yield lambda key: np.asarray(read_tf_tensor(ckpt.path, key, dtypes[key]))
 
 
+def _read_error(exc: Exception) -> str:
+    text = (str(exc) or type(exc).__name__).strip().splitlines()[0]
+    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text)
+    return re.sub(r"\s*\[Op:\w+\]$", "", text)[:200]
+
+
 def _equal(a: np.ndarray, b: np.ndarray) -> bool:
     if a.shape != b.shape:
         return False
@@ -1379,10 +1390,14 @@ def apply_plan(session: "RestoreSession", plan: RestorePlan, progress: Progress 
             if native_here:
                 continue
             var = model_vars[e.index].var if e.group == MODEL else ovars[e.index]
+            info = ckpt.variable(e.key)
+            if info is not None and info.readable is False:   # the engine knows why already
+                unreadable[e.key] = info.problem or "it cannot be read"
+                continue
             try:
                 value = read(e.key)
             except Exception as exc:
-                unreadable[e.key] = str(exc) or type(exc).__name__
+                unreadable[e.key] = _read_error(exc)
                 continue
             if tuple(value.shape) != tuple(var.shape):   # never another shape
                 unreadable[e.key] = f"shape {list(value.shape)} is not {list(var.shape)}"
@@ -1398,7 +1413,7 @@ def apply_plan(session: "RestoreSession", plan: RestorePlan, progress: Progress 
             try:
                 want = read(e.key)
             except Exception as exc:
-                unreadable[e.key] = str(exc) or type(exc).__name__
+                unreadable[e.key] = _read_error(exc)
                 continue
             have = np.asarray(var.numpy())
             try:
@@ -1408,8 +1423,13 @@ def apply_plan(session: "RestoreSession", plan: RestorePlan, progress: Progress 
             verified_rows[id(e)] = _equal(have, want)
     if progress is not None:
         progress(2 * total, 2 * total, "")
+    by_reason: dict[str, list[str]] = defaultdict(list)
     for key, why in unreadable.items():
-        notes.append(f"{key} could not be restored: {why}")
+        by_reason[why].append(key)
+    for why, keys in by_reason.items():
+        shown = ", ".join(k.replace(ATTR_SUFFIX, "") for k in keys[:3])
+        notes.append(f"{len(keys)} tensor(s) could not be read ({why}): {shown}"
+                     + (" ..." if len(keys) > 3 else ""))
 
     restored, missing, mismatches, suggestions = [], [], [], []
     used_keys = set()
