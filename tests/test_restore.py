@@ -815,3 +815,53 @@ def test_missing_graph_shard_restores_by_the_keys_layer_order(tmp_path, corpus_c
     assert report.optimizer.slots_restored == 12
     assert any("object graph cannot be read" in n for n in report.notes)
     assert_values_equal_reader(c, report)
+
+
+def test_keras2_written_legacy_h5_with_optimizer_weights(tmp_path, tf):
+    """The layout Keras 2 wrote with model.save('x.h5'): weight names with ':0', layer_names in
+    order, optimizer_weights named Adam/<layer>/<weight>/m:0 (all m's, then all v's)."""
+    rng = np.random.default_rng(9)
+    layers = [("dense", [("kernel", _t(rng, 6, 5)), ("bias", _t(rng, 5))]),
+              ("dropout", []),
+              ("dense_1", [("kernel", _t(rng, 5, 2)), ("bias", _t(rng, 2))])]
+    path = tmp_path / "k2" / "model.h5"
+    path.parent.mkdir()
+    with h5py.File(path, "w") as f:
+        f.attrs["keras_version"] = b"2.4.0"
+        f.attrs["backend"] = b"tensorflow"
+        f.attrs["model_config"] = json.dumps({"class_name": "Sequential", "config": {
+            "name": "sequential", "layers": []}}).encode()
+        g = f.create_group("model_weights")
+        g.attrs["layer_names"] = [n.encode() for n, _ in layers]
+        for name, weights in layers:
+            lg = g.create_group(name)
+            lg.attrs["weight_names"] = [f"{name}/{w}:0".encode() for w, _ in weights]
+            for w, value in weights:
+                lg.create_dataset(f"{name}/{w}:0", data=value)
+        og = f.create_group("optimizer_weights")
+        names, values = ["Adam/iter:0"], [np.int64(42)]
+        for slot in ("m", "v"):
+            for name, weights in layers:
+                for w, value in weights:
+                    names.append(f"Adam/{name}/{w}/{slot}:0")
+                    values.append(rng.standard_normal(value.shape).astype("float32"))
+        og.attrs["weight_names"] = [n.encode() for n in names]
+        for n, v in zip(names, values):
+            og.create_dataset(n, data=v)
+    c = checkpoint(path.parent)
+    assert c.format == "keras-h5"
+    t = dense_stack(tmp_path, "k2", 6, [5, 2], optimizer="Adam()")
+    session = RestoreSession(c, t)
+    report = session.run()
+    assert report.complete and [r.key for r in report.restored] == [
+        "model_weights/dense/dense/kernel:0", "model_weights/dense/dense/bias:0",
+        "model_weights/dense_1/dense_1/kernel:0", "model_weights/dense_1/dense_1/bias:0"]
+    assert report.optimizer_restored and report.optimizer.iterations == 42
+    slots = {r.variable.rsplit("_", 1)[-1] + ":" + r.key for r in report.optimizer.entries}
+    assert "momentum:optimizer_weights/Adam/dense/kernel/m:0" in slots
+    assert "velocity:optimizer_weights/Adam/dense_1/bias/v:0" in slots
+    with h5py.File(path, "r") as f:
+        for r in report.restored + report.optimizer.entries:
+            v = next(v for v in session.loaded.model.weights + session.loaded.optimizer.variables
+                     if v.path == r.variable)
+            np.testing.assert_array_equal(np.asarray(v.numpy()), f[r.key][()].astype(v.dtype))
