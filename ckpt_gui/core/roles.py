@@ -32,7 +32,10 @@ def semantic_path(key: str) -> str:
     """The object path of a key: without TF's ``/.ATTRIBUTES/VARIABLE_VALUE`` and ``:0``."""
     if key.endswith(ATTRIBUTE_SUFFIX):
         key = key[: -len(ATTRIBUTE_SUFFIX)]
-    return re.sub(r":\d+$", "", key)
+    return _OUTPUT_INDEX.sub("", key) if ":" in key else key
+
+
+_OUTPUT_INDEX = re.compile(r":\d+$")
 
 
 # TF1 optimizers name a slot after the optimizer, numbered in the order the slots are created.
@@ -54,7 +57,10 @@ def tf1_slot(path: str) -> tuple[str, str] | None:
 def is_optimizer_segment(segment: str) -> bool:
     """Optimizers (optimizer, generator_optimizer, optimizer_weights) and gradient machinery."""
     s = segment.lower()
-    return "optimizer" in s or s in {"opt", "optim"} or "gradients" in s
+    return "optimizer" in s or s in _SHORT_OPTIMIZER or "gradients" in s
+
+
+_SHORT_OPTIMIZER = frozenset({"opt", "optim"})
 
 
 def classify(key: str, shape: tuple[int, ...], dtype: str) -> str:
