@@ -223,6 +223,26 @@ def test_random_bytes_with_a_checkpoint_name(tmp_path, name, fmt, capsys):
     assert "has no variable" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("damage", ["truncate", "zero the middle"])
+def test_damaged_v1_single_file(corpus_copy, damage):
+    d = corpus_copy("tdgammon-v1-v2-tf1")
+    f = d / "checkpoint-447880"
+    data = bytearray(f.read_bytes())
+    if damage == "truncate":  # the table's footer kept, its blocks cut
+        data = data[:60000] + data[-48:]
+    else:
+        data[1000:100000] = bytes(99000)
+    f.write_bytes(bytes(data))
+    plain, verified = _scan_both(d)
+    c = verified.checkpoint("checkpoint-447880")
+    assert c.format == "tf-v1" and c.status == BROKEN and c.n_readable == 0
+    assert c.problems and all(p.startswith("checkpoint-447880 cannot be read: ") or
+                              p.endswith(f"{c.n_variables} of {c.n_variables} variables cannot "
+                                         "be read") for p in c.problems)
+    assert not any("{{function_node" in p or "[Op:" in p for p in c.problems)
+    assert verified.checkpoint("checkpoint-462746").status == OK  # its V2 sibling is fine
+
+
 def test_truncated_h5_and_keras(tmp_path, tf):
     import keras
 

@@ -471,9 +471,12 @@ def article_dir(tmp_path_factory, tf, keras):
         checkpoint = tf.train.Checkpoint(model=model)
         checkpoint_path = "./my_checkpoint"
         saved1 = checkpoint.save(checkpoint_path)
-        _mlp(keras)  # new_model, never bound to a checkpoint
+        new_model = _mlp(keras)  # never bound to a checkpoint
         with pytest.raises(tf.errors.NotFoundError):
             checkpoint.restore(checkpoint_path)  # the slip: the prefix is my_checkpoint-1
+        # with the right prefix, the old object restores the old model, not new_model
+        checkpoint.restore(saved1).assert_consumed()
+        example1 = ([w.numpy() for w in model.weights], [w.numpy() for w in new_model.weights])
         # Example 2
         model = _mlp(keras)
         optimizer = keras.optimizers.Adam()
@@ -487,11 +490,11 @@ def article_dir(tmp_path_factory, tf, keras):
         weights = [w.numpy() for w in model.weights]
     finally:
         os.chdir(cwd)
-    return d, saved1, saved2, weights
+    return d, saved1, saved2, weights, example1
 
 
 def test_article_examples_1_and_2(article_dir, tf):
-    d, saved1, saved2, weights = article_dir
+    d, saved1, saved2, weights, (old_weights, new_weights) = article_dir
     assert (saved1, saved2) == ("./my_checkpoint-1", "./my_checkpoint-{epoch}-1")
     scan = scan_directory(str(d), verify=True)
     assert [c.name for c in scan.checkpoints] == ["my_checkpoint-1", "my_checkpoint-{epoch}-1"]
@@ -507,6 +510,13 @@ def test_article_examples_1_and_2(article_dir, tf):
     trainable = [v for v in ex2.variables if v.role in (WEIGHT, BIAS)]
     for v, w in zip(trainable, weights, strict=True):
         np.testing.assert_array_equal(read_tensor(ex2, v.name), w)
+    # Example 1's checkpoint holds the first model's values; its "new_model" never got them
+    trainable = [v for v in ex1.variables if v.role in (WEIGHT, BIAS)]
+    assert [v.shape for v in trainable] == [w.shape for w in new_weights]
+    for v, old, new in zip(trainable, old_weights, new_weights, strict=True):
+        np.testing.assert_array_equal(read_tensor(ex1, v.name), old)
+        if v.role == WEIGHT:  # random kernels differ; biases start at zero in both
+            assert not np.array_equal(read_tensor(ex1, v.name), new)
     # the state file was overwritten by the second save: it lists only Example 2's checkpoint
     assert scan.state_file.listed == ["my_checkpoint-{epoch}-1"]
     assert scan.orphans == []

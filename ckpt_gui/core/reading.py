@@ -27,9 +27,13 @@ MISSING = "its data file is missing"
 DAMAGED = "its data fails TensorFlow's checksum (the data file is damaged)"
 
 
+_TF_NOISE = re.compile(r"^\{\{function_node [^}]*\}\}\s*|\s*\[Op:\w+\]\s*$")
+
+
 def _tf_error_text(e: Exception) -> str:
     text = getattr(e, "message", None) or str(e)
     first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
+    first = _TF_NOISE.sub("", first) or type(e).__name__  # "{{function_node ...}}", "[Op:X]"
     if "No such file" in first or "NOT_FOUND" in first or "Not found" in first:
         return MISSING
     if "checksum" in first.lower() or "crc" in first.lower():
