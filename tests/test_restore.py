@@ -865,3 +865,22 @@ def test_keras2_written_legacy_h5_with_optimizer_weights(tmp_path, tf):
             v = next(v for v in session.loaded.model.weights + session.loaded.optimizer.variables
                      if v.path == r.variable)
             np.testing.assert_array_equal(np.asarray(v.numpy()), f[r.key][()].astype(v.dtype))
+
+
+def test_unbuilt_templates_are_built_from_the_checkpoints_shapes(tmp_path, corpus_copy):
+    d = corpus_copy("dynrnn-mixed-shards-keras-tf")
+    t = template(tmp_path, "unbuilt_lstm", """
+    def build_model():
+        return keras.Sequential([keras.layers.LSTM(30), keras.layers.Dense(3)])
+    """)
+    report = restore_checkpoint(checkpoint(d, "30LSTM_Neurons5Epochs.ckpt"), t)
+    assert report.complete and report.sample.input_shape == [2, 1, 3]
+    assert any("built by calling it on an input of shape (1, 1, 3)" in n for n in report.notes)
+    d2 = corpus_copy("charity-hd5f-keras-tf")
+    t2 = template(tmp_path, "unbuilt_dense", """
+    def build_model():
+        return keras.Sequential([keras.layers.Dense(80), keras.layers.Dense(30),
+                                 keras.layers.Dense(1)])
+    """)
+    report = restore_checkpoint(checkpoint(d2), t2)
+    assert report.complete and report.sample.output_shape == [2, 1]

@@ -1546,7 +1546,9 @@ class RestoreSession:
         for key in side.model_keys(root):
             shape = tuple(side.vars[key].shape)
             if len(shape) == 2:
-                return [(1, shape[0]), (1, 1, shape[0]), (1, 4, shape[0]), (1, 1, 1, shape[0])]
+                flat, seq = [(1, shape[0])], [(1, 1, shape[0]), (1, 4, shape[0])]
+                rnn = "cell" in key or "recurrent" in key or "lstm" in key.lower()
+                return (seq + flat if rnn else flat + seq) + [(1, 1, 1, shape[0])]
             if len(shape) == 3:
                 return [(1, 16, shape[1]), (1, 100, shape[1])]
             if len(shape) == 4:

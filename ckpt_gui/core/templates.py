@@ -241,7 +241,16 @@ def load(ref: TemplateRef, *, config_json: str | None = None,
     if optimizer is None and _is_optimizer(getattr(model, "optimizer", None)):
         optimizer = model.optimizer
     loaded = LoadedTemplate(ref, model, optimizer, sample)
-    _ensure_built(loaded, ([shape_hint] if shape_hint else []) + list(input_hints or []))
+    rebuild = None
+    if ref.kind == PYTHON:
+        rebuild = module.build_model
+    elif ref.kind == CHECKPOINT_CONFIG:
+        rebuild = lambda: model_from_config_json(config_json)  # noqa: E731
+    _ensure_built(loaded, ([shape_hint] if shape_hint else []) + list(input_hints or []),
+                  rebuild)
+    if optimizer is not None and getattr(optimizer, "built", False) is False and \
+            getattr(model, "optimizer", None) is optimizer and loaded.model is not model:
+        optimizer = loaded.optimizer = None   # it belonged to a model we rebuilt
     if optimizer is not None and not getattr(optimizer, "built", True):
         _call(ref, lambda: optimizer.build(model.trainable_variables), "building the optimizer")
     return loaded
@@ -266,7 +275,7 @@ def model_from_config_json(text: str):
     return build(config)
 
 
-def _ensure_built(loaded: LoadedTemplate, hints: list[tuple]) -> None:
+def _ensure_built(loaded: LoadedTemplate, hints: list[tuple], rebuild=None) -> None:
     import numpy as np
 
     model, ref = loaded.model, loaded.ref
@@ -278,7 +287,12 @@ def _ensure_built(loaded: LoadedTemplate, hints: list[tuple]) -> None:
     for shape in hints:
         tries.append((f"an input of shape {tuple(shape)}", np.zeros(shape, dtype="float32")))
     errors = []
-    for what, x in tries:
+    for i, (what, x) in enumerate(tries):
+        if i and rebuild is not None:   # a failed call may have fixed the model's input shape
+            try:
+                model = loaded.model = rebuild()
+            except Exception:
+                break
         try:
             model(x)
         except Exception as e:
