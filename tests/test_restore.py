@@ -884,3 +884,20 @@ def test_unbuilt_templates_are_built_from_the_checkpoints_shapes(tmp_path, corpu
     """)
     report = restore_checkpoint(checkpoint(d2), t2)
     assert report.complete and report.sample.output_shape == [2, 1]
+
+
+def test_unbuilt_compiled_template_keeps_its_optimizer(tmp_path, corpus_copy):
+    """A wrong INPUT_SHAPE fails first; the model is rebuilt (with its compiled optimizer) for the
+    next shape the checkpoint suggests."""
+    d = corpus_copy("dynrnn-mixed-shards-keras-tf")
+    t = template(tmp_path, "compiled", """
+    INPUT_SHAPE = (3,)
+
+    def build_model():
+        m = keras.Sequential([keras.layers.LSTM(30), keras.layers.Dense(3)])
+        m.compile(optimizer=keras.optimizers.Adam(), loss="mse")
+        return m
+    """)
+    report = restore_checkpoint(checkpoint(d, "30LSTM_Neurons5Epochs.ckpt"), t)
+    assert report.complete and report.optimizer_restored
+    assert report.optimizer.iterations == 8 and report.optimizer.slots_restored == 10

@@ -238,7 +238,8 @@ def load(ref: TemplateRef, *, config_json: str | None = None,
     else:
         raise TemplateError(f"template {ref.name}: unknown kind {ref.kind}")
 
-    if optimizer is None and _is_optimizer(getattr(model, "optimizer", None)):
+    from_model = optimizer is None and _is_optimizer(getattr(model, "optimizer", None))
+    if from_model:
         optimizer = model.optimizer
     loaded = LoadedTemplate(ref, model, optimizer, sample)
     rebuild = None
@@ -248,11 +249,12 @@ def load(ref: TemplateRef, *, config_json: str | None = None,
         rebuild = lambda: model_from_config_json(config_json)  # noqa: E731
     _ensure_built(loaded, ([shape_hint] if shape_hint else []) + list(input_hints or []),
                   rebuild)
-    if optimizer is not None and getattr(optimizer, "built", False) is False and \
-            getattr(model, "optimizer", None) is optimizer and loaded.model is not model:
-        optimizer = loaded.optimizer = None   # it belonged to a model we rebuilt
+    if from_model and loaded.model is not model:   # the compiled optimizer of the rebuilt model
+        new = getattr(loaded.model, "optimizer", None)
+        optimizer = loaded.optimizer = new if _is_optimizer(new) else None
     if optimizer is not None and not getattr(optimizer, "built", True):
-        _call(ref, lambda: optimizer.build(model.trainable_variables), "building the optimizer")
+        _call(ref, lambda: optimizer.build(loaded.model.trainable_variables),
+              "building the optimizer")
     return loaded
 
 
