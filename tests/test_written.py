@@ -331,6 +331,42 @@ def saver_dirs(tmp_path_factory, tf):
     return v2_dir, v1_dir, values
 
 
+def test_tf1_saver_v1_sharded(tmp_path, tf):
+    """Saver(V1, sharded=True) with variables on two devices: P-00000-of-00002, P-00001-of-00002
+    and P.meta; the state file names the pattern P-?????-of-00002."""
+    v1 = tf.compat.v1
+    g = v1.Graph()
+    with g.as_default():
+        with tf.device("/cpu:0"):
+            gs = v1.train.get_or_create_global_step()
+            a = v1.get_variable("a", initializer=np.arange(6, dtype=np.float32).reshape(2, 3))
+        with tf.device("/cpu:1"):
+            b = v1.get_variable("b", initializer=np.full(4, 2.5, np.float32))
+        step = v1.assign_add(gs, 5)
+        saver = v1.train.Saver(write_version=v1.train.SaverDef.V1, sharded=True)
+        config = v1.ConfigProto(device_count={"CPU": 2})
+        with v1.Session(graph=g, config=config) as sess:
+            sess.run(v1.global_variables_initializer())
+            sess.run(step)
+            written = saver.save(sess, str(tmp_path / "model.ckpt"), global_step=gs)
+            values = {v.op.name: sess.run(v) for v in v1.global_variables()}
+    assert os.path.basename(written) == "model.ckpt-5-?????-of-00002"
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint", "model.ckpt-5-00000-of-00002",
+                                            "model.ckpt-5-00001-of-00002", "model.ckpt-5.meta"]
+    scan = scan_directory(str(tmp_path), verify=True)
+    (c,) = scan.checkpoints
+    assert (c.name, c.format, c.number, c.status) == ("model.ckpt-5", TF_V1, 5, OK)
+    assert [f.name for f in c.files] == ["model.ckpt-5-00000-of-00002",
+                                         "model.ckpt-5-00001-of-00002", "model.ckpt-5.meta"]
+    assert os.path.basename(tf.train.latest_checkpoint(str(tmp_path))) == os.path.basename(c.path)
+    assert scan.latest == "model.ckpt-5" and scan.state_file.problems == []
+    assert scan.orphans == [] and c.counters == {"global_step": 5}
+    assert c.n_readable == c.n_variables == len(values) == 3
+    for name, value in values.items():
+        np.testing.assert_array_equal(read_tensor(c, name), value)
+    _assert_same_as_tensorflow(tf, c)
+
+
 def test_tf1_saver_v2(saver_dirs, tf):
     d, _, values = saver_dirs
     scan = scan_directory(str(d), verify=True)

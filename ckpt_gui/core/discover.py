@@ -14,6 +14,9 @@ from .naming import natural_key
 from .statefile import STATE_FILE
 
 DATA_FILE = re.compile(r"^(?P<prefix>.+)\.data-(?P<shard>\d{5})-of-(?P<total>\d{5})$")
+# TF1 Saver(write_version=V1, sharded=True): P-00000-of-00002 ..., one P.meta, and the state
+# file names the pattern P-?????-of-00002 (which TensorFlow's readers accept as the prefix).
+V1_SHARD = re.compile(r"^(?P<prefix>.+)-(?P<shard>\d{5})-of-(?P<total>\d{5})$")
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hd5", ".he5")
 _NOT_V1 = (".index", ".meta", ".json", ".txt", ".py", ".pb", ".pbtxt", ".csv", ".md", ".log",
            ".png", ".jpg", ".npy", ".npz", ".pkl", ".yaml", ".yml", ".zip", ".gz", ".tar")
@@ -101,6 +104,19 @@ def list_directory(directory: str) -> Listing:
             files.append(prefix + ".meta")
         claimed.update(files)
         candidates.append(Candidate(prefix, os.path.join(directory, prefix), TF_V2, files))
+
+    v1_shards: dict[str, list[tuple[str, int]]] = {}
+    for n in names - claimed:
+        m = V1_SHARD.match(n)
+        if m and bundle.has_table_magic(os.path.join(directory, n)):
+            v1_shards.setdefault(m["prefix"], []).append((n, int(m["total"])))
+            claimed.add(n)
+    for prefix, shards in v1_shards.items():
+        files = sorted(f for f, _ in shards) + ([prefix + ".meta"] if prefix + ".meta" in names
+                                                  else [])
+        claimed.update(files)
+        pattern = f"{prefix}-?????-of-{max(t for _, t in shards):05d}"
+        candidates.append(Candidate(prefix, os.path.join(directory, pattern), TF_V1, files))
 
     for n in sorted(names - claimed):
         path = os.path.join(directory, n)

@@ -315,7 +315,15 @@ def _read_counters(info: CheckpointInfo, read) -> None:
 
 def _inspect_v1(info: CheckpointInfo) -> None:
     info.writer = "TF1 Saver (V1 format)"
-    for name, shape, dtype in bundle.read_v1_meta(info.path):
+    folder = os.path.dirname(info.path)
+    shards = [os.path.join(folder, os.path.basename(f.name)) for f in info.files if f.kind == "v1"]
+    if not shards:
+        raise bundle.BundleError("its file is missing")
+    listed: dict[str, tuple] = {}
+    for shard in shards:  # a sharded V1 save keeps each shard's tensors in that shard's table
+        for name, shape, dtype in bundle.read_v1_meta(shard):
+            listed.setdefault(name, (name, shape, dtype))
+    for name, shape, dtype in sorted(listed.values()):
         info.variables.append(VariableInfo(
             name=name, shape=shape, dtype=dtype,
             bytes=(int(np.prod(shape)) if shape else 1) * _itemsize(dtype),

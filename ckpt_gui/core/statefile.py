@@ -131,7 +131,15 @@ def resolve_entry(entry: str, directory: str, known: set[str]) -> str | None:
     if candidate in known:
         return candidate
     name = base_name(entry)
-    return name if name in known else None
+    if name in known:
+        return name
+    sharded = _V1_PATTERN.search(name)  # a sharded V1 save is named by its shards' pattern
+    if sharded and name[: sharded.start()] in known:
+        return name[: sharded.start()]
+    return None
+
+
+_V1_PATTERN = re.compile(r"-\?{5}-of-\d{5}$")
 
 
 def _quote(s: str) -> str:
