@@ -587,3 +587,82 @@ def test_article_example_3_model_checkpoint(tmp_path, tf, keras, capsys):
                                                       {"optimizer/vars/0": 10}]
     assert scan.latest == "ckpt_3.keras" and not scan.state_file.present
     assert all(c.status == OK for c in scan.checkpoints)
+
+
+# --- Keras 1 and 2 HDF5 layouts (their writers are gone from Keras 3: laid out with h5py) ----
+
+def _keras2_weights(path, model_group=None):
+    import h5py
+
+    rng = np.random.default_rng(11)
+    values = {}
+    with h5py.File(path, "w") as f:
+        g = f.create_group(model_group) if model_group else f
+        g.attrs["layer_names"] = [b"dense", b"batch_normalization", b"dense_1"]
+        g.attrs["backend"] = b"tensorflow"
+        g.attrs["keras_version"] = b"2.4.0"
+        layers = {"dense": {"kernel:0": (8, 4), "bias:0": (4,)},
+                  "batch_normalization": {"gamma:0": (4,), "beta:0": (4,),
+                                          "moving_mean:0": (4,), "moving_variance:0": (4,)},
+                  "dense_1": {"kernel:0": (4, 1), "bias:0": (1,)}}
+        for layer, weights in layers.items():
+            lg = g.create_group(layer)
+            lg.attrs["weight_names"] = [f"{layer}/{w}".encode() for w in weights]
+            for w, shape in weights.items():
+                values[f"{model_group + '/' if model_group else ''}{layer}/{layer}/{w}"] = \
+                    v = rng.normal(size=shape).astype(np.float32)
+                lg.create_dataset(f"{layer}/{w}", data=v)
+    return values
+
+
+def test_keras2_save_weights_h5_layout(tmp_path):
+    values = _keras2_weights(tmp_path / "weights-improvement-07-0.91.hdf5")
+    scan = scan_directory(str(tmp_path), verify=True)
+    (c,) = scan.checkpoints
+    assert c.format == KERAS_H5 and c.writer == "Keras 2.4.0 save_weights (HDF5)"
+    assert c.number == 7 and c.status == OK and c.n_readable == c.n_variables == 8
+    roles = {v.name: v.role for v in c.variables}
+    assert roles["dense/dense/kernel:0"] == WEIGHT and roles["dense_1/dense_1/bias:0"] == BIAS
+    assert {roles[f"batch_normalization/batch_normalization/{w}:0"]
+            for w in ("gamma", "beta", "moving_mean", "moving_variance")} == {"normalization"}
+    for name, value in values.items():
+        np.testing.assert_array_equal(read_tensor(c, name), value)
+        assert c.variable(name).path == name[:-2]  # ":0" is not part of the object path
+
+
+def test_keras2_whole_model_h5_with_optimizer(tmp_path):
+    import h5py
+
+    path = tmp_path / "model.h5"
+    values = _keras2_weights(path, model_group="model_weights")
+    with h5py.File(path, "a") as f:
+        f.attrs["model_config"] = b'{"class_name": "Sequential"}'
+        f.attrs["keras_version"] = b"2.4.0"
+        opt = f.create_group("optimizer_weights")
+        opt.create_dataset("Adam/iter:0", data=np.int64(1234))
+        opt.create_dataset("Adam/dense/kernel/m:0", data=np.zeros((8, 4), np.float32))
+    (c,) = scan_directory(str(path.parent)).checkpoints
+    assert c.writer == "Keras 2.4.0 model.save (whole model, HDF5)"
+    assert c.counters == {"optimizer_weights/Adam/iter": 1234}
+    assert c.variable("optimizer_weights/Adam/dense/kernel/m:0").role == OPTIMIZER
+    assert c.n_variables == len(values) + 2
+
+
+def test_keras1_h5_layout(tmp_path):
+    import h5py
+
+    with h5py.File(tmp_path / "weights.h5", "w") as f:
+        f.attrs["layer_names"] = [b"dense_1", b"dense_2"]
+        f.attrs["keras_version"] = b"1.2.2"
+        for layer, shapes in (("dense_1", ((5, 3), (3,))), ("dense_2", ((3, 1), (1,)))):
+            g = f.create_group(layer)
+            g.attrs["weight_names"] = [f"{layer}_W".encode(), f"{layer}_b".encode()]
+            g.create_dataset(f"{layer}_W", data=np.ones(shapes[0], np.float32))
+            g.create_dataset(f"{layer}_b", data=np.zeros(shapes[1], np.float32))
+    (c,) = scan_directory(str(tmp_path), verify=True).checkpoints
+    assert c.format == KERAS_H5 and c.writer == "Keras 1.2.2 save_weights (HDF5)"
+    assert {v.name: v.role for v in c.variables} == {
+        "dense_1/dense_1_W": WEIGHT, "dense_1/dense_1_b": BIAS,
+        "dense_2/dense_2_W": WEIGHT, "dense_2/dense_2_b": BIAS}
+    assert c.status == OK and c.n_readable == 4
+    np.testing.assert_array_equal(read_tensor(c, "dense_2/dense_2_W"), np.ones((3, 1)))
