@@ -61,25 +61,35 @@ def checkpoint(directory, name=None):
     return scan.checkpoint(name or scan.latest)
 
 
-def assert_values_equal_reader(ckpt, report):
-    """Every restored model variable equals what TF's own reader (or h5py) returns."""
+def restore(ckpt, template_spec, **kwargs):
+    """restore_checkpoint, keeping the session so tests can look at the restored model."""
+    session = RestoreSession(ckpt, template_spec)
+    report = session.run(**kwargs)
+    report._session = session
+    return report
+
+
+def assert_values_equal_reader(ckpt, report, session=None):
+    """Every restored variable (model and optimizer) equals, exactly, what TF's own reader
+    (tf.train.load_checkpoint) or h5py returns for its key."""
     from ckpt_gui.core.tfrt import tf
 
+    session = session or report._session
+    variables = {v.path: v for v in session.loaded.model.weights}
+    if session.loaded.optimizer is not None:
+        variables.update({v.path: v for v in session.loaded.optimizer.variables})
+    rows = report.restored + report.optimizer.entries
+    assert rows and all(r.verified for r in rows)
     if ckpt.format in ("keras-h5", "keras3-h5"):
         with h5py.File(ckpt.path, "r") as f:
-            read = lambda k: np.asarray(f[k])  # noqa: E731
-            return _compare(report, read)
-    reader = tf().train.load_checkpoint(ckpt.path)
-    return _compare(report, reader.get_tensor)
-
-
-def _compare(report, read):
-    n = 0
-    for r in report.restored + report.optimizer.entries:
-        assert r.verified, r
-        n += 1
-    assert n == len(report.restored) + len(report.optimizer.entries)
-    return n
+            values = {r.key: np.asarray(f[r.key][()]) for r in rows}
+    else:
+        reader = tf().train.load_checkpoint(ckpt.path)
+        values = {r.key: reader.get_tensor(r.key) for r in rows}
+    for r in rows:
+        v = np.asarray(variables[r.variable].numpy())
+        np.testing.assert_array_equal(v, values[r.key].astype(v.dtype), err_msg=r.variable)
+    return len(rows)
 
 
 def model_values(model):
@@ -229,7 +239,7 @@ def test_guide_checkpoint_manager_latest(tmp_path, trained_mlp, tf, capsys):
     assert report.complete and report.optimizer.iterations == 12
     np.testing.assert_array_equal(session.loaded.model(x).numpy(), model(x).numpy())
     assert "epoch/.ATTRIBUTES/VARIABLE_VALUE" in report.unused_in_checkpoint
-    assert_values_equal_reader(c, report)
+    assert_values_equal_reader(c, report, session)
     code, out, _ = run_cli(capsys, "restore", tmp_path / "mgr", "latest", "--template",
                            "tf_guide_mlp")
     assert code == 0
@@ -281,9 +291,9 @@ def test_legacy_h5_weights_and_whole_model_restore_by_layer_order(tmp_path, trai
         assert {r.how for r in report.restored} == {LAYER_ORDER}
         np.testing.assert_array_equal(session.loaded.model(x).numpy(), model(x).numpy())
         assert report.optimizer_restored is with_optimizer
-        assert_values_equal_reader(c, report)
+        assert_values_equal_reader(c, report, session)
     # the whole-model .h5 carries its config: the "checkpoint" template builds from it
-    report = restore_checkpoint(checkpoint(tmp_path / "h5", "whole.h5"), "checkpoint")
+    report = restore(checkpoint(tmp_path / "h5", "whole.h5"), "checkpoint")
     assert report.complete
 
 
@@ -295,7 +305,7 @@ def test_charity_keras2_dense_stack_into_keras3(tmp_path, corpus_copy, tf, capsy
                     optimizer="Adam()")
     c = checkpoint(d)
     assert c.name == "weights.100.hd5f"
-    report = restore_checkpoint(c, t)
+    report = restore(c, t)
     assert report.complete and report.root == "" and report.mode == MAPPED
     assert [r.key.split("/.ATTRIBUTES")[0] for r in report.restored] == [
         "layer_with_weights-0/kernel", "layer_with_weights-0/bias",
@@ -354,7 +364,7 @@ def test_foodprep_rmsprop_two_shards(tmp_path, corpus_copy, tf):
     d = corpus_copy("foodprep-sharded2-keras-tf")
     t = dense_stack(tmp_path, "food", 20, [64, 64, 30, 20, 10, 1], optimizer="RMSprop()")
     c = checkpoint(d)
-    report = restore_checkpoint(c, t)
+    report = restore(c, t)
     assert report.complete and len(report.restored) == 12
     assert report.optimizer_restored and report.optimizer.slots_restored == 12
     assert report.optimizer.iterations == 64000
@@ -379,7 +389,7 @@ def test_dynrnn_lstm(tmp_path, corpus_copy, tf, name, units):
         return keras.optimizers.Adam()
     """)
     c = checkpoint(d, name)
-    report = restore_checkpoint(c, t)
+    report = restore(c, t)
     assert report.complete and report.optimizer_restored
     keys = [r.key.split("/.ATTRIBUTES")[0] for r in report.restored]
     assert keys == ["layer_with_weights-0/cell/kernel", "layer_with_weights-0/cell/recurrent_kernel",
@@ -417,7 +427,7 @@ def test_gan_root_chosen_by_the_template_or_asked_for(tmp_path, corpus_copy, tf,
             keras.layers.Dense(147, use_bias=False)])
     """)
     c = checkpoint(d, "ckpt-2")
-    report = restore_checkpoint(c, gen)
+    report = restore(c, gen)
     assert report.root == "generator" and report.complete
     assert report.restored[1].key.startswith("generator/layer_with_weights-1/gamma")
     assert_values_equal_reader(c, report)
@@ -442,7 +452,7 @@ def test_tf1_name_based_checkpoints_by_order_and_shape(tmp_path, corpus_copy, tf
     d = corpus_copy("daviesx-partial-data-tf1")
     t = dense_stack(tmp_path, "fc2", 784, [100, 25, 10], optimizer="Adam()")
     c = checkpoint(d, "fc2.ckpt")
-    report = restore_checkpoint(c, t)
+    report = restore(c, t)
     assert report.complete and {r.how for r in report.restored} == {ORDER_SHAPE}
     assert [r.key for r in report.restored] == ["h1/w", "h1/b", "h2/w", "h2/b", "output/w",
                                                 "output/b"]
@@ -455,7 +465,7 @@ def test_tf1_name_based_checkpoints_by_order_and_shape(tmp_path, corpus_copy, tf
     t2 = dense_stack(tmp_path, "tdg", 294, [50, 1], ["sigmoid", "sigmoid"])
     for name in ("checkpoint-447880", "checkpoint-462746"):   # V1 and V2
         c = checkpoint(d2, name)
-        report = restore_checkpoint(c, t2)
+        report = restore(c, t2)
         assert report.complete and [r.key for r in report.restored] == [
             "layer1/weight", "layer1/bias", "layer2/weight", "layer2/bias"]
         assert_values_equal_reader(c, report)
@@ -525,7 +535,7 @@ def test_renamed_layer_is_reported_not_guessed(tmp_path, subclassed_ckpt, capsys
     assert {"model/out/_kernel/.ATTRIBUTES/VARIABLE_VALUE",
             "model/out/bias/.ATTRIBUTES/VARIABLE_VALUE"} <= set(data["unused_in_checkpoint"])
     # the pairing by order and shape is offered for review, not applied
-    report = restore_checkpoint(checkpoint(d), t)
+    report = restore(checkpoint(d), t)
     assert [k for _, k in report.suggestions] == [
         "model/out/_kernel/.ATTRIBUTES/VARIABLE_VALUE",
         "model/out/bias/.ATTRIBUTES/VARIABLE_VALUE"]
@@ -740,7 +750,7 @@ def test_keras2_subclassed_save_weights_layout_into_a_sequential(tmp_path, tf):
         ("dense2/kernel", _t(rng, 7, 2)), ("dense2/bias", _t(rng, 2)),
         ("optimizer/iter", np.int64(3))])
     c = checkpoint(tmp_path / "a")
-    report = restore_checkpoint(c, dense_stack(tmp_path, "a", 5, [7, 2]))
+    report = restore(c, dense_stack(tmp_path, "a", 5, [7, 2]))
     assert report.root == "" and report.complete
     assert [r.key.split("/.ATTRIBUTES")[0] for r in report.restored] == [
         "dense1/kernel", "dense1/bias", "dense2/kernel", "dense2/bias"]
@@ -757,7 +767,7 @@ def test_tf1_two_models_in_one_checkpoint_root_by_shapes(tmp_path, tf, capsys):
         ("generator/g2/w", _t(rng, 7, 5)), ("generator/g2/b", _t(rng, 5)),
         ("global_step", np.int64(10))])
     c = checkpoint(tmp_path / "b")
-    report = restore_checkpoint(c, dense_stack(tmp_path, "g", 3, [7, 5]))
+    report = restore(c, dense_stack(tmp_path, "g", 3, [7, 5]))
     assert report.root == "generator" and report.complete
     assert [r.key for r in report.restored] == ["generator/g1/w", "generator/g1/b",
                                                 "generator/g2/w", "generator/g2/b"]
@@ -786,7 +796,7 @@ def test_keras2_bidirectional_lstm_forward_and_backward_not_swapped(tmp_path, tf
                                  keras.layers.Dense(1)])
     """)
     c = checkpoint(tmp_path / "c")
-    report = restore_checkpoint(c, t)
+    report = restore(c, t)
     assert report.complete
     for r in report.restored[:6]:
         side = "forward" if "forward" in r.variable else "backward"
@@ -810,7 +820,7 @@ def test_missing_graph_shard_restores_by_the_keys_layer_order(tmp_path, corpus_c
     (d / "cp.ckpt.data-00000-of-00002").unlink()   # it holds only the object graph
     t = dense_stack(tmp_path, "food", 20, [64, 64, 30, 20, 10, 1], optimizer="RMSprop()")
     c = checkpoint(d)
-    report = restore_checkpoint(c, t)
+    report = restore(c, t)
     assert report.complete and {r.how for r in report.restored} == {LAYER_ORDER}
     assert report.optimizer.slots_restored == 12
     assert any("object graph cannot be read" in n for n in report.notes)
@@ -873,7 +883,7 @@ def test_unbuilt_templates_are_built_from_the_checkpoints_shapes(tmp_path, corpu
     def build_model():
         return keras.Sequential([keras.layers.LSTM(30), keras.layers.Dense(3)])
     """)
-    report = restore_checkpoint(checkpoint(d, "30LSTM_Neurons5Epochs.ckpt"), t)
+    report = restore(checkpoint(d, "30LSTM_Neurons5Epochs.ckpt"), t)
     assert report.complete and report.sample.input_shape == [2, 1, 3]
     assert any("built by calling it on an input of shape (1, 1, 3)" in n for n in report.notes)
     d2 = corpus_copy("charity-hd5f-keras-tf")
@@ -882,7 +892,7 @@ def test_unbuilt_templates_are_built_from_the_checkpoints_shapes(tmp_path, corpu
         return keras.Sequential([keras.layers.Dense(80), keras.layers.Dense(30),
                                  keras.layers.Dense(1)])
     """)
-    report = restore_checkpoint(checkpoint(d2), t2)
+    report = restore(checkpoint(d2), t2)
     assert report.complete and report.sample.output_shape == [2, 1]
 
 
@@ -898,6 +908,24 @@ def test_unbuilt_compiled_template_keeps_its_optimizer(tmp_path, corpus_copy):
         m.compile(optimizer=keras.optimizers.Adam(), loss="mse")
         return m
     """)
-    report = restore_checkpoint(checkpoint(d, "30LSTM_Neurons5Epochs.ckpt"), t)
+    report = restore(checkpoint(d, "30LSTM_Neurons5Epochs.ckpt"), t)
     assert report.complete and report.optimizer_restored
     assert report.optimizer.iterations == 8 and report.optimizer.slots_restored == 10
+
+
+def test_keras2_subclassed_checkpoint_kernel_becomes__kernel(tmp_path, tf):
+    """Keras 2 named it model/hidden/kernel, Keras 3 tracks model/hidden/_kernel: natively only
+    the biases would bind; the rename binds the kernels too."""
+    rng = np.random.default_rng(11)
+    (tmp_path / "k2sub").mkdir()
+    _object_checkpoint(tf, tmp_path / "k2sub" / "ckpt", [
+        ("model/hidden/kernel", _t(rng, 8, 16)), ("model/hidden/bias", _t(rng, 16)),
+        ("model/out/kernel", _t(rng, 16, 3)), ("model/out/bias", _t(rng, 3)),
+        ("save_counter", np.int64(1))])
+    c = checkpoint(tmp_path / "k2sub")
+    report = restore(c, subclassed(tmp_path, "k3sub"))
+    assert report.complete and report.root == "model" and report.mode == MAPPED
+    how = {r.key.split("/.ATTRIBUTES")[0]: r.how for r in report.restored}
+    assert how == {"model/hidden/kernel": "renamed", "model/hidden/bias": OBJECT_PATH,
+                   "model/out/kernel": "renamed", "model/out/bias": OBJECT_PATH}
+    assert_values_equal_reader(c, report)
