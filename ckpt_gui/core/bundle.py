@@ -252,29 +252,58 @@ def read_index(index_path: str | os.PathLike) -> BundleIndex:
     )
 
 
+def _first_table_entry(path: str | os.PathLike) -> tuple[bytes, bytes] | None:
+    """The first (key, value) of a table file, reading only its footer, index block and first
+    data block (a V1 checkpoint keeps all its tensors in the table: it may be gigabytes)."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        n = f.tell()
+        if n < FOOTER_SIZE:
+            raise BundleError(f"file is too short ({n} bytes)")
+        f.seek(n - FOOTER_SIZE)
+        footer = f.read(FOOTER_SIZE)
+        lo, hi = struct.unpack_from("<II", footer, FOOTER_SIZE - 8)
+        if (hi << 32 | lo) != TABLE_MAGIC:
+            raise BundleError("not a TensorFlow checkpoint table (bad magic number)")
+
+        def block(off: int, size: int) -> bytes:
+            if off < 0 or size < 4 or off + size + BLOCK_TRAILER_SIZE > n:
+                raise BundleError("block handle points outside the file")
+            f.seek(off)
+            return f.read(size + BLOCK_TRAILER_SIZE)
+
+        try:
+            _, _, pos = _handle(footer, 0)  # metaindex handle (unused)
+            index_off, index_size, _ = _handle(footer, pos)
+            for _, handle in _block_entries(block(index_off, index_size), 0, index_size):
+                off, size, _ = _handle(handle)
+                for key, value in _block_entries(block(off, size), 0, size):
+                    return key, value
+        except pw.WireError as e:
+            raise BundleError(f"corrupt table: {e}") from None
+    return None
+
+
 def read_v1_meta(path: str | os.PathLike) -> list[tuple[str, tuple[int, ...], str]]:
     """(name, shape, dtype) of every tensor of a V1 (TensorSliceWriter) checkpoint file.
 
-    The table's empty key holds SavedTensorSlices{meta=1: SavedTensorSliceMeta{tensor=1:
-    SavedSliceMeta{name=1, shape=2, type=3}}}.
+    The table's empty key (sorted first) holds SavedTensorSlices{meta=1: SavedTensorSliceMeta{
+    tensor=1: SavedSliceMeta{name=1, shape=2, type=3}}}; only that much of the file is read.
     """
-    with open(path, "rb") as f:
-        buf = f.read()
+    first = _first_table_entry(path)
+    if first is None or first[0] != b"":
+        raise BundleError("V1 checkpoint has no metadata entry")
     try:
-        for key, value in iter_table(buf):
-            if key != b"":
-                continue
-            meta = pw.fields(pw.first(pw.fields(value), 1, b""))
-            out = []
-            for tensor in meta.get(1, []):
-                t = pw.fields(tensor)
-                name = (pw.first(t, 1) or b"").decode("utf-8", "replace")
-                dtype = DTYPES.get(pw.first(t, 3, 0), ("unknown", None))[0]
-                out.append((name, _shape(pw.first(t, 2)), dtype))
-            return sorted(out)
+        meta = pw.fields(pw.first(pw.fields(first[1]), 1, b""))
+        out = []
+        for tensor in meta.get(1, []):
+            t = pw.fields(tensor)
+            name = (pw.first(t, 1) or b"").decode("utf-8", "replace")
+            dtype = DTYPES.get(pw.first(t, 3, 0), ("unknown", None))[0]
+            out.append((name, _shape(pw.first(t, 2)), dtype))
     except pw.WireError as e:
         raise BundleError(f"corrupt V1 checkpoint: {e}") from None
-    raise BundleError("V1 checkpoint has no metadata entry")
+    return sorted(out)
 
 
 def _crc32c_table() -> list[int]:
