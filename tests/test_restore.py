@@ -392,7 +392,8 @@ def test_dynrnn_lstm(tmp_path, corpus_copy, tf, name, units):
     report = restore(c, t)
     assert report.complete and report.optimizer_restored
     keys = [r.key.split("/.ATTRIBUTES")[0] for r in report.restored]
-    assert keys == ["layer_with_weights-0/cell/kernel", "layer_with_weights-0/cell/recurrent_kernel",
+    assert keys == ["layer_with_weights-0/cell/kernel",
+                    "layer_with_weights-0/cell/recurrent_kernel",
                     "layer_with_weights-0/cell/bias", "layer_with_weights-1/kernel",
                     "layer_with_weights-1/bias"]
     assert_values_equal_reader(c, report)

@@ -39,9 +39,8 @@ import numpy as np
 from . import hdf5, protowire as pw
 from .model import (COUNTER, HDF5_FORMATS, KERAS3_H5, KERAS_ARCHIVE, KERAS_H5, METADATA,
                     CheckpointInfo)
-from .templates import (CHECKPOINT_CONFIG, LoadedTemplate, TemplateError, TemplateRef,
-                        checkpoint_template_ref, load as load_template, resolve as
-                        resolve_template, sample_input_for)
+from .templates import (CHECKPOINT_CONFIG, LoadedTemplate, TemplateRef, load as load_template,
+                        resolve as resolve_template, sample_input_for)
 
 Progress = Callable[[int, int, str], None]
 
@@ -173,7 +172,8 @@ class RestorePlan:
                 raise RestoreError(f"{key} has shape {list(info.shape)}; {entry.variable} has "
                                    f"{list(entry.shape)}: a tensor of another shape is never "
                                    f"assigned")
-            entry.key, entry.key_shape, entry.apply, entry.how = key, tuple(info.shape), True, EDITED
+            entry.key, entry.key_shape = key, tuple(info.shape)
+            entry.apply, entry.how = True, EDITED
         entry.native = False
         self.edited = True
 
@@ -1374,8 +1374,7 @@ def apply_plan(session: "RestoreSession", plan: RestorePlan, progress: Progress 
                 session.side, plan.root, tmpl.model,
                 plan.optimizer_prefix if plan.native_optimizer else None, tmpl.optimizer)
         except Exception as e:
-            notes.append(f"tf.train.Checkpoint could not restore natively "
-                         f"({type(e).__name__}: {str(e).strip().splitlines()[0][:200] if str(e).strip() else ''}); "
+            notes.append(f"tf.train.Checkpoint could not restore natively ({_read_error(e)}); "
                          f"every variable was assigned from the mapping instead")
             native_done = native_opt = False
     unreadable: dict[str, str] = {}

@@ -591,8 +591,8 @@ class RestoreDialog(QDialog):
     def _on_failed(self, message: str, details: str) -> None:
         job, self._job = self._job, None
         self.mapping_table.setEnabled(True)
-        self._show_error(f"{'Restoring' if job == 'restore' else 'Saving' if job == 'save' else 'Planning'} "
-                         f"failed: {message}")
+        what = {"restore": "Restoring", "save": "Saving"}.get(job, "Planning")
+        self._show_error(f"{what} failed: {message}")
         self.status_label.setToolTip(details)
 
     def _show_error(self, text: str) -> None:
