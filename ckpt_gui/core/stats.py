@@ -86,12 +86,11 @@ def _moments(flat: np.ndarray, lo: int, hi: int, shift: float, work: np.dtype):
         n_finite += c.size
         mn = min(mn, float(c_mn))
         mx = max(mx, float(c_mx))
-        t = tmp[: c.size]  # sums in float64, whatever the data's precision
-        t[...] = c
-        s1 += float(t.sum())
-        t -= shift
-        np.multiply(t, t, out=t)  # not np.dot: a threaded BLAS call per chunk is far slower
-        s2 += float(t.sum())
+        t = tmp[: c.size]  # sums in float64 around the shift, whatever the data's precision
+        np.subtract(c, np.float64(shift), out=t)  # computed in float64 (a strong scalar)
+        s1 += float(t.sum()) + c.size * shift
+        # einsum, not np.dot: a threaded BLAS call per chunk is far slower
+        s2 += float(np.einsum("i,i->", t, t))
     return nan, inf, nonzero, n_finite, s1, s2, mn, mx, nonfinite_chunks
 
 
