@@ -1,19 +1,63 @@
 """Background work for panels: one task slot per panel, newest request wins.
 
 The habit is Orange3's ``ConcurrentWidgetMixin`` (one task per widget, cancel on new input, a
-Qt-free function given a state object) on a QThreadPool as in silx: the function runs in a worker
-thread and receives a ``TaskState`` to report progress and to ask whether it was cancelled. Its
-return value, or its exception as text, comes back to the GUI thread through signals. A result of
+Qt-free function given a state object): the function runs in the engine's worker thread and
+receives a ``TaskState`` to report progress and to ask whether it was cancelled. Its return value, or its exception as text, comes back to the GUI thread through signals. A result of
 a superseded request is dropped, so a stale preview never lands.
 """
 from __future__ import annotations
 
 import itertools
+import queue
 import threading
 import traceback
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
+
+
+class EngineThread:
+    """One long-lived Python thread that runs all engine work, in submission order.
+
+    Not a QThreadPool: Qt's pooled threads are reused by PySide with a fresh Python thread
+    state per run, while TensorFlow's pybind11 layer caches the thread state it saw first; the
+    second TensorFlow error raised on a reused pooled thread then touched a freed thread state
+    and crashed the process (seen with RestoreV2 on a missing data file). A plain
+    ``threading.Thread`` keeps one thread state for its whole life. One thread also keeps
+    TensorFlow's eager runtime single-threaded and disk reads from competing.
+    """
+
+    def __init__(self, name: str = "ckpt_gui-engine"):
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    def start(self, job: Callable[[], None]) -> None:
+        self._queue.put(job)
+
+    def _loop(self) -> None:
+        while True:
+            job = self._queue.get()
+            try:
+                job()
+            except BaseException:  # jobs report their own errors; the thread must live on
+                traceback.print_exc()
+
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
+
+
+_engine: EngineThread | None = None
+_engine_lock = threading.Lock()
+
+
+def engine_thread() -> EngineThread:
+    global _engine
+    with _engine_lock:
+        if _engine is None:
+            _engine = EngineThread()
+    return _engine
 
 
 class Cancelled(Exception):
@@ -47,14 +91,14 @@ class _Signals(QObject):
     error = Signal(int, str, str)                # generation, message, details
 
 
-class _Runnable(QRunnable):
+class _Job:
     def __init__(self, generation: int, fn, args, kwargs, signals: _Signals, state: TaskState):
-        super().__init__()
-        self.setAutoDelete(True)
         self._gen, self._fn, self._args, self._kwargs = generation, fn, args, kwargs
         self._signals, self._state = signals, state
 
-    def run(self):
+    def __call__(self):
+        if self._state.cancelled():
+            return  # superseded while it waited
         try:
             result = self._fn(*self._args, state=self._state, **self._kwargs)
         except Cancelled:
@@ -81,10 +125,10 @@ class TaskSlot(QObject):
 
     _counter = itertools.count(1)
 
-    def __init__(self, parent: QObject | None = None, pool: QThreadPool | None = None,
+    def __init__(self, parent: QObject | None = None, executor: EngineThread | None = None,
                  debounce_ms: int = 0):
         super().__init__(parent)
-        self._pool = pool or QThreadPool.globalInstance()
+        self._executor = executor or engine_thread()
         self._generation = 0
         self._state: TaskState | None = None
         self._signals = _Signals()
@@ -136,7 +180,7 @@ class TaskSlot(QObject):
         state = TaskState(lambda d, t, w, g=generation: signals.progress.emit(g, d, t, w))
         self._state = state
         self.busy.emit(True)
-        self._pool.start(_Runnable(generation, fn, args, kwargs, signals, state))
+        self._executor.start(_Job(generation, fn, args, kwargs, signals, state))
 
     def _current(self, generation: int) -> bool:
         return generation == self._generation and self._state is not None
