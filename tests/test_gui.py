@@ -1,0 +1,282 @@
+"""The desktop app as a user drives it (offscreen): open, browse, preview, react to the disk."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QTimer, QUrl
+from PySide6.QtGui import QDropEvent
+
+from ckpt_gui.core import scan_directory
+from ckpt_gui.core.preview import IMAGE, TEXT, VECTOR
+from ckpt_gui.core.reading import read_tensor
+from ckpt_gui.ui.main_window import MainWindow
+from ckpt_gui.ui.models import OBJECT_ROLE
+
+from conftest import corpus_names
+
+LOAD_TIMEOUT = 60_000
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
+    w = MainWindow(settings=settings)
+    qtbot.addWidget(w)
+    w.show()
+    w.after_first_paint()
+    yield w
+    w.close()
+
+
+def open_dir(qtbot, window, path):
+    with qtbot.waitSignal(window.directory_loaded, timeout=LOAD_TIMEOUT) as blocker:
+        window.open_path(str(path))
+    return blocker.args[0]
+
+
+def table_rows(window):
+    proxy = window.checkpoints.proxy
+    return [proxy.data(proxy.index(r, 0), OBJECT_ROLE) for r in range(proxy.rowCount())]
+
+
+def tree_variables(window):
+    return {n.variable.name for n in window.variables.model.tree.root.walk()
+            if n.variable is not None}
+
+
+@pytest.mark.parametrize("name", corpus_names())
+def test_panels_show_what_the_engine_says(qtbot, window, corpus_copy, name):
+    path = corpus_copy(name)
+    expected = scan_directory(str(path))
+    scan = open_dir(qtbot, window, path)
+    rows = table_rows(window)
+    assert [c.name for c in rows] == [c.name for c in expected.checkpoints]  # natural order
+    assert [(c.number, c.status, c.n_variables) for c in rows] == \
+        [(c.number, c.status, c.n_variables) for c in expected.checkpoints]
+    assert window.windowTitle().startswith(path.name)
+    # the latest is selected and marked
+    assert window.checkpoints.current().name == expected.latest
+    latest_row = window.checkpoints.model.row_of(expected.latest)
+    assert "latest" in window.checkpoints.model.index(latest_row, 0).data()
+    # every variable of every checkpoint appears in the tree
+    for c in scan.checkpoints:
+        window.checkpoints.select(c.name)
+        assert tree_variables(window) == {v.name for v in c.variables}
+        for problem in c.problems:
+            assert problem in window.checkpoints.details.text().replace("&lt;", "<").replace(
+                "&gt;", ">").replace("&amp;", "&")
+    for problem in expected.state_file.problems:
+        assert problem in window.checkpoints.problems.text()
+
+
+def test_broken_checkpoint_shows_why(qtbot, window, corpus_copy):
+    path = corpus_copy("daviesx-partial-data-tf1")
+    open_dir(qtbot, window, path)
+    window.checkpoints.select("cnn.ckpt")
+    assert "cnn.ckpt.data-00000-of-00001 is missing: 27 of 27 variables cannot be read" in \
+        window.checkpoints.details.text()
+    row = window.checkpoints.model.row_of("cnn.ckpt")
+    tip = window.checkpoints.model.index(row, 0).data(Qt.ToolTipRole)
+    assert "cnn.ckpt.data-00000-of-00001 is missing" in tip
+    # selecting one of its variables shows the reason instead of a plot
+    with qtbot.waitSignal(window.preview.preview_failed, timeout=LOAD_TIMEOUT) as blocker:
+        window.variables.select("c1/w")
+    assert "missing" in blocker.args[0]
+    assert "cannot be read" in window.preview.text.toPlainText()
+
+
+def _select_and_wait(qtbot, window, name):
+    with qtbot.waitSignal(window.preview.preview_ready, timeout=LOAD_TIMEOUT,
+                          check_params_cb=lambda p: p.variable.name == name) as blocker:
+        assert window.variables.select(name)
+    return blocker.args[0]
+
+
+def test_plotted_data_equals_the_tensor(qtbot, window, corpus_copy, tf):
+    path = corpus_copy("charity-hd5f-keras-tf")
+    scan = open_dir(qtbot, window, path)
+    window.checkpoints.select("weights.100.hd5f")
+    reader = tf.train.load_checkpoint(str(path / "weights.100.hd5f"))
+    kernel = "layer_with_weights-1/kernel/.ATTRIBUTES/VARIABLE_VALUE"
+    preview = _select_and_wait(qtbot, window, kernel)
+    truth = reader.get_tensor(kernel)
+    assert preview.kind == IMAGE
+    np.testing.assert_array_equal(window.preview.image.image, truth)  # what the heatmap holds
+    assert window.preview.stat_labels["max"].text() == f"{truth.max():.6g}"
+    assert sum(preview.stats.histogram) == truth.size
+    # hovering reads the whole tensor: row 3, column 7
+    assert window.preview.value_at(7.5, 3.5) == f"[3, 7] = {truth[3, 7]!r}"
+
+    bias = "layer_with_weights-0/bias/.ATTRIBUTES/VARIABLE_VALUE"
+    preview = _select_and_wait(qtbot, window, bias)
+    assert preview.kind == VECTOR
+    bars = [i for i in window.preview.plot.getPlotItem().items if hasattr(i, "opts")
+            and "height" in i.opts]
+    np.testing.assert_array_equal(bars[0].opts["height"], reader.get_tensor(bias))
+
+    graph = _select_and_wait(qtbot, window, "_CHECKPOINTABLE_OBJECT_GRAPH")
+    assert graph.kind == TEXT
+    assert scan.checkpoint("weights.100.hd5f") is not None
+
+
+def test_higher_rank_tensor_slices_and_exports(qtbot, window, tmp_path, tf):
+    path = tmp_path / "conv"
+    path.mkdir()
+    kernel = tf.Variable(tf.random.normal([5, 5, 1, 32]))  # a Conv2D kernel
+    tf.train.Checkpoint(conv=kernel).write(str(path / "cnn"))
+    open_dir(qtbot, window, path)
+    key = "conv/.ATTRIBUTES/VARIABLE_VALUE"
+    truth = tf.train.load_checkpoint(str(path / "cnn")).get_tensor(key)
+    preview = _select_and_wait(qtbot, window, key)
+    assert preview.kind == IMAGE and len(window.preview.spins) == 2
+    np.testing.assert_array_equal(preview.display, truth[0, 0])
+    with qtbot.waitSignal(window.preview.preview_ready, timeout=LOAD_TIMEOUT) as blocker:
+        window.preview.spins[0].setValue(3)
+    np.testing.assert_array_equal(blocker.args[0].display, truth[3, 0])
+    npy = window.preview.export_tensor("npy", str(tmp_path / "w.npy"))
+    np.testing.assert_array_equal(np.load(npy), truth)
+    csv_path = window.preview.export_tensor("csv", str(tmp_path / "w.csv"))
+    rows = np.loadtxt(csv_path, delimiter=",")
+    np.testing.assert_allclose(rows, truth.reshape(-1, 32), rtol=1e-6)
+    png = window.preview.export_plot(str(tmp_path / "w.png"))
+    with open(png, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_keras_config_json_is_pretty_text(qtbot, window, tmp_path, tf):
+    import keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    keras.models.save_model(model, str(tmp_path / "m.keras"))
+    open_dir(qtbot, window, tmp_path)
+    names = tree_variables(window)
+    assert "layers/dense/vars/0" in names
+
+
+def _write_big_checkpoint(tf, directory, n):
+    big = tf.Variable(tf.random.uniform([n // 1000, 1000]))
+    small = tf.Variable(tf.constant([1.0, 2.0, 3.0]))
+    ckpt = tf.train.Checkpoint(big=big, small=small)
+    ckpt.write(os.path.join(directory, "big"))
+    del big
+
+
+def test_event_loop_keeps_turning_while_a_large_tensor_loads(qtbot, window, tmp_path, tf):
+    _write_big_checkpoint(tf, str(tmp_path), 50_000_000)
+    open_dir(qtbot, window, tmp_path)
+    gaps = []
+    last = [time.perf_counter()]
+
+    def tick():
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.setInterval(5)
+    timer.timeout.connect(tick)
+    timer.start()
+    preview = _select_and_wait(qtbot, window, "big/.ATTRIBUTES/VARIABLE_VALUE")
+    timer.stop()
+    assert preview.array.size == 50_000_000
+    assert max(preview.display.shape) <= 1024  # downsampled for painting
+    longest = max(gaps[1:]) if len(gaps) > 1 else 0
+    print(f"longest event-loop stall while loading 50M floats: {1000 * longest:.0f} ms "
+          f"over {len(gaps)} ticks")
+    assert longest < 0.1
+
+
+def test_new_selection_supersedes_the_old(qtbot, window, tmp_path, tf):
+    _write_big_checkpoint(tf, str(tmp_path), 20_000_000)
+    open_dir(qtbot, window, tmp_path)
+    landed = []
+    window.preview.preview_ready.connect(lambda p: landed.append(p.variable.name))
+    window.variables.select("big/.ATTRIBUTES/VARIABLE_VALUE")
+    qtbot.waitUntil(lambda: window.preview.task.is_running(), timeout=5000)
+    small = "small/.ATTRIBUTES/VARIABLE_VALUE"
+    with qtbot.waitSignal(window.preview.preview_ready, timeout=LOAD_TIMEOUT):
+        window.variables.select(small)
+    # the engine thread runs jobs in order: the superseded read finished (and its result was
+    # dropped) before the newest request ran, so by now a stale result would have landed
+    assert landed == [small]
+    np.testing.assert_array_equal(window.preview.preview.array, [1.0, 2.0, 3.0])
+
+
+def test_training_run_writing_and_deleting_checkpoints(qtbot, window, tmp_path, tf):
+    v = tf.Variable(1.0)
+    ckpt = tf.train.Checkpoint(v=v)
+    manager = tf.train.CheckpointManager(ckpt, str(tmp_path), max_to_keep=2)
+    manager.save()
+    open_dir(qtbot, window, tmp_path)
+    assert [c.name for c in table_rows(window)] == ["ckpt-1"]
+    with qtbot.waitSignal(window.directory_loaded, timeout=LOAD_TIMEOUT,
+                          check_params_cb=lambda s: len(s.checkpoints) == 2):
+        manager.save()
+    with qtbot.waitSignal(window.directory_loaded, timeout=LOAD_TIMEOUT,
+                          check_params_cb=lambda s: [c.name for c in s.checkpoints]
+                          == ["ckpt-2", "ckpt-3"]):
+        manager.save()  # CheckpointManager deletes ckpt-1: it disappears, no error
+    assert [c.name for c in table_rows(window)] == ["ckpt-2", "ckpt-3"]
+    assert window.scan.latest == "ckpt-3"
+
+
+def test_directory_deleted_while_open(qtbot, window, tmp_path, tf):
+    d = tmp_path / "run"
+    d.mkdir()
+    tf.train.Checkpoint(v=tf.Variable(1.0)).write(str(d / "w"))
+    open_dir(qtbot, window, d)
+    with qtbot.waitSignal(window.error_shown, timeout=LOAD_TIMEOUT) as blocker:
+        shutil.rmtree(d)
+    assert "no such directory" in blocker.args[0]
+    assert table_rows(window) == []
+
+
+def test_unreadable_files_do_not_crash(qtbot, window, tmp_path):
+    (tmp_path / "junk.index").write_bytes(os.urandom(300))
+    (tmp_path / "junk.h5").write_bytes(os.urandom(300))
+    (tmp_path / "empty.keras").write_bytes(b"")
+    scan = open_dir(qtbot, window, tmp_path)
+    assert {c.name: c.status for c in scan.checkpoints} == \
+        {"junk": "broken", "junk.h5": "broken", "empty.keras": "broken"}
+    assert [c.status for c in table_rows(window)] == ["broken"] * 3
+
+
+def test_open_a_checkpoint_file_selects_it_and_drop_opens(qtbot, window, corpus_copy):
+    path = corpus_copy("tictactoe-tf2mgr-keras3opt")
+    with qtbot.waitSignal(window.directory_loaded, timeout=LOAD_TIMEOUT):
+        window.open_path(str(path / "ckpt-18.index"))
+    assert window.checkpoints.current().name == "ckpt-18"
+    other = corpus_copy("supercon-gan-tf2")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(other))])
+    event = QDropEvent(QPointF(10, 10), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    with qtbot.waitSignal(window.directory_loaded, timeout=LOAD_TIMEOUT):
+        window.dropEvent(event)
+    assert window.scan.directory == str(other)
+    assert window.recent()[:2] == [str(other), str(path)]
+    assert [a.text() for a in window.recent_menu.actions()][:2] == [str(other), str(path)]
+
+
+def test_window_and_engine_start_without_tensorflow_or_pyqtgraph():
+    code = ("import sys; import ckpt_gui.app, ckpt_gui.ui.main_window, ckpt_gui.core.scan; "
+            "print('tensorflow' in sys.modules, 'pyqtgraph' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_tensorflow_loads_in_a_worker_after_first_paint(qtbot, tmp_path):
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat)
+    w = MainWindow(settings=settings)
+    qtbot.addWidget(w)
+    w.show()
+    with qtbot.waitSignal(w.tensorflow_ready, timeout=LOAD_TIMEOUT) as blocker:
+        w.after_first_paint()
+        assert w.tf_status.text() == "Loading TensorFlow…"
+    assert blocker.args[0].startswith("2.")
+    assert w.tf_status.text() == f"TensorFlow {blocker.args[0]}"
