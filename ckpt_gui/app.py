@@ -6,6 +6,7 @@ import ctypes
 import os
 import shutil
 import sys
+import time
 
 # Shared libraries Qt's xcb platform plugin loads, and the Debian/Ubuntu packages that ship them.
 XCB_LIBRARIES = {
@@ -109,6 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     window.show()
 
     def after_paint():
+        report = os.environ.get("CKPT_GUI_STARTUP_REPORT")  # benchmarks/bench_launch.py
+        if report:
+            print(f"ckpt_gui-shown {time.time():.6f}", flush=True)
+            if report == "quit":
+                app.quit()
+                return
         window.after_first_paint()
         if args.demo:
             window.open_demo()
