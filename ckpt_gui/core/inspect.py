@@ -209,6 +209,7 @@ def _attach_graph(info: CheckpointInfo, graph: objgraph.ObjectGraph) -> None:
             v = by_name.get(key)
             if v is not None and v.role != COUNTER and v.slot_of is None:
                 v.role = roles.classify(model_paths[0] + roles.ATTRIBUTE_SUFFIX, v.shape, v.dtype)
+                v.model_path = model_paths[0]
     for slot_key, (owner_key, slot_name) in graph.slot_owner.items():
         v = by_name.get(slot_key)
         if v is not None:

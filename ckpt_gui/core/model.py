@@ -42,6 +42,8 @@ class VariableInfo:
     problem: str | None = None
     slot_of: str | None = None     # key of the variable this optimizer slot belongs to
     slot_name: str | None = None
+    model_path: str | None = None  # where the model holds it, when the key goes through an
+                                   # optimizer (Keras 3: optimizer/_trainable_variables/N)
 
     @property
     def size(self) -> int:

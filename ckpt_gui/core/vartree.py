@@ -59,12 +59,18 @@ class VariableTree:
 
 
 def display_path(v: VariableInfo, by_name: dict[str, VariableInfo]) -> str:
-    """Where a variable sits in the tree: slots read as ``<owner path>/<slot name>``."""
-    if v.slot_of and v.slot_name and SLOT_MARKER in v.name:
+    """Where a variable sits in the tree: the model's own path for a model variable saved
+    through its optimizer, and ``<optimizer>/<owner path>/<slot name>`` for optimizer slots
+    (``.OPTIMIZER_SLOT`` keys and Keras 3's anonymous ``optimizer/_variables/N`` alike)."""
+    if v.slot_of and v.slot_name:
         owner = by_name.get(v.slot_of)
-        optimizer = v.name.split(SLOT_MARKER, 1)[1].split("/", 1)[0]
-        return f"{optimizer}/{owner.path if owner else v.slot_of}/{v.slot_name}"
-    return v.path
+        owner_path = (owner.model_path or owner.path) if owner else v.slot_of
+        if SLOT_MARKER in v.name:
+            optimizer = v.name.split(SLOT_MARKER, 1)[1].split("/", 1)[0]
+        else:  # net/optimizer/_variables/3 -> net/optimizer
+            optimizer = v.path.rsplit("/", 2)[0] if v.path.count("/") >= 2 else "optimizer"
+        return f"{optimizer}/{owner_path}/{v.slot_name}"
+    return v.model_path or v.path
 
 
 def build_tree(ckpt: CheckpointInfo) -> VariableTree:
