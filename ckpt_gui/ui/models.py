@@ -29,10 +29,14 @@ def human_count(n: int) -> str:
 
 
 def counter_labels(keys) -> dict[str, str]:
-    """Shortest unambiguous label of each counter: its last path segments."""
+    """Shortest unambiguous label of each counter: its last path segments (a Keras 3
+    optimizer's anonymous ``optimizer/vars/0`` is its iteration count)."""
     keys = list(keys)
     labels = {}
     for k in keys:
+        if k.endswith("optimizer/vars/0"):
+            labels[k] = "iterations"
+            continue
         parts = k.split("/")
         n = 1
         while True:

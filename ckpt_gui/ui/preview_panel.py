@@ -142,7 +142,7 @@ class PreviewPanel(QWidget):
             self.task.cancel()
             self.clear()
             return
-        self.title.setText(f"<b>{var.path}</b> — {ckpt.name}")
+        self.title.setText(f"<b>{var.model_path or var.path}</b> — {ckpt.name}")
         self.task.submit(load_preview, ckpt, var.name)
 
     def clear(self, message: str = "Select a variable to preview it.") -> None:

@@ -33,8 +33,12 @@ class VariablesPanel(QWidget):
         self.tree.setModel(self.proxy)
         self.tree.setUniformRowHeights(True)
         self.tree.setAlternatingRowColors(True)
-        self.tree.header().setSectionResizeMode(0, QHeaderView.Interactive)
-        self.tree.header().resizeSection(0, 300)
+        header = self.tree.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.Stretch)
+        for column, width in ((1, 100), (2, 70), (3, 120), (4, 110)):
+            header.setSectionResizeMode(column, QHeaderView.Interactive)
+            header.resizeSection(column, width)
         self.tree.selectionModel().currentChanged.connect(self._on_current)
 
         self.totals = QLabel()
@@ -61,8 +65,6 @@ class VariablesPanel(QWidget):
             f"{human_count(tree.model_params)} model parameters · "
             f"{human_count(tree.optimizer_params)} optimizer values · {ckpt.n_variables} variables")
         self._expand_defaults()
-        for column in range(1, self.model.columnCount()):
-            self.tree.resizeColumnToContents(column)
         if previous and self.select(previous):
             return
         first = next((n.variable for n in tree.root.walk() if n.variable is not None

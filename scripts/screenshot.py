@@ -1,0 +1,42 @@
+"""Make the README's screenshot from the app itself: open a folder, select a checkpoint and a
+variable, wait for the preview, grab the window.
+
+    .venv/bin/python scripts/screenshot.py DIR CHECKPOINT VARIABLE OUT.png
+"""
+import os
+import sys
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from PySide6.QtCore import QSettings, QTimer  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+
+def main(directory, checkpoint, variable, out):
+    app = QApplication([])
+    from ckpt_gui.ui.main_window import MainWindow
+
+    settings = QSettings(os.devnull, QSettings.IniFormat)
+    w = MainWindow(settings=settings)
+    w.resize(1400, 820)
+    w.show()
+    w.after_first_paint()
+
+    def loaded(_scan):
+        w.checkpoints.select(checkpoint)
+        w.variables.select(variable)
+
+    def shot(preview):
+        if preview.variable.name == variable:
+            QTimer.singleShot(300, lambda: (w.grab().save(out), app.quit()))
+
+    w.directory_loaded.connect(loaded)
+    w.preview.preview_ready.connect(shot)
+    w.open_path(directory)
+    QTimer.singleShot(120_000, app.quit)
+    app.exec()
+    return 0 if os.path.exists(out) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:5]))
