@@ -35,19 +35,23 @@ def _as_float(a: np.ndarray) -> np.ndarray:
 
 
 def _block_mean(a: np.ndarray, max_side: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """Average sy x sx blocks so no side exceeds ``max_side``. Sums run in float32 (numpy's
+    pairwise summation keeps the error near 1e-7 of the values: plenty for a colour), row bands
+    at a time so a trimmed, non-contiguous view is never copied whole."""
     rows, cols = a.shape
     sy, sx = -(-rows // max_side), -(-cols // max_side)
     if sy == 1 and sx == 1:
         return _as_float(a), (1, 1)
+    if a.dtype.kind == "c":
+        a = np.abs(a)
     r, c = rows // sy * sy, cols // sx * sx
-    # float64 accumulation; a slice (not the whole tensor) of rows at a time keeps memory flat
     out = np.empty((r // sy, c // sx), dtype=np.float32)
-    rows_per = max(sy, (1 << 22) // max(c, 1) // sy * sy)
-    for i in range(0, r, rows_per):
-        block = a[i:min(i + rows_per, r), :c]
-        block = block.astype(np.float64) if block.dtype.kind != "c" else np.abs(block)
-        out[i // sy:(i + block.shape[0]) // sy] = block.reshape(
-            block.shape[0] // sy, sy, c // sx, sx).mean(axis=(1, 3))
+    band = max(sy, (1 << 22) // max(c, 1) // sy * sy)  # about 4M elements a band
+    for i in range(0, r, band):
+        block = a[i:min(i + band, r), :c]
+        n = block.shape[0]
+        out[i // sy:(i + n) // sy] = block.reshape(n // sy, sy, c // sx, sx).mean(
+            axis=(1, 3), dtype=np.float32)
     return out, (sy, sx)
 
 
