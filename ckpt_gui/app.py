@@ -52,7 +52,7 @@ def display_problem(environ=os.environ, platform=sys.platform, load=ctypes.CDLL)
 
 def install_desktop_entry(home: str | None = None, exec_command: str | None = None) -> tuple[str, str]:
     """Install the .desktop entry and icon for this user; return their paths."""
-    from .resources import resource
+    from .paths import resource
 
     data = os.environ.get("XDG_DATA_HOME") if home is None else None
     data = data or os.path.join(home or os.path.expanduser("~"), ".local", "share")
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
-    from .resources import resource
+    from .paths import resource
     from .ui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])

@@ -187,4 +187,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the imported module's main, not this __main__ copy, so that UsageError raised by the
+    # subcommands (which import ckpt_gui.cli) is the class main() catches.
+    from ckpt_gui.cli import main as _main
+
+    sys.exit(_main())

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from ckpt_gui import app
-from ckpt_gui.resources import resource
+from ckpt_gui.paths import resource
 
 
 def _loader(missing: set[str]):

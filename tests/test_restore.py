@@ -128,7 +128,7 @@ def test_builtin_mlp_builds_dense_128_relu_on_784_then_10_with_adam(tf):
 
 def test_packaging_installs_resources_templates_and_lists_every_package(tmp_path):
     """pyproject lists packages explicitly and maps the top-level resources/ into the wheel as
-    ckpt_gui/resources, where ckpt_gui/resources.py looks in an installed copy."""
+    ckpt_gui/resources, where ckpt_gui/paths.py looks in an installed copy."""
     conf = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
     listed = set(conf["packages"])
     on_disk = {".".join(p.relative_to(REPO).parts[:-1]) for p in (REPO / "ckpt_gui").rglob(
@@ -151,8 +151,8 @@ def test_packaging_installs_resources_templates_and_lists_every_package(tmp_path
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "ckpt_gui/resources/templates/tf_guide_mlp.py" in names
-    assert "ckpt_gui/resources.py" in names and "ckpt_gui/core/restore.py" in names
-    assert "ckpt_gui/resources/__init__.py" not in names   # resources.py stays the module
+    assert "ckpt_gui/paths.py" in names and "ckpt_gui/core/restore.py" in names
+    assert "ckpt_gui/resources/__init__.py" not in names   # data only, not a package
 
 
 # --- the guide's flows -----------------------------------------------------------------------

@@ -252,6 +252,47 @@ def read_index(index_path: str | os.PathLike) -> BundleIndex:
     )
 
 
+def lookup_entry(index_path: str | os.PathLike, name: str) -> tuple[BundleIndex, BundleEntry | None]:
+    """One tensor's entry without parsing the whole index: the index block's keys separate the
+    data blocks (each >= every key of its block), so only the header's block and the block that
+    can hold ``name`` are decoded. The returned BundleIndex has just that entry (or none)."""
+    with open(index_path, "rb") as f:
+        buf = f.read()
+    if len(buf) < FOOTER_SIZE:
+        raise BundleError(f"file is too short ({len(buf)} bytes)")
+    footer = buf[-FOOTER_SIZE:]
+    lo, hi = struct.unpack_from("<II", footer, FOOTER_SIZE - 8)
+    if (hi << 32 | lo) != TABLE_MAGIC:
+        raise BundleError("not a TensorFlow checkpoint table (bad magic number)")
+    target = name.encode("utf-8")
+    header = entry = None
+    try:
+        _, _, pos = _handle(footer, 0)
+        index_off, index_size, _ = _handle(footer, pos)
+        for i, (separator, handle) in enumerate(_block_entries(buf, index_off, index_size)):
+            if i > 0 and separator < target:
+                continue
+            off, size, _ = _handle(handle)
+            for key, value in _block_entries(buf, off, size):
+                if key == b"" and header is None:
+                    header = pw.fields(value)
+                elif key == target:
+                    entry = parse_entry(name, value)
+                    break
+                elif key > target:
+                    break
+            if separator >= target:
+                break
+    except pw.WireError as e:
+        raise BundleError(f"corrupt index: {e}") from None
+    if header is None:
+        raise BundleError("index has no bundle header")
+    index = BundleIndex(num_shards=pw.first(header, 1, 1) or 1,
+                        big_endian=pw.first(header, 2, 0) == 1,
+                        entries={name: entry} if entry is not None else {})
+    return index, entry
+
+
 def _first_table_entry(path: str | os.PathLike) -> tuple[bytes, bytes] | None:
     """The first (key, value) of a table file, reading only its footer, index block and first
     data block (a V1 checkpoint keeps all its tensors in the table: it may be gigabytes)."""
@@ -319,18 +360,33 @@ def _crc32c_table() -> list[int]:
 _CRC32C_TABLE = _crc32c_table()
 
 
-def crc32c(data: bytes) -> int:
-    """CRC-32C (Castagnoli), as TensorFlow checksums tensor data. Meant for small tensors."""
-    crc = 0xFFFFFFFF
+try:  # a C implementation (SSE4.2/ARMv8 CRC instructions, GIL released on large buffers)
+    from crc32c import crc32c as _crc32c_native
+except ImportError:  # the pure-Python table below still checks small tensors
+    _crc32c_native = None
+
+FAST_CRC32C = _crc32c_native is not None
+
+
+def crc32c(data: bytes, value: int = 0) -> int:
+    """CRC-32C (Castagnoli), as TensorFlow checksums tensor data, continuing from ``value``.
+    Without the C package this is a Python loop: meant for small tensors only."""
+    if _crc32c_native is not None:
+        return _crc32c_native(data, value)
+    crc = value ^ 0xFFFFFFFF
     table = _CRC32C_TABLE
     for b in data:
         crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
     return crc ^ 0xFFFFFFFF
 
 
-def masked_crc32c(data: bytes) -> int:
-    crc = crc32c(data)
+def mask_crc32c(crc: int) -> int:
+    """TensorFlow stores checksums masked (rotated and offset), as LevelDB does."""
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def masked_crc32c(data: bytes) -> int:
+    return mask_crc32c(crc32c(data))
 
 
 def read_raw(data_path: str | os.PathLike, entry: BundleEntry, check: bool = False,

@@ -78,7 +78,71 @@ def read_tensor(ckpt: CheckpointInfo, name: str) -> np.ndarray:
                 return hdf5.read_dataset(f, var.name)
         except Exception as e:
             raise ReadError(str(e) or type(e).__name__) from None
+    if ckpt.format != TF_V1:
+        array = read_verified_from_bundle(ckpt.path, var.name)
+        if array is not None:
+            return array
     return read_tf_tensor(ckpt.path, var.name, var.dtype)
+
+
+READ_CHUNK = 8 << 20  # bytes per read: large enough for few calls, small enough to overlap
+
+
+def read_verified_from_bundle(prefix: str, name: str) -> np.ndarray | None:
+    """A numeric, unsliced V2 tensor read straight from its data file with numpy, its CRC32C
+    checked against the index the way TensorFlow checks it; None whenever that cannot be done
+    quickly and exactly (no C CRC32C, a string/bfloat16/sliced/big-endian tensor, anything
+    missing, short or failing the checksum), and the caller then reads through TensorFlow,
+    which words the problem. Unverified data is never returned.
+
+    Why: RestoreV2 takes about as long as TF's reader, and a plain file read plus a hardware
+    CRC on a second thread is several times faster for a large tensor. The result is a fresh
+    array marked read-only, like the TensorFlow-backed one."""
+    if not bundle.FAST_CRC32C:
+        return None
+    try:
+        index, entry = bundle.lookup_entry(prefix + ".index", name)
+    except (OSError, bundle.BundleError):
+        return None
+    if entry is None or entry.sliced or index.big_endian or entry.numpy_dtype is None:
+        return None
+    array = np.empty(entry.shape, dtype=entry.numpy_dtype)
+    if array.nbytes != entry.size:
+        return None
+    path = bundle.data_file_name(prefix, entry.shard_id, index.num_shards)
+    try:
+        crc = _read_with_crc(path, entry.offset, memoryview(array.reshape(-1).view(np.uint8)))
+    except OSError:
+        return None
+    if crc is None or bundle.mask_crc32c(crc) != entry.crc32c:
+        return None
+    array.flags.writeable = False
+    return array
+
+
+def _read_with_crc(path: str, offset: int, out: memoryview) -> int | None:
+    """Fill ``out`` from ``path`` at ``offset``; the CRC32C of the bytes, or None if the file
+    ends early. Each chunk's checksum runs on a worker thread while the next chunk is read (both
+    release the GIL), so the check costs little more than the read."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    crc, pending = 0, None
+    with open(path, "rb", buffering=0) as f, ThreadPoolExecutor(1) as pool:
+        f.seek(offset)
+        for start in range(0, len(out), READ_CHUNK):
+            chunk = out[start:start + READ_CHUNK]
+            filled = 0
+            while filled < len(chunk):
+                got = f.readinto(chunk[filled:])
+                if not got:
+                    return None
+                filled += got
+            if pending is not None:
+                crc = pending.result()
+            pending = pool.submit(bundle.crc32c, chunk, crc)
+        if pending is not None:
+            crc = pending.result()
+    return crc
 
 
 def verify_checkpoint(ckpt: CheckpointInfo,

@@ -9,7 +9,7 @@ A template is one of
   * ``checkpoint``: the Keras model config a checkpoint carries itself (Keras 2 era TF-format
     checkpoints store ``.ATTRIBUTES/OBJECT_CONFIG_JSON``).
 
-Built-in templates are the files of ``resources/templates`` (see ``ckpt_gui/resources.py`` for
+Built-in templates are the files of ``resources/templates`` (see ``ckpt_gui/paths.py`` for
 where that folder is in a source checkout and in an installed wheel).
 
 A template that fails to import or build raises ``TemplateError`` whose text is the template's own
@@ -60,7 +60,7 @@ class LoadedTemplate:
 
 def builtin_dir() -> Path | None:
     try:
-        from ..resources import resource_dir
+        from ..paths import resource_dir
     except ImportError:  # pragma: no cover - the module is part of the package
         return None
     try:

@@ -4,8 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 _CANDIDATES = (
+    Path(__file__).resolve().parent / "resources",          # an installed wheel bundles them here
     Path(__file__).resolve().parent.parent / "resources",   # a source checkout / editable install
-    Path(__file__).resolve().parent / "resources",          # a wheel that bundles them
 )
 
 
