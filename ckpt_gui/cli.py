@@ -10,19 +10,13 @@ import os
 import sys
 import time
 
+from .textfmt import counters_text, human_bytes
+
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
 
 class UsageError(Exception):
     pass
-
-
-def _human_bytes(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
 
 
 def _print_scan(scan, verify: bool) -> None:
@@ -40,11 +34,10 @@ def _print_scan(scan, verify: bool) -> None:
     print()
     rows = [("", "name", "number", "format", "size", "vars", "counters", "status")]
     for c in scan.checkpoints:
-        counters = ", ".join(f"{k}={v}"
-                             for k, v in c.counters.items())
+        counters = counters_text(c)
         vars_text = f"{c.n_readable}/{c.n_variables}" if verify and c.verified else str(c.n_variables)
         rows.append(("*" if c.is_latest else "", c.name, "" if c.number is None else str(c.number),
-                     c.format, _human_bytes(c.bytes), vars_text, counters, c.status))
+                     c.format, human_bytes(c.bytes), vars_text, counters, c.status))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(x.ljust(w) for x, w in zip(r, widths)).rstrip())
@@ -119,7 +112,7 @@ def cmd_show(args) -> int:
         print()
         return EXIT_OK
     print(f"{ckpt.name}: {var.name}")
-    print(f"  shape {list(var.shape)}  dtype {var.dtype}  role {var.role}  {_human_bytes(var.bytes)}")
+    print(f"  shape {list(var.shape)}  dtype {var.dtype}  role {var.role}  {human_bytes(var.bytes)}")
     if var.slot_of:
         print(f"  optimizer slot {var.slot_name!r} of {var.slot_of}")
     if stats.min is not None:

@@ -10,51 +10,11 @@ from PySide6.QtGui import QBrush, QColor, QFont
 from ..core.model import BROKEN, OK, PARTIAL, CheckpointInfo
 from ..core.naming import natural_key
 from ..core.vartree import TreeNode, VariableTree
+from ..textfmt import counters_text, human_bytes, human_count  # noqa: F401 (panels import them)
 
 SORT_ROLE = Qt.UserRole + 1
 OBJECT_ROLE = Qt.UserRole + 2
 STATUS_COLORS = {OK: QColor("#2e7d32"), PARTIAL: QColor("#ef6c00"), BROKEN: QColor("#c62828")}
-
-
-def human_bytes(n: int | float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"
-
-
-def human_count(n: int) -> str:
-    return f"{n:,}"
-
-
-def counter_labels(keys) -> dict[str, str]:
-    """Shortest unambiguous label of each counter: its last path segments (a Keras 3
-    optimizer's anonymous ``optimizer/vars/0`` is its iteration count)."""
-    keys = list(keys)
-    labels = {}
-    for k in keys:
-        if k.endswith("optimizer/vars/0"):
-            labels[k] = "iterations"
-            continue
-        parts = k.split("/")
-        n = 1
-        while True:
-            label = "/".join(parts[-n:])
-            clash = any(o != k and "/".join(o.split("/")[-n:]) == label for o in keys)
-            if (not clash and not label.isdigit()) or n >= len(parts):
-                break
-            n += 1
-        labels[k] = label
-    return labels
-
-
-def counters_text(c: CheckpointInfo) -> str:
-    """Training counters first (step, iterations, epoch), save_counter last."""
-    items = sorted(c.counters.items(), key=lambda kv: ("save_counter" in kv[0], kv[0]))
-    labels = counter_labels(c.counters)
-    return ", ".join(f"{labels[k]}={v:g}" if isinstance(v, float) else f"{labels[k]}={v}"
-                     for k, v in items)
 
 
 class CheckpointTableModel(QAbstractTableModel):

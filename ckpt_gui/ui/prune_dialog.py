@@ -17,15 +17,8 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QFor
 
 from ..core import prune
 from ..core.model import DirectoryScan
+from ..textfmt import human_bytes
 from .tasks import TaskSlot
-
-
-def _bytes(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
 
 
 def prune_job(plan: prune.Plan, permanent: bool, stop: threading.Event, *, state):
@@ -291,13 +284,13 @@ class PruneDialog(QDialog):
             action = "delete" if name in gone else "keep"
             if name in plan.skipped:
                 action = "skip"
-            size = _bytes(sum(f.bytes for f in files)) if files else ""
+            size = human_bytes(sum(f.bytes for f in files)) if files else ""
             label = name + ("  (latest)" if name == self.scan.latest else "")
             item = QTreeWidgetItem([label, action, size, plan.reasons.get(name, "")])
             item.setData(0, Qt.UserRole, name)
             if action == "delete":
                 for f in files:
-                    item.addChild(QTreeWidgetItem([f.name, "", _bytes(f.bytes),
+                    item.addChild(QTreeWidgetItem([f.name, "", human_bytes(f.bytes),
                                                    f"link to {f.link_target}" if f.link_target
                                                    else ""]))
             self.plan_tree.addTopLevelItem(item)
@@ -310,7 +303,7 @@ class PruneDialog(QDialog):
         else:
             what = "orphan file(s)" if plan.kind == prune.ORPHANS else "checkpoint(s)"
             text = (f"Deletes {len(plan.deleted)} {what}: {len(plan.files)} file(s), "
-                    f"{_bytes(plan.bytes)} freed. Latest afterwards: "
+                    f"{human_bytes(plan.bytes)} freed. Latest afterwards: "
                     f"{plan.latest_after or '(none)'}.")
         self.summary_label.setText(text)
         notes = plan.warnings + [f"{n}: {why}" for n, why in plan.skipped.items()]
@@ -349,7 +342,7 @@ class PruneDialog(QDialog):
             latest = (f" This includes the latest, {p.latest_before}; the state file will name "
                       f"{p.latest_after or 'nothing (it is removed)'}.")
         self.confirm_label.setText(
-            f"<b>{len(p.deleted)} {what}, {len(p.files)} file(s), {_bytes(p.bytes)}</b>: "
+            f"<b>{len(p.deleted)} {what}, {len(p.files)} file(s), {human_bytes(p.bytes)}</b>: "
             f"{where}?{latest}")
         self.confirm_panel.show()
         self._set_inputs_enabled(False)
@@ -449,7 +442,7 @@ class PruneDialog(QDialog):
 
     def _describe(self, r: prune.PruneResult) -> str:
         where = "to the trash" if r.to_trash else "permanently"
-        parts = [f"Deleted {len(r.deleted)} ({len(r.files)} files, {_bytes(r.bytes)}) {where}."]
+        parts = [f"Deleted {len(r.deleted)} ({len(r.files)} files, {human_bytes(r.bytes)}) {where}."]
         if r.cancelled:
             parts.append(f"Cancelled: {', '.join(r.not_started)} not deleted.")
         if r.latest is not None or r.state_action != prune.STATE_KEEP:

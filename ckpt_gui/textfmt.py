@@ -1,0 +1,44 @@
+"""Numbers as people read them, shared by the CLI and the GUI."""
+from __future__ import annotations
+
+
+def human_bytes(n: int | float) -> str:
+    """1536 -> '1.5 KB'; bytes below 1 KB as a whole number."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def human_count(n: int) -> str:
+    return f"{n:,}"
+
+
+def counter_labels(keys) -> dict[str, str]:
+    """Shortest unambiguous label of each counter: its last path segments (a Keras 3
+    optimizer's anonymous ``optimizer/vars/0`` is its iteration count)."""
+    keys = list(keys)
+    labels = {}
+    for k in keys:
+        if k.endswith("optimizer/vars/0"):
+            labels[k] = "iterations"
+            continue
+        parts = k.split("/")
+        n = 1
+        while True:
+            label = "/".join(parts[-n:])
+            clash = any(o != k and "/".join(o.split("/")[-n:]) == label for o in keys)
+            if (not clash and not label.isdigit()) or n >= len(parts):
+                break
+            n += 1
+        labels[k] = label
+    return labels
+
+
+def counters_text(c) -> str:
+    """Training counters first (step, iterations, epoch), save_counter last."""
+    items = sorted(c.counters.items(), key=lambda kv: ("save_counter" in kv[0], kv[0]))
+    labels = counter_labels(c.counters)
+    return ", ".join(f"{labels[k]}={v:g}" if isinstance(v, float) else f"{labels[k]}={v}"
+                     for k, v in items)
