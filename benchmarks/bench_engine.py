@@ -49,8 +49,7 @@ def _cold():
     first scan."""
     from ckpt_gui.core import roles
 
-    roles.classify_cached.cache_clear()
-    roles.semantic_path_cached.cache_clear()
+    roles.clear_caches()
 
 
 def _best(fn, repeat: int, before=None) -> float:

@@ -9,6 +9,7 @@ Reference: tensorflow/core/util/tensor_bundle/tensor_bundle.{h,cc} and tsl/lib/i
 """
 from __future__ import annotations
 
+import math
 import os
 import struct
 from dataclasses import dataclass, field
@@ -135,15 +136,34 @@ def _dtype_name(enum: int) -> str:
     return found[0] if found else f"dtype_{enum}"
 
 
-def parse_entry(name: str, value: bytes) -> BundleEntry:
+_DTYPE_NAMES = {enum: name for enum, (name, _) in DTYPES.items()}
+_new_entry = tuple.__new__  # BundleEntry(...) without the keyword-handling constructor
+
+
+def parse_entry(name: str, value: bytes, shapes: dict[bytes, tuple] | None = None) -> BundleEntry:
+    """Decode one BundleEntryProto. ``shapes`` (raw TensorShapeProto bytes -> shape), shared
+    across one index, skips rebuilding the same shape from protobuf objects, the slowest part of
+    an entry (a model has few distinct shapes); it applies only to TensorFlow's own field order
+    (dtype first, then the shape)."""
     if fastproto.AVAILABLE:
         try:
             m = fastproto.BundleEntryProto.FromString(value)
         except fastproto.DecodeError as e:
             raise pw.WireError(f"corrupt entry for {name}: {e}") from None
-        dims = m.shape.dim
-        return BundleEntry(name, _dtype_name(m.dtype), tuple([d.size for d in dims]) if dims else (),
-                           m.shard_id, m.offset, m.size, m.crc32c, len(m.slices) > 0)
+        shape = None
+        if shapes is not None and len(value) > 3 and value[0] == 0x08 and value[1] < 0x80 \
+                and value[2] == 0x12 and value[3] < 0x80:
+            raw_shape = value[4:4 + value[3]]
+            shape = shapes.get(raw_shape)
+            if shape is None:
+                shape = shapes[raw_shape] = tuple([d.size for d in m.shape.dim])
+        if shape is None:
+            dims = m.shape.dim
+            shape = tuple([d.size for d in dims]) if dims else ()
+        dtype = m.dtype
+        return _new_entry(BundleEntry, (
+            name, _DTYPE_NAMES.get(dtype) or f"dtype_{dtype}", shape, m.shard_id, m.offset,
+            m.size, m.crc32c, len(m.slices) > 0))
     msg = pw.fields(value)
     dtype_enum = pw.first(msg, 1, 0)
     dtype_name = DTYPES.get(dtype_enum, (f"dtype_{dtype_enum}", None))[0]
@@ -218,13 +238,20 @@ def has_table_magic(path: str | os.PathLike) -> bool:
     return (hi << 32 | lo) == TABLE_MAGIC
 
 
+def read_file(path: str | os.PathLike) -> bytes:
+    """A whole (small) file, unbuffered: fewer system calls than open()'s buffered reader, which
+    matters when a scan reads a thousand small index files."""
+    with open(path, "rb", buffering=0) as f:
+        return f.readall()
+
+
 def read_index(index_path: str | os.PathLike) -> BundleIndex:
     """Parse ``P.index``. Raises BundleError (with a plain reason) on anything malformed."""
-    with open(index_path, "rb") as f:
-        buf = f.read()
+    buf = read_file(index_path)
     header = None
     entries: dict[str, BundleEntry] = {}
     slices: dict[str, list[BundleEntry]] = {}
+    shapes: dict[bytes, tuple] = {}
     try:
         for key, value in iter_table(buf):
             if key == b"":
@@ -232,10 +259,10 @@ def read_index(index_path: str | os.PathLike) -> BundleIndex:
             elif key[:1] == b"\x00":  # an encoded slice key of a partitioned variable
                 name = slice_key_name(key)
                 if name is not None:
-                    slices.setdefault(name, []).append(parse_entry(name, value))
+                    slices.setdefault(name, []).append(parse_entry(name, value, shapes))
             else:
                 name = key.decode("utf-8", "replace")
-                entries[name] = parse_entry(name, value)
+                entries[name] = parse_entry(name, value, shapes)
     except pw.WireError as e:
         raise BundleError(f"corrupt index: {e}") from None
     if header is None:
@@ -390,12 +417,14 @@ def masked_crc32c(data: bytes) -> int:
 
 
 def read_raw(data_path: str | os.PathLike, entry: BundleEntry, check: bool = False,
-             file=None) -> bytes:
+             file=None, fd: int | None = None) -> bytes:
     """The stored bytes of ``entry``; with ``check``, BundleError unless they match the checksum
     TensorFlow stored in the index (use for small tensors: the checksum is computed in Python;
     string tensors are not checked, their checksum covers TensorFlow's in-memory lengths).
-    ``file``: the data file already open (several small reads, one open)."""
-    if file is None:
+    ``file`` or ``fd``: the data file already open (several small reads, one open)."""
+    if fd is not None:
+        raw = os.pread(fd, entry.size, entry.offset)
+    elif file is None:
         with open(data_path, "rb") as f:
             f.seek(entry.offset)
             raw = f.read(entry.size)
@@ -424,6 +453,24 @@ def decode_string_tensor(raw: bytes, n_elements: int) -> list[bytes]:
         out.append(raw[pos:pos + length])
         pos += length
     return out
+
+
+# numpy dtype -> struct format of one value, for scalars decoded without building an array
+_STRUCT = {"<f4": "<f", "<f8": "<d", "<i4": "<i", "<i8": "<q", "<u2": "<H", "<u4": "<I",
+           "<u8": "<Q", "<i2": "<h", "<f2": "<e", "i1": "b", "u1": "B", "?": "?"}
+
+
+def decode_scalar(raw: bytes, entry: BundleEntry):
+    """A one-element numeric tensor as a Python number (what ``.item()`` of decode_small's
+    array gives, without the array); anything else as decode_small decodes it."""
+    fmt = _STRUCT.get(entry.numpy_dtype) if entry.dtype in _PLAIN_NUMERIC else None
+    if fmt is not None and len(raw) == struct.calcsize(fmt) and math.prod(entry.shape) == 1:
+        return struct.unpack(fmt, raw)[0]
+    return decode_small(raw, entry)
+
+
+_PLAIN_NUMERIC = frozenset({"float32", "float64", "int32", "int64", "uint8", "uint16", "uint32",
+                            "uint64", "int16", "int8", "float16", "bool"})
 
 
 def decode_small(raw: bytes, entry: BundleEntry):

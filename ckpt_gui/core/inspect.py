@@ -86,10 +86,12 @@ def _inspect_v2(info: CheckpointInfo, stale: list[str]) -> None:
     base = os.path.basename(info.path)
     shard_state: dict[int, str | None] = {}   # shard -> problem text or None
     shard_size: dict[int, int] = {}
+    listed = {os.path.basename(f.name): f.bytes for f in info.files if f.kind == "data"}
     for k in range(index.num_shards):
         fname = bundle.data_file_name(base, k, index.num_shards)
-        try:
-            shard_size[k] = os.path.getsize(os.path.join(prefix_dir, fname))
+        try:  # sizes were taken when the files were listed; stat only what was not listed
+            shard_size[k] = listed[fname] if fname in listed \
+                else os.path.getsize(os.path.join(prefix_dir, fname))
             shard_state[k] = None
         except OSError:
             shard_state[k] = f"{fname} is missing"
@@ -111,6 +113,7 @@ def _inspect_v2(info: CheckpointInfo, stale: list[str]) -> None:
         return problem
 
     classify, semantic_path = roles.classify_cached, roles.semantic_path_cached
+    needs_graph = False
     for entry in index.entries.values():
         if entry.sliced:
             # A partitioned variable's data is in its slices' entries, maybe in several shards.
@@ -123,12 +126,14 @@ def _inspect_v2(info: CheckpointInfo, stale: list[str]) -> None:
             problem = shard_state.get(shard, f"shard {shard} is out of range")
             if problem is None and entry.offset + stored > shard_size[shard]:
                 problem = f"{bundle.data_file_name(base, shard, index.num_shards)} is truncated"
+        role = classify(entry.name, entry.shape, entry.dtype)
         variables.append(VariableInfo(
             entry.name, entry.shape, entry.dtype, stored or _nbytes(entry.shape, entry.dtype),
-            classify(entry.name, entry.shape, entry.dtype), semantic_path(entry.name), shard,
-            False if problem else None, problem))
+            role, semantic_path(entry.name), shard, False if problem else None, problem))
         if problem:
             unreadable[problem] += 1
+        if role == OPTIMIZER or "_trainable_variables" in entry.name:
+            needs_graph = True
     info.variables = variables
     _summarize_unreadable(info, unreadable)
 
@@ -137,8 +142,6 @@ def _inspect_v2(info: CheckpointInfo, stale: list[str]) -> None:
     # only when some variable is optimizer state (a folder of 1,000 checkpoints scans faster).
     graph = None
     graph_entry = index.entries.get(roles.OBJECT_GRAPH_KEY)
-    needs_graph = any(v.role == OPTIMIZER or "_trainable_variables" in v.name
-                      for v in variables)
     if needs_graph and graph_entry is not None \
             and info.variable(roles.OBJECT_GRAPH_KEY).readable is not False:
         try:
@@ -153,16 +156,16 @@ def _inspect_v2(info: CheckpointInfo, stale: list[str]) -> None:
         attach_name_based_slots(info.variables)
     info.writer = _v2_writer(info, graph_entry is not None, has_meta)
 
-    files: dict[int, object] = {}
+    files: dict[int, object] = {}  # shard -> its data file, unbuffered: one open per file
 
     def read_counter(v: VariableInfo):
         entry = index.entries[v.name]
         path = os.path.join(prefix_dir, bundle.data_file_name(base, entry.shard_id,
                                                               index.num_shards))
         if entry.shard_id not in files:
-            files[entry.shard_id] = open(path, "rb")
-        raw = bundle.read_raw(path, entry, check=True, file=files[entry.shard_id])
-        return bundle.decode_small(raw, entry)
+            files[entry.shard_id] = open(path, "rb", buffering=0)
+        raw = bundle.read_raw(path, entry, check=True, fd=files[entry.shard_id].fileno())
+        return bundle.decode_scalar(raw, entry)
 
     try:
         _read_counters(info, read_counter)
@@ -271,10 +274,11 @@ def infer_slots(ordered: list[VariableInfo], slot_names: dict[str, str] | None =
 def attach_name_based_slots(variables: list[VariableInfo]) -> None:
     """TF1 optimizers keep slots beside their variable: ``fc/w/Adam`` and ``fc/w/Adam_1`` are
     Adam's m and v of ``fc/w``. Attach them when the owner exists with the same shape."""
+    slots = [v for v in variables if v.role == OPTIMIZER and v.slot_of is None]
+    if not slots:
+        return
     by_path = {v.path: v for v in variables}
-    for v in variables:
-        if v.role != OPTIMIZER or v.slot_of is not None:
-            continue
+    for v in slots:
         found = roles.tf1_slot(v.path)
         if found is None:
             continue
@@ -295,7 +299,9 @@ def _read_counters(info: CheckpointInfo, read) -> None:
         if v.role != COUNTER or v.readable is False:
             continue
         try:
-            value = np.asarray(read(v)).reshape(-1)[0].item()
+            value = read(v)
+            if type(value) not in (int, float, bool):  # an array: its first element, as Python
+                value = np.asarray(value).reshape(-1)[0].item()
         except bundle.BundleError as e:  # damaged data: the variable cannot be read
             v.readable, v.problem = False, str(e)
             damaged[str(e)] += 1

@@ -63,6 +63,15 @@ def is_optimizer_segment(segment: str) -> bool:
 _SHORT_OPTIMIZER = frozenset({"opt", "optim"})
 
 
+def _any_optimizer_segment(segments: list[str]) -> bool:
+    """any(is_optimizer_segment(s) for s in segments), on one lowered string: neither word
+    holds a "/", so a match in the joined path is a match in one segment."""
+    head = "/".join(segments).lower()
+    if "optimizer" in head or "gradients" in head:
+        return True
+    return "opt" in head and not _SHORT_OPTIMIZER.isdisjoint(head.split("/"))
+
+
 def classify(key: str, shape: tuple[int, ...], dtype: str) -> str:
     """One of the roles in model.ROLES."""
     if key == OBJECT_GRAPH_KEY or "/.ATTRIBUTES/" in key and not key.endswith(ATTRIBUTE_SUFFIX):
@@ -81,7 +90,7 @@ def classify(key: str, shape: tuple[int, ...], dtype: str) -> str:
                                                   or last.startswith("iter"))
                       or last.endswith(("_step", "_steps", "_epoch"))):
         return COUNTER
-    in_optimizer = any(is_optimizer_segment(s) for s in segments[:-1])
+    in_optimizer = _any_optimizer_segment(segments[:-1])
     if in_optimizer and "_trainable_variables" in segments[:-1]:
         # Keras 3 optimizers track the model's own variables (optimizer/_trainable_variables/N);
         # when the checkpoint reaches them that way first, that is their key. They are weights.
@@ -126,12 +135,40 @@ def classify_name_only(last: str, shape: tuple[int, ...]) -> str:
     return OTHER
 
 
+# Numbers that are a whole path segment (layers/12, _variables/7) or end one after a dash
+# (layer_with_weights-12) never decide a role: no rule of classify() looks at their value (its
+# names and patterns hold no such digits, and "vars/<i>" only asks isdigit()). So the keys of
+# a model's thousands of layers share a few classifications.
+_SEGMENT_NUMBER = re.compile(r"(?<=[/-])\d+(?=/|$)")
+
+
+def _shape_class(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A stand-in shape with what classify() asks of a shape: scalar-like, rank 1, rank >= 2."""
+    rank = len(shape)
+    if rank == 0:
+        return ()
+    if rank == 1:
+        return (1,) if shape[0] == 1 else (2,)
+    return (2, 2)
+
+
 @functools.lru_cache(maxsize=1 << 16)
+def _classify_class(normalized_key: str, shape_class: tuple[int, ...], dtype: str) -> str:
+    return classify(normalized_key, shape_class, dtype)
+
+
 def classify_cached(key: str, shape: tuple[int, ...], dtype: str) -> str:
-    """classify() remembered: the checkpoints of one folder repeat the same keys."""
-    return classify(key, shape, dtype)
+    """classify(), remembered per key pattern: a folder's checkpoints repeat the same keys and a
+    big model repeats the same names under numbered layers."""
+    return _classify_class(_SEGMENT_NUMBER.sub("0", key), _shape_class(shape), dtype)
 
 
 @functools.lru_cache(maxsize=1 << 16)
 def semantic_path_cached(key: str) -> str:
     return semantic_path(key)
+
+
+def clear_caches() -> None:
+    """Forget what earlier scans taught (benchmarks time cold scans)."""
+    _classify_class.cache_clear()
+    semantic_path_cached.cache_clear()
