@@ -280,3 +280,28 @@ def test_tensorflow_loads_in_a_worker_after_first_paint(qtbot, tmp_path):
         assert w.tf_status.text() == "Loading TensorFlow…"
     assert blocker.args[0].startswith("2.")
     assert w.tf_status.text() == f"TensorFlow {blocker.args[0]}"
+
+
+def test_a_variable_across_checkpoints(qtbot, window, corpus_copy, tf):
+    path = corpus_copy("charity-hd5f-keras-tf")
+    open_dir(qtbot, window, path)
+    key = "layer_with_weights-1/kernel/.ATTRIBUTES/VARIABLE_VALUE"
+    _select_and_wait(qtbot, window, key)
+    with qtbot.waitSignal(window.trend.trend_ready, timeout=LOAD_TIMEOUT) as blocker:
+        window.tabs.setCurrentWidget(window.trend)  # computed only once the tab is shown
+    trend = blocker.args[0]
+    epochs = list(range(5, 101, 5))
+    assert [p.checkpoint for p in trend.points] == [f"weights.{e:02d}.hd5f" for e in epochs]
+    assert trend.x_label == "training step"
+    assert [p.x for p in trend.points] == [804.0 * e for e in epochs]  # optimizer iterations
+    values = [tf.train.load_checkpoint(str(path / p.checkpoint)).get_tensor(key)
+              for p in trend.points]
+    for p, v in zip(trend.points, values):
+        assert p.stats.mean == pytest.approx(float(v.astype(np.float64).mean()), rel=1e-9, abs=1e-12)
+    expected = np.linalg.norm(values[1].astype(np.float64) - values[0]) / np.linalg.norm(values[0])
+    assert trend.points[1].relative_change == pytest.approx(expected, rel=1e-9)
+    assert window.trend.table.rowCount() == 20
+    # double-clicking a row opens that checkpoint on the tensor tab
+    window.trend.table.cellDoubleClicked.emit(3, 0)
+    assert window.checkpoints.current().name == "weights.20.hd5f"
+    assert window.tabs.currentWidget() is window.preview

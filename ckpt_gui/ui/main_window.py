@@ -7,12 +7,13 @@ import os
 from PySide6.QtCore import QFileSystemWatcher, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
-                               QPushButton, QSplitter)
+                               QPushButton, QSplitter, QTabWidget)
 
 from ..core.model import DirectoryScan
 from .checkpoints_panel import CheckpointsPanel
 from .preview_panel import PreviewPanel
 from .tasks import TaskSlot
+from .trend_panel import TrendPanel
 from .variables_panel import VariablesPanel
 
 MAX_RECENT = 10
@@ -62,13 +63,18 @@ class MainWindow(QMainWindow):
         self.checkpoints = CheckpointsPanel()
         self.variables = VariablesPanel()
         self.preview = PreviewPanel()
+        self.trend = TrendPanel()
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("rightTabs")
+        self.tabs.addTab(self.preview, "Tensor")
+        self.tabs.addTab(self.trend, "Across checkpoints")
         left = QSplitter(Qt.Vertical)
         left.addWidget(self.checkpoints)
         left.addWidget(self.variables)
         left.setSizes([330, 500])
         self.splitter = QSplitter(Qt.Horizontal)
         self.splitter.addWidget(left)
-        self.splitter.addWidget(self.preview)
+        self.splitter.addWidget(self.tabs)
         self.splitter.setSizes([620, 780])
         self.setCentralWidget(self.splitter)
 
@@ -97,6 +103,7 @@ class MainWindow(QMainWindow):
         self.checkpoints.restore_requested.connect(self.restore)
         self.checkpoints.delete_requested.connect(self.delete)
         self.variables.variable_selected.connect(self._on_variable)
+        self.trend.checkpoint_chosen.connect(self._show_checkpoint)
         self.preview.status_message.connect(self.statusBar().showMessage)
         self.preview.preview_failed.connect(lambda m, d: self.error_shown.emit(m))
 
@@ -194,6 +201,11 @@ class MainWindow(QMainWindow):
 
     def _on_variable(self, var) -> None:
         self.preview.show_variable(self.checkpoints.current(), var)
+        self.trend.set_variable(self.scan, var)
+
+    def _show_checkpoint(self, name: str) -> None:
+        if self.checkpoints.select(name):
+            self.tabs.setCurrentWidget(self.preview)
 
     # --- checkpoint actions ---------------------------------------------------------------
     def verify(self, name: str | None = None) -> None:
@@ -308,6 +320,10 @@ class MainWindow(QMainWindow):
         self._action(m, "&Prune…", lambda: self.delete([]), "Ctrl+Shift+P", "actionPrune")
         m = self.menuBar().addMenu("&View")
         self._action(m, "&Filter Variables", self.focus_filter, QKeySequence.Find, "actionFind")
+        self._action(m, "&Tensor", lambda: self.tabs.setCurrentWidget(self.preview), "Ctrl+1",
+                     "actionTensorTab")
+        self._action(m, "&Across Checkpoints", lambda: self.tabs.setCurrentWidget(self.trend),
+                     "Ctrl+2", "actionTrendTab")
         m = self.menuBar().addMenu("&Help")
         self._action(m, "&About ckpt_gui", self.about, None, "actionAbout")
         self._fill_recent()
@@ -361,4 +377,5 @@ class MainWindow(QMainWindow):
         self.scan_task.cancel()
         self.verify_task.cancel()
         self.preview.task.cancel()
+        self.trend.task.cancel()
         super().closeEvent(event)
