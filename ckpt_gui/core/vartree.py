@@ -28,22 +28,25 @@ class TreeNode:
     parent: "TreeNode | None" = field(default=None, repr=False, compare=False)
     params: int = 0     # elements below (or of) this node
     bytes: int = 0
+    index: int = 0      # position among its parent's children (item models ask for it a lot)
+    _groups: dict = field(default_factory=dict, repr=False, compare=False)
 
     def child(self, name: str) -> "TreeNode":
-        for c in self.children:
-            if c.name == name and c.variable is None:
-                return c
-        node = TreeNode(name, f"{self.path}/{name}" if self.path else name, parent=self)
-        self.children.append(node)
+        """The group child called ``name``, made on first use (a dict: trees of 10k variables)."""
+        node = self._groups.get(name)
+        if node is None:
+            node = self.add(TreeNode(name, f"{self.path}/{name}" if self.path else name))
+            self._groups[name] = node
         return node
 
     def add(self, node: "TreeNode") -> "TreeNode":
         node.parent = self
+        node.index = len(self.children)
         self.children.append(node)
         return node
 
     def row(self) -> int:
-        return self.parent.children.index(self) if self.parent else 0
+        return self.index
 
     def walk(self):
         yield self
@@ -77,6 +80,10 @@ def build_tree(ckpt: CheckpointInfo) -> VariableTree:
     root = TreeNode("")
     sections = {name: root.add(TreeNode(name, name)) for name in SECTIONS}
     by_name = {v.name: v for v in ckpt.variables}
+    slots_of: dict[str, list[VariableInfo]] = {}
+    for v in ckpt.variables:
+        if v.slot_of:
+            slots_of.setdefault(v.slot_of, []).append(v)
     for v in ckpt.variables:
         section = sections[SECTION_OF_ROLE.get(v.role, MODEL)]
         parts = [p for p in display_path(v, by_name).split("/") if p]
@@ -84,10 +91,11 @@ def build_tree(ckpt: CheckpointInfo) -> VariableTree:
         for part in parts[:-1]:
             node = node.child(part)
         leaf = node.add(TreeNode(parts[-1] if parts else v.name, v.path, v))
-        for other in ckpt.variables:  # the variable's optimizer slots, shown again beside it
-            if other.slot_of == v.name:
-                leaf.add(TreeNode(f"[{other.slot_name}]", other.path, other))
+        for slot in slots_of.get(v.name, ()):  # its optimizer slots, shown again beside it
+            leaf.add(TreeNode(f"[{slot.slot_name}]", slot.path, slot))
     root.children = [s for s in root.children if s.children]
+    for i, section in enumerate(root.children):
+        section.index = i
     _totals(root)
     by_section = {s.name: s.params for s in root.children}
     return VariableTree(root, by_section.get(MODEL, 0), by_section.get(OPTIMIZER_SECTION, 0))
