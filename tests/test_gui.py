@@ -305,3 +305,25 @@ def test_a_variable_across_checkpoints(qtbot, window, corpus_copy, tf):
     window.trend.table.cellDoubleClicked.emit(3, 0)
     assert window.checkpoints.current().name == "weights.20.hd5f"
     assert window.tabs.currentWidget() is window.preview
+
+
+def test_variable_filter(qtbot, window, corpus_copy):
+    open_dir(qtbot, window, corpus_copy("supercon-gan-tf2"))
+    window.variables.filter.setText("moving_mean")
+    proxy = window.variables.proxy
+
+    def leaves(parent=None):
+        from PySide6.QtCore import QModelIndex
+
+        parent = parent or QModelIndex()
+        out = []
+        for r in range(proxy.rowCount(parent)):
+            i = proxy.index(r, 0, parent)
+            node = proxy.data(i, OBJECT_ROLE)
+            out += [node.variable.name] if node.variable is not None else leaves(i)
+        return out
+
+    qtbot.waitUntil(lambda: len(leaves()) == 2, timeout=5000)
+    assert sorted(leaves()) == ["discriminator/layer_with_weights-1/moving_mean/.ATTRIBUTES/VARIABLE_VALUE",
+                                "generator/layer_with_weights-1/moving_mean/.ATTRIBUTES/VARIABLE_VALUE"]
+    assert "193,921 model parameters" in window.variables.totals.text()

@@ -1,7 +1,7 @@
 """The variables of the selected checkpoint as the model's object tree, with a filter."""
 from __future__ import annotations
 
-from PySide6.QtCore import QSortFilterProxyModel, Qt, Signal
+from PySide6.QtCore import QSortFilterProxyModel, Qt, QTimer, Signal
 from PySide6.QtWidgets import QHeaderView, QLabel, QLineEdit, QTreeView, QVBoxLayout, QWidget
 
 from ..core.model import CheckpointInfo
@@ -26,7 +26,11 @@ class VariablesPanel(QWidget):
         self.filter.setObjectName("variableFilter")
         self.filter.setPlaceholderText("Filter variables (name, shape, dtype, role)…  Ctrl+F")
         self.filter.setClearButtonEnabled(True)
-        self.filter.textChanged.connect(self._apply_filter)
+        self._filter_timer = QTimer(self)  # typing fast re-filters once, not per keystroke
+        self._filter_timer.setSingleShot(True)
+        self._filter_timer.setInterval(150)
+        self._filter_timer.timeout.connect(lambda: self._apply_filter(self.filter.text()))
+        self.filter.textChanged.connect(lambda *_: self._filter_timer.start())
 
         self.tree = QTreeView()
         self.tree.setObjectName("variablesTree")
