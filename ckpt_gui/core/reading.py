@@ -85,9 +85,8 @@ def read_tensor(ckpt: CheckpointInfo, name: str) -> np.ndarray:
     return read_tf_tensor(ckpt.path, var.name, var.dtype)
 
 
-READ_CHUNK = 8 << 20  # bytes per read: large enough for few calls, small enough to overlap
-
-
+READ_CHUNK = 1 << 20  # bytes per read: checksummed while still in cache
+READ_PART = 64 << 20  # tensors above this are read in parallel parts, one per core
 def read_verified_from_bundle(prefix: str, name: str) -> np.ndarray | None:
     """A numeric, unsliced V2 tensor read straight from its data file with numpy, its CRC32C
     checked against the index the way TensorFlow checks it; None whenever that cannot be done
@@ -95,10 +94,10 @@ def read_verified_from_bundle(prefix: str, name: str) -> np.ndarray | None:
     missing, short or failing the checksum), and the caller then reads through TensorFlow,
     which words the problem. Unverified data is never returned.
 
-    Why: RestoreV2 takes about as long as TF's reader, and a plain file read plus a hardware
-    CRC on a second thread is several times faster for a large tensor. The result is a fresh
-    array marked read-only, like the TensorFlow-backed one."""
-    if not bundle.FAST_CRC32C:
+    Why: RestoreV2 takes about as long as TF's reader; plain reads plus a hardware CRC, in
+    parallel parts, take about half of that for a large tensor. The result is a fresh array
+    marked read-only, like the TensorFlow-backed one."""
+    if not bundle.FAST_CRC32C or not hasattr(os, "preadv"):
         return None
     try:
         index, entry = bundle.lookup_entry(prefix + ".index", name)
@@ -122,26 +121,42 @@ def read_verified_from_bundle(prefix: str, name: str) -> np.ndarray | None:
 
 def _read_with_crc(path: str, offset: int, out: memoryview) -> int | None:
     """Fill ``out`` from ``path`` at ``offset``; the CRC32C of the bytes, or None if the file
-    ends early. Each chunk's checksum runs on a worker thread while the next chunk is read (both
-    release the GIL), so the check costs little more than the read."""
-    from concurrent.futures import ThreadPoolExecutor
+    ends early. A large tensor is read as one contiguous part per core (pread and the C CRC32C
+    both release the GIL: copying from the page cache is the cost, and it scales), the parts'
+    checksums then combined into the whole one."""
+    workers = min(os.cpu_count() or 1, 4) if len(out) > READ_PART else 1
+    step = -(-len(out) // workers)
+    spans = [(lo, min(lo + step, len(out))) for lo in range(0, len(out), step)] or [(0, 0)]
+    with open(path, "rb", buffering=0) as f:
+        fd = f.fileno()
+        if len(spans) == 1:
+            crcs = [_read_part(fd, offset, out, *spans[0])]
+        else:
+            from concurrent.futures import ThreadPoolExecutor
 
-    crc, pending = 0, None
-    with open(path, "rb", buffering=0) as f, ThreadPoolExecutor(1) as pool:
-        f.seek(offset)
-        for start in range(0, len(out), READ_CHUNK):
-            chunk = out[start:start + READ_CHUNK]
-            filled = 0
-            while filled < len(chunk):
-                got = f.readinto(chunk[filled:])
-                if not got:
-                    return None
-                filled += got
-            if pending is not None:
-                crc = pending.result()
-            pending = pool.submit(bundle.crc32c, chunk, crc)
-        if pending is not None:
-            crc = pending.result()
+            with ThreadPoolExecutor(len(spans)) as pool:
+                crcs = list(pool.map(lambda span: _read_part(fd, offset, out, *span), spans))
+    if any(c is None for c in crcs):
+        return None
+    crc = crcs[0]
+    for (lo, hi), part_crc in zip(spans[1:], crcs[1:]):
+        crc = bundle.crc32c_combine(crc, part_crc, hi - lo)
+    return crc
+
+
+def _read_part(fd: int, offset: int, out: memoryview, lo: int, hi: int) -> int | None:
+    """Read out[lo:hi] from the file at offset+lo in cache-sized chunks, each checksummed right
+    after it arrives; its CRC32C, or None if the file ends early."""
+    crc = 0
+    for start in range(lo, hi, READ_CHUNK):
+        chunk = out[start:min(start + READ_CHUNK, hi)]
+        filled = 0
+        while filled < len(chunk):
+            got = os.preadv(fd, [chunk[filled:]], offset + start + filled)
+            if not got:
+                return None
+            filled += got
+        crc = bundle.crc32c(chunk, crc)
     return crc
 
 
