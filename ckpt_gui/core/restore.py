@@ -473,7 +473,9 @@ class CheckpointSide:
                         queue.append((cid, p, depth + 1))
         return paths
 
-    def _dfs_keys(self, start: int) -> list[str]:
+    def _dfs_keys(self, start: int, skip=_is_optimizer_name) -> list[str]:
+        """Variable keys below node ``start`` in depth-first object order, not entering children
+        whose local name ``skip`` rejects."""
         order, seen, stack = [], set(), [start]
         while stack:
             nid = stack.pop()
@@ -484,7 +486,7 @@ class CheckpointSide:
             if key:
                 order.append(key)
             for name, cid in reversed(self.nodes[nid].children):
-                if 0 <= cid < len(self.nodes) and not _is_optimizer_name(name) and cid not in seen:
+                if 0 <= cid < len(self.nodes) and not skip(name) and cid not in seen:
                     stack.append(cid)
         return order
 
@@ -641,22 +643,9 @@ class CheckpointSide:
             start = self.node_of_path(prefix)
             if start is None:
                 return []
-            order, seen, stack = [], set(), [start]
-            while stack:
-                nid = stack.pop()
-                if nid in seen:
-                    continue
-                seen.add(nid)
-                key = self.nodes[nid].attrs.get("VARIABLE_VALUE")
-                if key:
-                    order.append(key)
-                for name, cid in reversed(self.nodes[nid].children):
-                    # the model's own variables seen from a Keras 3 optimizer are not its state
-                    if name in ("_trainable_variables", "_trainable_variables_indices"):
-                        continue
-                    if 0 <= cid < len(self.nodes) and cid not in seen:
-                        stack.append(cid)
-            return order
+            # the model's own variables seen from a Keras 3 optimizer are not its state
+            return self._dfs_keys(start, skip=lambda name: name in (
+                "_trainable_variables", "_trainable_variables_indices"))
         if prefix == "":
             return [v.name for v in self.ckpt.variables if v.name in self.slot_of
                     or (v.role in (COUNTER, "optimizer state") and "/" not in v.path)]
