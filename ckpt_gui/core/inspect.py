@@ -160,11 +160,11 @@ def _inspect_v2(info: CheckpointInfo, stale: list[str]) -> None:
 
     def read_counter(v: VariableInfo):
         entry = index.entries[v.name]
-        path = os.path.join(prefix_dir, bundle.data_file_name(base, entry.shard_id,
-                                                              index.num_shards))
-        if entry.shard_id not in files:
-            files[entry.shard_id] = open(path, "rb", buffering=0)
-        raw = bundle.read_raw(path, entry, check=True, fd=files[entry.shard_id].fileno())
+        f = files.get(entry.shard_id)
+        if f is None:
+            f = files[entry.shard_id] = open(os.path.join(prefix_dir, bundle.data_file_name(
+                base, entry.shard_id, index.num_shards)), "rb", buffering=0)
+        raw = bundle.read_raw(f.name, entry, check=True, fd=f.fileno())
         return bundle.decode_scalar(raw, entry)
 
     try:
@@ -182,8 +182,8 @@ def _nbytes(shape: tuple[int, ...], dtype: str) -> int:
 def _v2_writer(info: CheckpointInfo, has_graph: bool, has_meta: bool) -> str:
     if not has_graph:
         return "TF1 Saver (name-based, V2 format)"
-    roots = {v.path.split("/", 1)[0] for v in info.variables}
-    if any(r.startswith(("layer_with_weights-", "layer-")) for r in roots):
+    # a root (first path segment) named like a Keras layer; the prefixes hold no "/"
+    if any(v.path.startswith(("layer_with_weights-", "layer-")) for v in info.variables):
         return "Keras save_weights / ModelCheckpoint (TF format)"
     if info.format == "savedmodel":
         return "SavedModel"
