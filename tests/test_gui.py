@@ -327,3 +327,18 @@ def test_variable_filter(qtbot, window, corpus_copy):
     assert sorted(leaves()) == ["discriminator/layer_with_weights-1/moving_mean/.ATTRIBUTES/VARIABLE_VALUE",
                                 "generator/layer_with_weights-1/moving_mean/.ATTRIBUTES/VARIABLE_VALUE"]
     assert "193,921 model parameters" in window.variables.totals.text()
+
+
+def test_verify_reads_every_tensor_and_updates_the_table(qtbot, window, corpus_copy):
+    path = corpus_copy("foodprep-sharded2-keras-tf")
+    (path / "cp.ckpt.data-00001-of-00002").unlink()  # the shard holding every variable
+    open_dir(qtbot, window, path)
+    row = window.checkpoints.model.row_of("cp.ckpt")
+    assert window.checkpoints.model.index(row, 6).data() == "30"
+    with qtbot.waitSignal(window.verify_task.finished, timeout=LOAD_TIMEOUT):
+        window.verify("cp.ckpt")
+    ckpt = window.scan.checkpoint("cp.ckpt")
+    assert ckpt.verified and ckpt.n_readable == 1 and ckpt.status == "partial"
+    assert window.checkpoints.model.index(row, 6).data() == "1/30"
+    assert window.checkpoints.model.index(row, 7).data() == "partial"
+    assert any("cp.ckpt.data-00001-of-00002" in p and "29 of 30" in p for p in ckpt.problems)
