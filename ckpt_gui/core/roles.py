@@ -1,7 +1,6 @@
 """What a variable is for, from its name, shape and dtype, whoever wrote it."""
 from __future__ import annotations
 
-import functools
 import re
 
 from .model import BIAS, COUNTER, METADATA, NORMALIZATION, OPTIMIZER, OTHER, WEIGHT
@@ -142,33 +141,38 @@ def classify_name_only(last: str, shape: tuple[int, ...]) -> str:
 _SEGMENT_NUMBER = re.compile(r"(?<=[/-])\d+(?=/|$)")
 
 
-def _shape_class(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """A stand-in shape with what classify() asks of a shape: scalar-like, rank 1, rank >= 2."""
-    rank = len(shape)
-    if rank == 0:
-        return ()
-    if rank == 1:
-        return (1,) if shape[0] == 1 else (2,)
-    return (2, 2)
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _classify_class(normalized_key: str, shape_class: tuple[int, ...], dtype: str) -> str:
-    return classify(normalized_key, shape_class, dtype)
+# Plain dicts (not lru_cache: its bookkeeping costs more than a cold scan's misses save),
+# emptied when they grow past a bound.
+_ROLES: dict[tuple, str] = {}
+_PATHS: dict[str, str] = {}
+_MEMO_LIMIT = 1 << 16
 
 
 def classify_cached(key: str, shape: tuple[int, ...], dtype: str) -> str:
     """classify(), remembered per key pattern: a folder's checkpoints repeat the same keys and a
     big model repeats the same names under numbered layers."""
-    return _classify_class(_SEGMENT_NUMBER.sub("0", key), _shape_class(shape), dtype)
+    # a stand-in shape with what classify() asks of a shape: scalar-like, rank 1, rank >= 2
+    rank = len(shape)
+    shape_class = () if rank == 0 else (2, 2) if rank > 1 else (1,) if shape[0] == 1 else (2,)
+    memo_key = (_SEGMENT_NUMBER.sub("0", key), shape_class, dtype)
+    role = _ROLES.get(memo_key)
+    if role is None:
+        if len(_ROLES) >= _MEMO_LIMIT:
+            _ROLES.clear()
+        role = _ROLES[memo_key] = classify(memo_key[0], shape_class, dtype)
+    return role
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def semantic_path_cached(key: str) -> str:
-    return semantic_path(key)
+    path = _PATHS.get(key)
+    if path is None:
+        if len(_PATHS) >= _MEMO_LIMIT:
+            _PATHS.clear()
+        path = _PATHS[key] = semantic_path(key)
+    return path
 
 
 def clear_caches() -> None:
     """Forget what earlier scans taught (benchmarks time cold scans)."""
-    _classify_class.cache_clear()
-    semantic_path_cached.cache_clear()
+    _ROLES.clear()
+    _PATHS.clear()
