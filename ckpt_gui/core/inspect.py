@@ -123,8 +123,10 @@ def _inspect_v2(info: CheckpointInfo, stale: list[str]) -> None:
             stored = sum(p.size for p in parts)
         else:
             shard, stored = entry.shard_id, entry.size
-            problem = shard_state.get(shard, f"shard {shard} is out of range")
-            if problem is None and entry.offset + stored > shard_size[shard]:
+            problem = shard_state.get(shard, _OUT_OF_RANGE)
+            if problem is _OUT_OF_RANGE:  # the text only when needed: this runs per variable
+                problem = f"shard {shard} is out of range"
+            elif problem is None and entry.offset + stored > shard_size[shard]:
                 problem = f"{bundle.data_file_name(base, shard, index.num_shards)} is truncated"
         role = classify(entry.name, entry.shape, entry.dtype)
         variables.append(VariableInfo(
@@ -172,6 +174,9 @@ def _inspect_v2(info: CheckpointInfo, stale: list[str]) -> None:
     finally:
         for f in files.values():
             f.close()
+
+
+_OUT_OF_RANGE = object()
 
 
 def _nbytes(shape: tuple[int, ...], dtype: str) -> int:
