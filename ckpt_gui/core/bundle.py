@@ -140,11 +140,21 @@ _DTYPE_NAMES = {enum: name for enum, (name, _) in DTYPES.items()}
 _new_entry = tuple.__new__  # BundleEntry(...) without the keyword-handling constructor
 
 
+# Raw TensorShapeProto bytes -> shape, shared by every index a scan reads (a folder's
+# checkpoints and a model's layers repeat a few shapes); bounded, emptied by clear_caches().
+SHAPES: dict[bytes, tuple] = {}
+_SHAPES_LIMIT = 1 << 14
+
+
+def clear_caches() -> None:
+    """Forget decoded shapes (benchmarks time cold scans)."""
+    SHAPES.clear()
+
+
 def parse_entry(name: str, value: bytes, shapes: dict[bytes, tuple] | None = None) -> BundleEntry:
-    """Decode one BundleEntryProto. ``shapes`` (raw TensorShapeProto bytes -> shape), shared
-    across one index, skips rebuilding the same shape from protobuf objects, the slowest part of
-    an entry (a model has few distinct shapes); it applies only to TensorFlow's own field order
-    (dtype first, then the shape)."""
+    """Decode one BundleEntryProto. ``shapes`` (raw TensorShapeProto bytes -> shape, e.g.
+    SHAPES) skips rebuilding a known shape from protobuf objects, the slowest part of an entry;
+    it applies only to TensorFlow's own field order (dtype first, then the shape)."""
     if fastproto.AVAILABLE:
         try:
             m = fastproto.BundleEntryProto.FromString(value)
@@ -251,7 +261,9 @@ def read_index(index_path: str | os.PathLike) -> BundleIndex:
     header = None
     entries: dict[str, BundleEntry] = {}
     slices: dict[str, list[BundleEntry]] = {}
-    shapes: dict[bytes, tuple] = {}
+    if len(SHAPES) > _SHAPES_LIMIT:
+        SHAPES.clear()
+    shapes = SHAPES
     try:
         for key, value in iter_table(buf):
             if key == b"":

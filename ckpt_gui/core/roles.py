@@ -173,6 +173,9 @@ def semantic_path_cached(key: str) -> str:
 
 
 def clear_caches() -> None:
-    """Forget what earlier scans taught (benchmarks time cold scans)."""
+    """Forget what earlier scans taught (benchmarks time cold scans), decoded shapes too."""
+    from . import bundle
+
     _ROLES.clear()
     _PATHS.clear()
+    bundle.clear_caches()
