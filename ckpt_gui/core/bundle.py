@@ -217,8 +217,8 @@ def slice_key_name(key: bytes) -> str | None:
     return None
 
 
-def iter_table(buf: bytes):
-    """Yield (key, value) of every entry of an immutable table (TF's LevelDB-style SSTable)."""
+def _index_block(buf: bytes) -> tuple[int, int]:
+    """(offset, size) of a table's index block, from its footer; BundleError if not a table."""
     if len(buf) < FOOTER_SIZE:
         raise BundleError(f"file is too short ({len(buf)} bytes)")
     footer = buf[-FOOTER_SIZE:]
@@ -226,8 +226,17 @@ def iter_table(buf: bytes):
     if (hi << 32 | lo) != TABLE_MAGIC:
         raise BundleError("not a TensorFlow checkpoint table (bad magic number)")
     try:
-        _, _, pos = _handle(footer, 0)  # metaindex handle (unused)
+        _, _, pos = _handle(footer, 0)  # the metaindex handle comes first (unused)
         index_off, index_size, _ = _handle(footer, pos)
+    except pw.WireError as e:
+        raise BundleError(f"corrupt table footer: {e}") from None
+    return index_off, index_size
+
+
+def iter_table(buf: bytes):
+    """Yield (key, value) of every entry of an immutable table (TF's LevelDB-style SSTable)."""
+    index_off, index_size = _index_block(buf)
+    try:
         for _, handle in _block_entries(buf, index_off, index_size):
             off, size, _ = _handle(handle)
             yield from _block_entries(buf, off, size)
@@ -297,17 +306,10 @@ def lookup_entry(index_path: str | os.PathLike, name: str) -> tuple[BundleIndex,
     can hold ``name`` are decoded. The returned BundleIndex has just that entry (or none)."""
     with open(index_path, "rb") as f:
         buf = f.read()
-    if len(buf) < FOOTER_SIZE:
-        raise BundleError(f"file is too short ({len(buf)} bytes)")
-    footer = buf[-FOOTER_SIZE:]
-    lo, hi = struct.unpack_from("<II", footer, FOOTER_SIZE - 8)
-    if (hi << 32 | lo) != TABLE_MAGIC:
-        raise BundleError("not a TensorFlow checkpoint table (bad magic number)")
+    index_off, index_size = _index_block(buf)
     target = name.encode("utf-8")
     header = entry = None
     try:
-        _, _, pos = _handle(footer, 0)
-        index_off, index_size, _ = _handle(footer, pos)
         for i, (separator, handle) in enumerate(_block_entries(buf, index_off, index_size)):
             if i > 0 and separator < target:
                 continue

@@ -894,9 +894,10 @@ class TemplateSide:
 
 # --- planning --------------------------------------------------------------------------------
 
-def _walk(side: CheckpointSide, start: int, obj) -> dict[int, Any]:
+def _walk(side: CheckpointSide, start: int, obj, through_optimizers: bool = False) -> dict[int, Any]:
     """Bind checkpoint nodes to template objects by local names from ``start``, as
-    tf.train.Checkpoint does (not through optimizers)."""
+    tf.train.Checkpoint does. A model walk does not enter optimizers; an optimizer's walk
+    (``through_optimizers``) follows every child."""
     bound = {start: obj}
     bound_ids = {id(obj)}
     queue = deque([start])
@@ -904,26 +905,9 @@ def _walk(side: CheckpointSide, start: int, obj) -> dict[int, Any]:
         nid = queue.popleft()
         kids = _children(bound[nid])
         for name, cid in side.nodes[nid].children:
-            if _is_optimizer_name(name) or not 0 <= cid < len(side.nodes) or cid in bound:
-                continue
-            child = kids.get(name)
-            if child is None or id(child) in bound_ids:
-                continue
-            bound[cid] = child
-            bound_ids.add(id(child))
-            queue.append(cid)
-    return bound
-
-
-def _walk_optimizer(side: CheckpointSide, start: int, opt) -> dict[int, Any]:
-    bound = {start: opt}
-    bound_ids = {id(opt)}
-    queue = deque([start])
-    while queue:
-        nid = queue.popleft()
-        kids = _children(bound[nid])
-        for name, cid in side.nodes[nid].children:
             if not 0 <= cid < len(side.nodes) or cid in bound:
+                continue
+            if not through_optimizers and _is_optimizer_name(name):
                 continue
             child = kids.get(name)
             if child is None or id(child) in bound_ids:
@@ -1186,7 +1170,7 @@ def _plan_optimizer(side: CheckpointSide, tmpl: TemplateSide, root: str,
     if side.nodes is not None:
         start = side.node_of_path(prefix)
         if start is not None:
-            bound = _walk_optimizer(side, start, opt)
+            bound = _walk(side, start, opt, through_optimizers=True)
             walked = {}
             for nid, obj in bound.items():
                 key = side.nodes[nid].attrs.get("VARIABLE_VALUE")
