@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import sys
 
+from .textfmt import human_bytes
+
 
 def add_prune_parser(sub) -> None:
     p = sub.add_parser(
@@ -32,12 +34,6 @@ def add_prune_parser(sub) -> None:
                    help="delete for good instead of moving to the trash")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_prune)
-
-
-def _human(n: int) -> str:
-    from .cli import _human_bytes
-
-    return _human_bytes(n)
 
 
 def cmd_prune(args) -> int:
@@ -93,7 +89,7 @@ def _report(args, out: dict, state_text, state_action, warnings, errors, plan) -
     else:
         verb = f"Would delete ({where})" if dry else f"Deleted ({where})"
         print(f"{verb}: {len(out['deleted'])} checkpoint(s), {len(out['files'])} file(s), "
-              f"{_human(out['bytes'])}")
+              f"{human_bytes(out['bytes'])}")
         files = set(out["files"])
         for name in out["deleted"]:
             mine = [f.name for f in plan.files_of(name) if f.name in files]
