@@ -37,21 +37,15 @@ def _raw_nodes_fast(data: bytes) -> list:
     except fastproto.DecodeError as e:
         raise pw.WireError(str(e) or "not a TrackableObjectGraph") from None
     return [([(c.node_id, _text(c.local_name)) for c in node.children],
-             [_text(a.checkpoint_key) for a in node.attributes],
+             [(_text(a.name), _text(a.checkpoint_key)) for a in node.attributes],
              [(sv.original_variable_node_id, _text(sv.slot_name), sv.slot_variable_node_id)
               for sv in node.slot_variables])
             for node in graph.nodes]
 
 
-def decode(data: bytes) -> ObjectGraph:
-    if fastproto.AVAILABLE:
-        raw_nodes = _raw_nodes_fast(data)
-        if not raw_nodes:
-            raise pw.WireError("the object graph has no nodes")
-        return _build(raw_nodes)
-    msg = pw.fields(data)
+def _raw_nodes_wire(data: bytes) -> list:
     raw_nodes = []
-    for node_bytes in msg.get(1, []):
+    for node_bytes in pw.fields(data).get(1, []):
         node = pw.fields(node_bytes)
         children = []
         for ref in node.get(1, []):
@@ -60,15 +54,26 @@ def decode(data: bytes) -> ObjectGraph:
         attributes = []
         for attr in node.get(2, []):
             a = pw.fields(attr)
-            attributes.append(_text(pw.first(a, 3)))
+            attributes.append((_text(pw.first(a, 1)), _text(pw.first(a, 3))))
         slots = []
         for slot in node.get(3, []):
             s = pw.fields(slot)
             slots.append((pw.first(s, 1, 0), _text(pw.first(s, 2)), pw.first(s, 3, 0)))
         raw_nodes.append((children, attributes, slots))
-    if not raw_nodes:
+    return raw_nodes
+
+
+def raw_nodes(data: bytes) -> list:
+    """Every node with every edge, as stored: ([(child id, local name)], [(attribute name,
+    checkpoint key)], [(original id, slot name, slot id)]). WireError if malformed or empty."""
+    nodes = _raw_nodes_fast(data) if fastproto.AVAILABLE else _raw_nodes_wire(data)
+    if not nodes:
         raise pw.WireError("the object graph has no nodes")
-    return _build(raw_nodes)
+    return nodes
+
+
+def decode(data: bytes) -> ObjectGraph:
+    return _build(raw_nodes(data))
 
 
 def _build(raw_nodes: list) -> ObjectGraph:
@@ -94,7 +99,7 @@ def _build(raw_nodes: list) -> ObjectGraph:
         node = nodes.get(nid)
         if node is None:
             node = nodes[nid] = ObjectNode(nid, f"(node {nid})", f"(unreachable)/{nid}")
-        for key in attributes:
+        for _, key in attributes:
             if key:
                 node.variables.append(key)
                 key_to_node[key] = nid

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from . import hdf5, protowire as pw
+from . import hdf5, objgraph, protowire as pw
 from .model import (COUNTER, HDF5_FORMATS, KERAS3_H5, KERAS_ARCHIVE, KERAS_H5, METADATA,
                     CheckpointInfo)
 from .templates import (CHECKPOINT_CONFIG, LoadedTemplate, TemplateRef, load as load_template,
@@ -270,29 +270,8 @@ class _GNode:
 
 def _decode_graph(data: bytes) -> list[_GNode]:
     """The object graph with every edge (the engine's tree keeps one parent per node)."""
-    msg = pw.fields(data)
-    nodes = []
-    for node_bytes in msg.get(1, []):
-        node = pw.fields(node_bytes)
-        children = []
-        for ref in node.get(1, []):
-            r = pw.fields(ref)
-            children.append(((pw.first(r, 2) or b"").decode("utf-8", "replace"),
-                             pw.first(r, 1, 0)))
-        attrs = {}
-        for attr in node.get(2, []):
-            a = pw.fields(attr)
-            attrs[(pw.first(a, 1) or b"").decode("utf-8", "replace")] = \
-                (pw.first(a, 3) or b"").decode("utf-8", "replace")
-        slots = []
-        for slot in node.get(3, []):
-            s = pw.fields(slot)
-            slots.append((pw.first(s, 1, 0), (pw.first(s, 2) or b"").decode("utf-8", "replace"),
-                          pw.first(s, 3, 0)))
-        nodes.append(_GNode(children, attrs, slots))
-    if not nodes:
-        raise pw.WireError("the object graph has no nodes")
-    return nodes
+    return [_GNode([(name, cid) for cid, name in children], dict(attributes), slots)
+            for children, attributes, slots in objgraph.raw_nodes(data)]
 
 
 def _is_optimizer_name(name: str) -> bool:
