@@ -345,11 +345,12 @@ def test_chmod_000_as_root_still_reads(work):
         (work / "ckpt-2.index").chmod(0o644)
 
 
-def test_unreadable_index_file(work, monkeypatch):
+def _deny_open(monkeypatch, path) -> str:
+    """Make open() of ``path`` fail as an unreadable file does (root ignores chmod)."""
     import builtins
 
     real_open = builtins.open
-    denied = str(work / "ckpt-2.index")
+    denied = str(path)
 
     def fake_open(file, *args, **kwargs):
         if os.fspath(file) == denied:
@@ -357,6 +358,11 @@ def test_unreadable_index_file(work, monkeypatch):
         return real_open(file, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "open", fake_open)
+    return denied
+
+
+def test_unreadable_index_file(work, monkeypatch):
+    denied = _deny_open(monkeypatch, work / "ckpt-2.index")
     scan = scan_directory(str(work))
     c = scan.checkpoint("ckpt-2")
     assert c.status == BROKEN
@@ -365,17 +371,7 @@ def test_unreadable_index_file(work, monkeypatch):
 
 
 def test_unreadable_state_file(work, monkeypatch):
-    import builtins
-
-    real_open = builtins.open
-    denied = str(work / "checkpoint")
-
-    def fake_open(file, *args, **kwargs):
-        if os.fspath(file) == denied:
-            raise PermissionError(13, "Permission denied", denied)
-        return real_open(file, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "open", fake_open)
+    denied = _deny_open(monkeypatch, work / "checkpoint")
     scan = scan_directory(str(work))
     assert scan.state_file.present and scan.state_file.latest is None
     assert scan.state_file.problems == [
