@@ -9,15 +9,17 @@ Reference: tensorflow/core/util/tensor_bundle/tensor_bundle.{h,cc} and tsl/lib/i
 """
 from __future__ import annotations
 
+import bisect
 import math
 import os
 import struct
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import NamedTuple
 
 import numpy as np
 
-from . import fastproto, protowire as pw
+from . import entrydecode, fastproto, protowire as pw
 
 TABLE_MAGIC = 0xDB4775248B80FB57
 FOOTER_SIZE = 48
@@ -61,22 +63,67 @@ class BundleEntry(NamedTuple):
         return _NUMPY_DTYPE.get(self.dtype)
 
 
-@dataclass(frozen=True)
+@dataclass
 class BundleIndex:
+    """A parsed ``.index``: its header and every tensor's entry, as columns in the index's
+    (sorted) order, so a scan of a 10,000-variable checkpoint builds no per-entry objects it
+    does not need. ``entry(name)`` and ``entries`` give BundleEntry tuples. The columns may be
+    shared with other indexes of the same layout: never change them."""
     num_shards: int
     big_endian: bool
-    entries: dict[str, BundleEntry]  # in the index's (sorted) order
+    names: list[str]
+    dtypes: list[str]
+    shapes: list[tuple[int, ...]]
+    shard_ids: list[int]
+    offsets: list[int]
+    sizes: list[int]
+    crcs: list[int]
+    sliced: list[bool]
     # A partitioned (sliced) variable's entry holds no data; each slice has its own entry,
     # possibly in its own shard (tf.train.experimental.MaxShardSizePolicy splits big variables).
     slices: dict[str, list[BundleEntry]] = field(default_factory=dict)
+    # What readers derive from the layout alone (everything but checksums), kept by them under
+    # their own key; indexes of one layout (read_index) share it, and their column lists.
+    memo: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, num_shards: int, big_endian: bool, entries: list[BundleEntry],
+           slices: dict[str, list[BundleEntry]] | None = None) -> "BundleIndex":
+        columns = list(zip(*entries)) if entries else [[] for _ in BundleEntry._fields]
+        return cls(num_shards, big_endian, *map(list, columns), slices=slices or {})
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def row(self, i: int) -> BundleEntry:
+        return _new_entry(BundleEntry, (
+            self.names[i], self.dtypes[i], self.shapes[i], self.shard_ids[i], self.offsets[i],
+            self.sizes[i], self.crcs[i], self.sliced[i]))
+
+    def entry(self, name: str) -> BundleEntry | None:
+        # The table sorts keys by their UTF-8 bytes, which is code point order: the order of
+        # Python's strings (unless a damaged name was decoded with replacement characters).
+        names = self.names
+        i = bisect.bisect_left(names, name)
+        if i < len(names) and names[i] == name:
+            return self.row(i)
+        return next((self.row(i) for i, n in enumerate(names) if n == name), None)
+
+    @cached_property
+    def entries(self) -> dict[str, BundleEntry]:
+        """Every entry by name, in index order."""
+        return {name: self.row(i) for i, name in enumerate(self.names)}
 
 
 def data_file_name(prefix_name: str, shard: int, num_shards: int) -> str:
     return f"{prefix_name}.data-{shard:05d}-of-{num_shards:05d}"
 
 
-def _block_entries(buf: bytes, offset: int, size: int):
-    """Yield (key, value) pairs of one table block (prefix-compressed keys)."""
+def _block_into(buf: bytes, offset: int, size: int, keys: list, starts: list,
+                lengths: list) -> None:
+    """Append the keys of one table block (prefix-compressed) to ``keys``, and where each
+    value lies in ``buf`` to ``starts`` and ``lengths``. One loop without a generator and
+    without copying values: an index can hold tens of thousands of entries."""
     if offset < 0 or size < 4 or offset + size + BLOCK_TRAILER_SIZE > len(buf):
         raise BundleError("block handle points outside the index file")
     compression = buf[offset + size]
@@ -87,31 +134,36 @@ def _block_entries(buf: bytes, offset: int, size: int):
     if limit < offset:
         raise BundleError("corrupt block restart array")
     read_varint = pw.read_varint
+    add_key, add_start, add_length = keys.append, starts.append, lengths.append
     pos = offset
     key = b""
     while pos < limit:
-        # three varints; almost always one byte each
-        shared = buf[pos]
-        if shared < 0x80:
-            pos += 1
+        # three varints (shared key bytes, new key bytes, value length); almost always one
+        # byte each (the block's restart array and trailer follow ``limit``: no IndexError)
+        shared, non_shared, value_len = buf[pos], buf[pos + 1], buf[pos + 2]
+        if not (shared | non_shared | value_len) & 0x80 and pos + 3 <= limit:
+            pos += 3
         else:
             shared, pos = read_varint(buf, pos)
-        non_shared = buf[pos] if pos < limit else 0x80
-        if non_shared < 0x80:
-            pos += 1
-        else:
             non_shared, pos = read_varint(buf, pos)
-        value_len = buf[pos] if pos < limit else 0x80
-        if value_len < 0x80:
-            pos += 1
-        else:
             value_len, pos = read_varint(buf, pos)
         if shared > len(key) or pos + non_shared + value_len > limit:
             raise BundleError("corrupt block entry")
         key = key[:shared] + buf[pos:pos + non_shared] if shared else buf[pos:pos + non_shared]
+        add_key(key)
         pos += non_shared
-        yield key, buf[pos:pos + value_len]
+        add_start(pos)
+        add_length(value_len)
         pos += value_len
+
+
+def _block_entries(buf: bytes, offset: int, size: int) -> list[tuple[bytes, bytes]]:
+    """The (key, value) pairs of one table block."""
+    keys: list[bytes] = []
+    starts: list[int] = []
+    lengths: list[int] = []
+    _block_into(buf, offset, size, keys, starts, lengths)
+    return [(k, buf[a:a + n]) for k, a, n in zip(keys, starts, lengths)]
 
 
 def _handle(buf, pos: int = 0) -> tuple[int, int, int]:
@@ -131,11 +183,6 @@ def _shape(shape_bytes: bytes | None) -> tuple[int, ...]:
     return tuple(dims)
 
 
-def _dtype_name(enum: int) -> str:
-    found = DTYPES.get(enum)
-    return found[0] if found else f"dtype_{enum}"
-
-
 _DTYPE_NAMES = {enum: name for enum, (name, _) in DTYPES.items()}
 _new_entry = tuple.__new__  # BundleEntry(...) without the keyword-handling constructor
 
@@ -147,46 +194,23 @@ _SHAPES_LIMIT = 1 << 14
 
 
 def clear_caches() -> None:
-    """Forget decoded shapes (benchmarks time cold scans)."""
+    """Forget decoded shapes and index layouts (benchmarks time cold scans)."""
     SHAPES.clear()
+    _LAYOUTS.clear()
 
 
-def parse_entry(name: str, value: bytes, shapes: dict[bytes, tuple] | None = None) -> BundleEntry:
-    """Decode one BundleEntryProto. ``shapes`` (raw TensorShapeProto bytes -> shape, e.g.
-    SHAPES) skips rebuilding a known shape from protobuf objects, the slowest part of an entry;
-    it applies only to TensorFlow's own field order (dtype first, then the shape)."""
-    if fastproto.AVAILABLE:
-        try:
-            m = fastproto.BundleEntryProto.FromString(value)
-        except fastproto.DecodeError as e:
-            raise pw.WireError(f"corrupt entry for {name}: {e}") from None
-        shape = None
-        if shapes is not None and len(value) > 3 and value[0] == 0x08 and value[1] < 0x80 \
-                and value[2] == 0x12 and value[3] < 0x80:
-            raw_shape = value[4:4 + value[3]]
-            shape = shapes.get(raw_shape)
-            if shape is None:
-                shape = shapes[raw_shape] = tuple([d.size for d in m.shape.dim])
-        if shape is None:
-            dims = m.shape.dim
-            shape = tuple([d.size for d in dims]) if dims else ()
-        dtype = m.dtype
-        return _new_entry(BundleEntry, (
-            name, _DTYPE_NAMES.get(dtype) or f"dtype_{dtype}", shape, m.shard_id, m.offset,
-            m.size, m.crc32c, len(m.slices) > 0))
-    msg = pw.fields(value)
-    dtype_enum = pw.first(msg, 1, 0)
-    dtype_name = DTYPES.get(dtype_enum, (f"dtype_{dtype_enum}", None))[0]
-    return BundleEntry(
-        name=name,
-        dtype=dtype_name,
-        shape=_shape(pw.first(msg, 2)),
-        shard_id=pw.first(msg, 3, 0),
-        offset=pw.first(msg, 4, 0),
-        size=pw.first(msg, 5, 0),
-        crc32c=pw.first(msg, 6, 0),
-        sliced=bool(msg.get(7)),
-    )
+def parse_entry(name: str, value: bytes) -> BundleEntry:
+    """Decode one BundleEntryProto (read_index decodes a whole index at once)."""
+    try:
+        c = entrydecode.decode_entries(value, [0], [len(value)])
+    except entrydecode.DecodeError as e:
+        raise pw.WireError(f"corrupt entry for {name}: {e}") from None
+    shape = SHAPES.get(c.shape_bytes[0])
+    dtype = c.dtypes[0]
+    return _new_entry(BundleEntry, (
+        name, _DTYPE_NAMES.get(dtype) or f"dtype_{dtype}",
+        shape if shape is not None else _cache_shape(c.shape_bytes[0]), c.shard_ids[0],
+        c.offsets[0], c.sizes[0], c.crcs[0], c.sliced[0]))
 
 
 def slice_key_name(key: bytes) -> str | None:
@@ -233,15 +257,28 @@ def _index_block(buf: bytes) -> tuple[int, int]:
     return index_off, index_size
 
 
-def iter_table(buf: bytes):
-    """Yield (key, value) of every entry of an immutable table (TF's LevelDB-style SSTable)."""
+def table_entries(buf: bytes, blocks: list | None = None
+                  ) -> tuple[list[bytes], list[int], list[int]]:
+    """The keys of every entry of an immutable table (TF's LevelDB-style SSTable), in order,
+    and where each one's value lies in ``buf`` (starts, lengths); each block's (offset, size)
+    is appended to ``blocks`` when given."""
     index_off, index_size = _index_block(buf)
+    keys: list[bytes] = []
+    starts: list[int] = []
+    lengths: list[int] = []
     try:
         for _, handle in _block_entries(buf, index_off, index_size):
             off, size, _ = _handle(handle)
-            yield from _block_entries(buf, off, size)
+            _block_into(buf, off, size, keys, starts, lengths)
+            if blocks is not None:
+                blocks.append((off, size))
     except pw.WireError as e:
         raise BundleError(f"corrupt table: {e}") from None
+    if blocks is not None:
+        blocks.append((index_off, index_size))
+        meta_off, meta_size, _ = _handle(buf[-FOOTER_SIZE:])
+        blocks.append((meta_off, meta_size))
+    return keys, starts, lengths
 
 
 def has_table_magic(path: str | os.PathLike) -> bool:
@@ -265,39 +302,140 @@ def read_file(path: str | os.PathLike) -> bytes:
 
 
 def read_index(index_path: str | os.PathLike) -> BundleIndex:
-    """Parse ``P.index``. Raises BundleError (with a plain reason) on anything malformed."""
+    """Parse ``P.index``. Raises BundleError (with a plain reason) on anything malformed.
+
+    The checkpoints of one training run share an index layout: the same tensors at the same
+    offsets, only the checksums differ. An index equal, outside its checksums, to one read
+    before reuses that one's decoding (see _Layout), so a folder of a thousand checkpoints
+    decodes its layout once."""
     buf = read_file(index_path)
-    header = None
-    entries: dict[str, BundleEntry] = {}
-    slices: dict[str, list[BundleEntry]] = {}
-    if len(SHAPES) > _SHAPES_LIMIT:
-        SHAPES.clear()
-    shapes = SHAPES
-    try:
-        for key, value in iter_table(buf):
-            if key == b"":
-                header = value
-            elif key[:1] == b"\x00":  # an encoded slice key of a partitioned variable
-                name = slice_key_name(key)
-                if name is not None:
-                    slices.setdefault(name, []).append(parse_entry(name, value, shapes))
-            else:
-                name = key.decode("utf-8", "replace")
-                entries[name] = parse_entry(name, value, shapes)
-    except pw.WireError as e:
-        raise BundleError(f"corrupt index: {e}") from None
-    if header is None:
+    seen = _LAYOUTS.get(len(buf))
+    if seen is not None:
+        index = seen.reuse(buf)
+        if index is not None:
+            return index
+    index = parse_index(buf)
+    if len(_LAYOUTS) >= _LAYOUTS_LIMIT:
+        _LAYOUTS.clear()
+    _LAYOUTS[len(buf)] = _Layout(buf, index)
+    return index
+
+
+def parse_index(buf: bytes, blocks: list | None = None) -> BundleIndex:
+    """Decode a whole index file's bytes (``blocks``: see table_entries)."""
+    keys, starts, lengths = table_entries(buf, blocks)
+    if not keys or keys[0] != b"":  # the header's empty key sorts first
         raise BundleError("index has no bundle header")
     try:
-        header = pw.fields(header)
+        header = pw.fields(buf[starts[0]:starts[0] + lengths[0]])
     except pw.WireError as e:
         raise BundleError(f"corrupt index header: {e}") from None
+    # Encoded slice keys of partitioned variables start with a zero byte: they sort next.
+    first = 1
+    while first < len(keys) and keys[first][:1] == b"\x00":
+        first += 1
+    slices: dict[str, list[BundleEntry]] = {}
+    try:
+        for key, start, length in zip(keys[1:first], starts[1:first], lengths[1:first]):
+            name = slice_key_name(key)
+            if name is not None:
+                slices.setdefault(name, []).append(
+                    parse_entry(name, buf[start:start + length]))
+        columns = entrydecode.decode_entries(buf, starts[first:], lengths[first:])
+    except (pw.WireError, entrydecode.DecodeError) as e:
+        raise BundleError(f"corrupt index: {e}") from None
+    keys = keys[first:]
+    joined = b"\n".join(keys).decode("utf-8", "replace")
+    names = joined.split("\n") if joined.count("\n") == len(keys) - 1 else [
+        k.decode("utf-8", "replace") for k in keys]  # a name holding a newline: one by one
+    if len(SHAPES) > _SHAPES_LIMIT:
+        SHAPES.clear()
+    get = SHAPES.get
+    shapes = [shape if (shape := get(raw)) is not None else _cache_shape(raw)
+              for raw in columns.shape_bytes]
+    dtype_names = _DTYPE_NAMES
     return BundleIndex(
         num_shards=pw.first(header, 1, 1) or 1,
         big_endian=pw.first(header, 2, 0) == 1,
-        entries=entries,
-        slices=slices,
-    )
+        names=names,
+        dtypes=[dtype_names.get(d) or f"dtype_{d}" for d in columns.dtypes],
+        shapes=shapes, shard_ids=columns.shard_ids, offsets=columns.offsets,
+        sizes=columns.sizes, crcs=columns.crcs, sliced=columns.sliced, slices=slices)
+
+
+class _Layout:
+    """An index file's bytes and decoding, and -- once a second file of its size comes --
+    where its checksums are: each entry's crc32c (a fixed32, TensorFlow's last field) and each
+    block trailer's. A file equal to it outside those bytes has the same entries except their
+    checksums (a checksum's four bytes are opaque: any value parses the same way)."""
+
+    def __init__(self, buf: bytes, index: BundleIndex):
+        self.buf, self.index = buf, index
+        self.masked: list[int] | None = None   # every checksum's position in buf
+        self.entry_crcs: list[int | None] = []  # per index row: its checksum's position
+
+    def _learn(self) -> bool:
+        index, buf = self.index, self.buf
+        if index.slices or any(index.sliced):
+            return False
+        blocks: list[tuple[int, int]] = []
+        _, starts, lengths = table_entries(buf, blocks)
+        first = len(starts) - len(index)  # the rows' values follow the header's
+        rows = []
+        for start, length, crc in zip(starts[first:], lengths[first:], index.crcs):
+            end = start + length
+            if length >= 5 and buf[end - 5] == 0x35 \
+                    and int.from_bytes(buf[end - 4:end], "little") == crc:
+                rows.append(end - 4)
+            elif crc == 0:
+                rows.append(None)  # proto3 leaves a zero checksum out
+            else:
+                return False       # a layout this reuse does not know
+        self.entry_crcs = rows
+        self.masked = [p for p in rows if p is not None] + [
+            off + size + 1 for off, size in blocks]  # trailer: type byte, then masked crc32c
+        return True
+
+    def reuse(self, buf: bytes) -> BundleIndex | None:
+        """The decoding of ``buf`` if it has this layout, else None."""
+        if self.masked is None and not self._learn():
+            self.masked = []
+            return None
+        if not self.masked:
+            return None
+        mine = self.buf
+        patched = bytearray(buf)
+        for p in self.masked:
+            patched[p:p + 4] = mine[p:p + 4]
+        if patched != mine:
+            return None
+        crcs = [c if p is None else int.from_bytes(buf[p:p + 4], "little")
+                for p, c in zip(self.entry_crcs, self.index.crcs)]
+        i = self.index
+        return BundleIndex(i.num_shards, i.big_endian, i.names, i.dtypes, i.shapes, i.shard_ids,
+                           i.offsets, i.sizes, crcs, i.sliced, i.slices, i.memo)
+
+
+# File size -> the layout last decoded at that size (bounded, emptied by clear_caches()).
+_LAYOUTS: dict[int, _Layout] = {}
+_LAYOUTS_LIMIT = 256
+
+
+def _cache_shape(raw: bytes) -> tuple[int, ...]:
+    """Decode a TensorShapeProto and remember it in SHAPES."""
+    if fastproto.AVAILABLE:
+        try:
+            dims = fastproto.TensorShapeProto.FromString(raw).dim
+        except fastproto.DecodeError as e:
+            raise BundleError(f"corrupt index: bad shape: {e}") from None
+        shape = tuple([d.size for d in dims])
+    else:
+        try:
+            shape = _shape(raw)
+        except pw.WireError as e:
+            raise BundleError(f"corrupt index: bad shape: {e}") from None
+    SHAPES[raw] = shape
+    return shape
 
 
 def lookup_entry(index_path: str | os.PathLike, name: str) -> tuple[BundleIndex, BundleEntry | None]:
@@ -328,9 +466,8 @@ def lookup_entry(index_path: str | os.PathLike, name: str) -> tuple[BundleIndex,
         raise BundleError(f"corrupt index: {e}") from None
     if header is None:
         raise BundleError("index has no bundle header")
-    index = BundleIndex(num_shards=pw.first(header, 1, 1) or 1,
-                        big_endian=pw.first(header, 2, 0) == 1,
-                        entries={name: entry} if entry is not None else {})
+    index = BundleIndex.of(pw.first(header, 1, 1) or 1, pw.first(header, 2, 0) == 1,
+                           [entry] if entry is not None else [])
     return index, entry
 
 

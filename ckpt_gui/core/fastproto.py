@@ -80,4 +80,5 @@ except Exception:  # no protobuf package, or one too old: the pure-Python decode
 AVAILABLE = bool(_CLASSES)
 BundleHeaderProto = _CLASSES.get("BundleHeaderProto")
 BundleEntryProto = _CLASSES.get("BundleEntryProto")
+TensorShapeProto = _CLASSES.get("TensorShapeProto")
 TrackableObjectGraph = _CLASSES.get("TrackableObjectGraph")

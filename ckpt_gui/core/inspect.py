@@ -6,15 +6,17 @@ directory of a thousand checkpoints scans quickly. ``verify`` (in reading.py) re
 from __future__ import annotations
 
 import math
+import operator
 import os
 from collections import Counter
+from dataclasses import dataclass
 
 import numpy as np
 
 from . import bundle, hdf5, objgraph, roles
 from .discover import Candidate
 from .model import (BROKEN, COUNTER, HDF5_FORMATS, METADATA, NORMALIZATION, OK, OPTIMIZER,
-                    PARTIAL, TF_V1, CheckpointInfo, FileInfo, VariableInfo)
+                    PARTIAL, TF_V1, CheckpointInfo, FileInfo, VariableInfo, VariableRows)
 from .naming import checkpoint_number
 
 FILE_KINDS = (("index", ".index"), ("meta", ".meta"), ("savedmodel", "saved_model.pb"))
@@ -64,7 +66,7 @@ def inspect(directory: str, cand: Candidate, stale_shards: list[str] | None = No
     except Exception as e:  # any unreadable input is a problem of the checkpoint, not a crash
         info.status = BROKEN
         info.problems.append(f"{cand.files[0] if cand.files else cand.name} cannot be read: {e}")
-    if not info.variables and info.status == OK:
+    if not info.n_variables and info.status == OK:
         info.status = BROKEN
         info.problems.append("it holds no variables")
     return info
@@ -73,110 +75,173 @@ def inspect(directory: str, cand: Candidate, stale_shards: list[str] | None = No
 # --- TF V2 bundles ---------------------------------------------------------------------------
 
 def _inspect_v2(info: CheckpointInfo, stale: list[str]) -> None:
-    index_name = os.path.basename(info.path) + ".index"
-    has_meta = any(f.kind == "meta" for f in info.files)
+    prefix_dir, base = os.path.split(info.path)
     try:
         index = bundle.read_index(info.path + ".index")
     except (bundle.BundleError, OSError) as e:
         info.status = BROKEN
         info.writer = "unknown (unreadable index)"
-        info.problems.append(f"{index_name} cannot be read: {e}")
+        info.problems.append(f"{base}.index cannot be read: {e}")
         return
-    prefix_dir = os.path.dirname(info.path)
-    base = os.path.basename(info.path)
+    n = index.num_shards
+    # sizes were taken when the files were listed; stat only what was not listed
+    listed = {f.name.rpartition("/")[2]: f.bytes for f in info.files if f.kind == "data"}
     shard_state: dict[int, str | None] = {}   # shard -> problem text or None
     shard_size: dict[int, int] = {}
-    listed = {os.path.basename(f.name): f.bytes for f in info.files if f.kind == "data"}
-    for k in range(index.num_shards):
-        fname = bundle.data_file_name(base, k, index.num_shards)
-        try:  # sizes were taken when the files were listed; stat only what was not listed
-            shard_size[k] = listed[fname] if fname in listed \
-                else os.path.getsize(os.path.join(prefix_dir, fname))
-            shard_state[k] = None
-        except OSError:
-            shard_state[k] = f"{fname} is missing"
-    # Data files of another shard count belong to an earlier save with the same prefix.
-    expected = {bundle.data_file_name(base, k, index.num_shards) for k in range(index.num_shards)}
-    for f in list(info.files):
-        if f.kind == "data" and os.path.basename(f.name) not in expected:
-            stale.append(f.name)
-            info.files.remove(f)
-    info.bytes = sum(f.bytes for f in info.files)
+    for k in range(n):
+        fname = bundle.data_file_name(base, k, n)
+        size = listed.pop(fname, None)
+        if size is None:
+            try:
+                size = os.path.getsize(os.path.join(prefix_dir, fname))
+            except OSError:
+                shard_state[k] = f"{fname} is missing"
+                continue
+        shard_size[k], shard_state[k] = size, None
+    if listed:  # data files of another shard count belong to an earlier save of this prefix
+        for f in list(info.files):
+            if f.kind == "data" and f.name.rpartition("/")[2] in listed:
+                stale.append(f.name)
+                info.files.remove(f)
+        info.bytes = sum(f.bytes for f in info.files)
 
-    unreadable: Counter[str] = Counter()
-    variables = []
-
-    def problem_of(part: bundle.BundleEntry) -> str | None:
-        problem = shard_state.get(part.shard_id, f"shard {part.shard_id} is out of range")
-        if problem is None and part.offset + part.size > shard_size.get(part.shard_id, 0):
-            problem = f"{bundle.data_file_name(base, part.shard_id, index.num_shards)} is truncated"
-        return problem
-
-    classify, semantic_path = roles.classify_cached, roles.semantic_path_cached
-    needs_graph = False
-    for entry in index.entries.values():
-        if entry.sliced:
-            # A partitioned variable's data is in its slices' entries, maybe in several shards.
-            parts = index.slices.get(entry.name, [])
-            problem = next((p for p in map(problem_of, parts) if p), None)
-            shard = min((p.shard_id for p in parts), default=entry.shard_id)
-            stored = sum(p.size for p in parts)
-        else:
-            shard, stored = entry.shard_id, entry.size
-            problem = shard_state.get(shard, _OUT_OF_RANGE)
-            if problem is _OUT_OF_RANGE:  # the text only when needed: this runs per variable
-                problem = f"shard {shard} is out of range"
-            elif problem is None and entry.offset + stored > shard_size[shard]:
-                problem = f"{bundle.data_file_name(base, shard, index.num_shards)} is truncated"
-        role = classify(entry.name, entry.shape, entry.dtype)
-        variables.append(VariableInfo(
-            entry.name, entry.shape, entry.dtype, stored or _nbytes(entry.shape, entry.dtype),
-            role, semantic_path(entry.name), shard, False if problem else None, problem))
-        if problem:
-            unreadable[problem] += 1
-        if role == OPTIMIZER or "_trainable_variables" in entry.name:
-            needs_graph = True
-    info.variables = variables
-    _summarize_unreadable(info, unreadable)
+    layout = _v2_layout(index)
+    if all(shard_state.get(k) is None and shard_size.get(k, -1) >= end
+           for k, end in layout.shard_ends.items()):
+        # every tensor lies inside a data file that is there: the common case, no per-variable
+        # checks, and VariableInfo objects are made only when asked for (a 10,000-variable
+        # checkpoint, or a folder of 1,000 checkpoints)
+        info.set_variable_rows(layout.rows)
+    else:
+        info.variables = _v2_damaged(index, layout, shard_state, shard_size, base)
+        _summarize_unreadable(info, Counter(v.problem for v in info.variables if v.problem))
 
     # The object graph says which optimizer slot belongs to which variable and which paths
     # reach a variable twice; without optimizer state it has nothing to add, so it is decoded
     # only when some variable is optimizer state (a folder of 1,000 checkpoints scans faster).
     graph = None
-    graph_entry = index.entries.get(roles.OBJECT_GRAPH_KEY)
-    if needs_graph and graph_entry is not None \
+    graph_entry = index.entry(roles.OBJECT_GRAPH_KEY)
+    if layout.needs_graph and graph_entry is not None \
             and info.variable(roles.OBJECT_GRAPH_KEY).readable is not False:
         try:
             raw = bundle.read_raw(os.path.join(prefix_dir, bundle.data_file_name(
-                base, graph_entry.shard_id, index.num_shards)), graph_entry)
+                base, graph_entry.shard_id, n)), graph_entry)
             graph = objgraph.decode(bundle.decode_small(raw, graph_entry).item())
         except Exception as e:
             info.problems.append(f"the object graph cannot be decoded: {e}")
     if graph is not None:
         _attach_graph(info, graph)
-    else:
+    elif layout.needs_graph:  # optimizer state without an object graph: TF1 slots by name
         attach_name_based_slots(info.variables)
-    info.writer = _v2_writer(info, graph_entry is not None, has_meta)
+    has_meta = any(f.kind == "meta" for f in info.files)
+    info.writer = _v2_writer(info, graph_entry is not None, has_meta, layout.keras_layers)
 
-    files: dict[int, object] = {}  # shard -> its data file, unbuffered: one open per file
+    if layout.counters:
+        _read_v2_counters(info, index, layout, prefix_dir, base)
+
+
+def _read_v2_counters(info: CheckpointInfo, index: bundle.BundleIndex, layout: "_V2Layout",
+                      prefix_dir: str, base: str) -> None:
+    fds: dict[int, int] = {}  # shard -> its data file, open once
 
     def read_counter(v: VariableInfo):
-        entry = index.entries[v.name]
-        f = files.get(entry.shard_id)
-        if f is None:
-            f = files[entry.shard_id] = open(os.path.join(prefix_dir, bundle.data_file_name(
-                base, entry.shard_id, index.num_shards)), "rb", buffering=0)
-        raw = bundle.read_raw(f.name, entry, check=True, fd=f.fileno())
-        return bundle.decode_scalar(raw, entry)
+        entry = index.row(layout.counters[v.name])
+        fd = fds.get(entry.shard_id)
+        path = os.path.join(prefix_dir, bundle.data_file_name(base, entry.shard_id,
+                                                              index.num_shards))
+        if fd is None:
+            fd = fds[entry.shard_id] = os.open(path, os.O_RDONLY)
+        return bundle.decode_scalar(bundle.read_raw(path, entry, check=True, fd=fd), entry)
 
+    if info._rows is not None:  # not made yet: read through stand-ins, mark the real ones
+        counters = [VariableInfo(*layout.rows.rows[i]) for i in layout.counters.values()]
+    else:
+        counters = [info.variables[i] for i in layout.counters.values()]
     try:
-        _read_counters(info, read_counter)
+        _read_counters(info, read_counter, counters)
     finally:
-        for f in files.values():
-            f.close()
+        for fd in fds.values():
+            os.close(fd)
 
 
 _OUT_OF_RANGE = object()
+
+
+@dataclass
+class _V2Layout:
+    """What a V2 index's layout alone decides, kept in its memo (a folder's checkpoints of one
+    training run share it): each variable's VariableInfo fields, where each shard's tensors
+    end, which variables are counters, whether the object graph is needed."""
+    rows: VariableRows             # (name, shape, dtype, bytes, role, path, shard) per entry
+    shard_ends: dict[int, int]     # shard -> end of its last tensor (every shard entries name)
+    counters: dict[str, int]       # counter name -> its row in the index
+    needs_graph: bool              # optimizer state: the graph says which slot is whose
+    keras_layers: bool             # a root named like a Keras layer (layer_with_weights-0)
+
+
+def _v2_layout(index: bundle.BundleIndex) -> _V2Layout:
+    layout = index.memo.get(_V2Layout)
+    if layout is not None:
+        return layout
+    names, shapes, dtypes = index.names, index.shapes, index.dtypes
+    role_list = roles.classify_many(names, shapes, dtypes)
+    paths = roles.semantic_paths(names)
+    shards, sizes = list(index.shard_ids), list(index.sizes)
+    ends: dict[int, int] = {}
+    if index.num_shards == 1 and not index.slices and not any(index.sliced):
+        ends[0] = max(map(operator.add, index.offsets, sizes), default=0)
+        if any(shards):
+            ends[max(shards)] = -1  # out of range: never "all there"
+    else:
+        for i, (shard, end) in enumerate(zip(shards, map(operator.add, index.offsets, sizes))):
+            if index.sliced[i]:
+                # A partitioned variable's data is in its slices' entries, maybe in several
+                # shards; it is shown in the first.
+                parts = index.slices.get(names[i], [])
+                for part in parts:
+                    ends[part.shard_id] = max(ends.get(part.shard_id, 0), part.offset + part.size)
+                shards[i] = min((p.shard_id for p in parts), default=shard)
+                sizes[i] = sum(p.size for p in parts)
+            else:
+                ends[shard] = max(ends.get(shard, 0), end)
+        for shard in ends:
+            if not 0 <= shard < index.num_shards:
+                ends[shard] = -1
+    lines = "\n" + "\n".join(paths)  # to ask whether some path starts with a Keras layer name
+    if 0 in sizes:  # nothing stored (an empty tensor, a partitioned one without slices)
+        sizes = [stored or _nbytes(shape, dtype)
+                 for stored, shape, dtype in zip(sizes, shapes, dtypes)]
+    rows = VariableRows(list(zip(names, shapes, dtypes, sizes, role_list, paths, shards)))
+    layout = index.memo[_V2Layout] = _V2Layout(
+        rows, ends,
+        counters={names[i]: i for i, role in enumerate(role_list) if role == COUNTER},
+        needs_graph=OPTIMIZER in role_list or "_trainable_variables" in "\n".join(names),
+        keras_layers="\nlayer-" in lines or "\nlayer_with_weights-" in lines)
+    return layout
+
+
+def _v2_damaged(index: bundle.BundleIndex, layout: _V2Layout, shard_state: dict,
+                shard_size: dict, base: str) -> list[VariableInfo]:
+    """The variables, each with the problem that makes it unreadable (a data file missing,
+    truncated, or a shard number out of range), when some shard is not all there."""
+    def problem_of(shard: int, end: int) -> str | None:
+        problem = shard_state.get(shard, _OUT_OF_RANGE)
+        if problem is _OUT_OF_RANGE:
+            return f"shard {shard} is out of range"
+        if problem is None and end > shard_size[shard]:
+            return f"{bundle.data_file_name(base, shard, index.num_shards)} is truncated"
+        return problem
+
+    variables = []
+    for i, row in enumerate(layout.rows.rows):
+        if index.sliced[i]:
+            parts = index.slices.get(index.names[i], [])
+            problem = next((p for p in (problem_of(part.shard_id, part.offset + part.size)
+                                        for part in parts) if p), None)
+        else:
+            problem = problem_of(index.shard_ids[i], index.offsets[i] + index.sizes[i])
+        variables.append(VariableInfo(*row, False if problem else None, problem))
+    return variables
 
 
 def _nbytes(shape: tuple[int, ...], dtype: str) -> int:
@@ -184,11 +249,12 @@ def _nbytes(shape: tuple[int, ...], dtype: str) -> int:
     return math.prod(shape) * np.dtype(np_dtype).itemsize if np_dtype else 0
 
 
-def _v2_writer(info: CheckpointInfo, has_graph: bool, has_meta: bool) -> str:
+def _v2_writer(info: CheckpointInfo, has_graph: bool, has_meta: bool,
+               keras_layers: bool) -> str:
     if not has_graph:
         return "TF1 Saver (name-based, V2 format)"
     # a root (first path segment) named like a Keras layer; the prefixes hold no "/"
-    if any(v.path.startswith(("layer_with_weights-", "layer-")) for v in info.variables):
+    if keras_layers:
         return "Keras save_weights / ModelCheckpoint (TF format)"
     if info.format == "savedmodel":
         return "SavedModel"
@@ -298,9 +364,12 @@ def _parent_segment(path: str) -> str:
     return parts[-2] if len(parts) >= 2 else ""
 
 
-def _read_counters(info: CheckpointInfo, read) -> None:
-    damaged: Counter[str] = Counter()
-    for v in info.variables:
+def _read_counters(info: CheckpointInfo, read, candidates: list[VariableInfo] | None = None
+                   ) -> None:
+    """Read the counters among ``candidates`` (default: all variables) into info.counters; a
+    counter whose data is damaged makes its variable unreadable."""
+    damaged: dict[str, str] = {}  # variable name -> problem
+    for v in info.variables if candidates is None else candidates:
         if v.role != COUNTER or v.readable is False:
             continue
         try:
@@ -308,15 +377,17 @@ def _read_counters(info: CheckpointInfo, read) -> None:
             if type(value) not in (int, float, bool):  # an array: its first element, as Python
                 value = np.asarray(value).reshape(-1)[0].item()
         except bundle.BundleError as e:  # damaged data: the variable cannot be read
-            v.readable, v.problem = False, str(e)
-            damaged[str(e)] += 1
+            damaged[v.name] = str(e)
             continue
         except Exception as e:
             info.problems.append(f"counter {v.path} cannot be read: {e}")
             continue
         info.counters[v.path] = value
     if damaged:
-        for problem, count in damaged.items():
+        for v in info.variables:
+            if v.name in damaged:
+                v.readable, v.problem = False, damaged[v.name]
+        for problem, count in Counter(damaged.values()).items():
             info.problems.append(f"{problem}: {count} of {info.n_variables} variables cannot "
                                  "be read")
         bad = sum(v.readable is False for v in info.variables)

@@ -1,7 +1,9 @@
 """Plain data returned by the engine: what the CLI prints and the GUI shows."""
 from __future__ import annotations
 
+import threading
 from dataclasses import asdict, dataclass, field
+from itertools import starmap
 
 # Roles a variable can play.
 WEIGHT = "weight"
@@ -29,7 +31,7 @@ HDF5_FORMATS = (KERAS_H5, KERAS3_H5, KERAS_ARCHIVE)
 TF_FORMATS = (TF_V2, TF_V1, SAVEDMODEL)
 
 
-@dataclass
+@dataclass(slots=True)  # a checkpoint may hold tens of thousands
 class VariableInfo:
     name: str                      # the key TensorFlow (or the HDF5 dataset path) uses
     shape: tuple[int, ...]
@@ -51,6 +53,29 @@ class VariableInfo:
         for d in self.shape:
             n *= max(d, 0)
         return n
+
+
+def _family(variables) -> frozenset:
+    return frozenset((v.path, v.shape) for v in variables if v.role not in (COUNTER, METADATA))
+
+
+class VariableRows:
+    """The variables of every checkpoint with one index layout (a training run's checkpoints):
+    (name, shape, dtype, bytes, role, path, shard) per variable, VariableInfo's first fields."""
+    __slots__ = ("rows", "_family")
+
+    def __init__(self, rows: list[tuple]):
+        self.rows = rows
+        self._family: frozenset | None = None
+
+    def family(self) -> frozenset:
+        if self._family is None:
+            self._family = frozenset((r[5], r[1]) for r in self.rows
+                                     if r[4] not in (COUNTER, METADATA))
+        return self._family
+
+
+_MAKING = threading.Lock()
 
 
 @dataclass
@@ -83,16 +108,42 @@ class CheckpointInfo:
     mtime: float
     number: int | None
     counters: dict[str, int | float] = field(default_factory=dict)
-    variables: list[VariableInfo] = field(default_factory=list)
     status: str = OK
     problems: list[str] = field(default_factory=list)
     n_readable: int | None = None  # set by verification
     verified: bool = False
     is_latest: bool = False
+    # The variables: either made (_variables) or still rows shared with the checkpoints of the
+    # same index layout (_rows), made into VariableInfo objects on first access of .variables.
+    _variables: list[VariableInfo] = field(default_factory=list, repr=False)
+    _rows: "VariableRows | None" = field(default=None, repr=False, compare=False)
+
+    @property
+    def variables(self) -> list[VariableInfo]:
+        if self._rows is not None:
+            with _MAKING:  # once, even when two threads ask: both must get the same objects
+                if self._rows is not None:
+                    self._variables = list(starmap(VariableInfo, self._rows.rows))
+                    self._rows = None
+        return self._variables
+
+    @variables.setter
+    def variables(self, value: list[VariableInfo]) -> None:
+        self._variables, self._rows = value, None
+
+    def set_variable_rows(self, rows: "VariableRows") -> None:
+        self._variables, self._rows = [], rows
 
     @property
     def n_variables(self) -> int:
-        return len(self.variables)
+        return len(self._rows.rows) if self._rows is not None else len(self._variables)
+
+    def family(self) -> frozenset:
+        """What checkpoints of one model share: its variables' paths and shapes (counters and
+        metadata aside). Only checkpoints of one family compare by training progress."""
+        if self._rows is not None:
+            return self._rows.family()
+        return _family(self._variables)
 
     def variable(self, name: str) -> VariableInfo | None:
         """The variable with this key, or else with this object path."""

@@ -134,11 +134,22 @@ def classify_name_only(last: str, shape: tuple[int, ...]) -> str:
     return OTHER
 
 
-# Numbers that are a whole path segment (layers/12, _variables/7) or end one after a dash
-# (layer_with_weights-12) never decide a role: no rule of classify() looks at their value (its
-# names and patterns hold no such digits, and "vars/<i>" only asks isdigit()). So the keys of
-# a model's thousands of layers share a few classifications.
-_SEGMENT_NUMBER = re.compile(r"(?<=[/-])\d+(?=/|$)")
+# The role of a key never depends on the value of its digits, only on where digits are
+# (layers/12, layer_with_weights-3, dense_1_W, Adam_1, bn2, vars/<i>: classify() asks
+# isdigit() or \\d, never a value), except in the few names of its sets that hold a digit
+# (beta_1, beta1_power: beta_3 is no optimizer scalar). So keys are remembered with every digit
+# made 0, unless they hold such a name's stem: a model's thousands of keys share a few patterns.
+_DIGIT_NAMES = {w for w in (_COUNTER_NAMES | _OPTIMIZER_SCALARS | _NORM_NAMES | _BIAS_NAMES
+                            | _WEIGHT_NAMES | {"beta1_power", "beta2_power"})
+                if any(c.isdigit() for c in w)}
+_DIGIT_STEMS = tuple(sorted({re.split(r"\d", w, maxsplit=1)[0].rstrip("_")
+                             for w in _DIGIT_NAMES}))
+_HAS_DIGIT_STEM = re.compile("|".join(map(re.escape, _DIGIT_STEMS))).search
+_ZERO_DIGITS = str.maketrans("123456789", "000000000")
+
+
+def _pattern(key: str) -> str:
+    return key if _HAS_DIGIT_STEM(key.lower()) else key.translate(_ZERO_DIGITS)
 
 
 # Plain dicts (not lru_cache: its bookkeeping costs more than a cold scan's misses save),
@@ -148,28 +159,69 @@ _PATHS: dict[str, str] = {}
 _MEMO_LIMIT = 1 << 16
 
 
-def classify_cached(key: str, shape: tuple[int, ...], dtype: str) -> str:
-    """classify(), remembered per key pattern: a folder's checkpoints repeat the same keys and a
-    big model repeats the same names under numbered layers."""
-    # a stand-in shape with what classify() asks of a shape: scalar-like, rank 1, rank >= 2
+def _shape_class(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A stand-in shape with what classify() asks of a shape: scalar-like, rank 1, rank >= 2."""
     rank = len(shape)
-    shape_class = () if rank == 0 else (2, 2) if rank > 1 else (1,) if shape[0] == 1 else (2,)
-    memo_key = (_SEGMENT_NUMBER.sub("0", key), shape_class, dtype)
+    return () if rank == 0 else (2, 2) if rank > 1 else (1,) if shape[0] == 1 else (2,)
+
+
+def _remembered(pattern: str, shape_class: tuple[int, ...], dtype: str) -> str:
+    memo_key = (pattern, shape_class, dtype)
     role = _ROLES.get(memo_key)
     if role is None:
         if len(_ROLES) >= _MEMO_LIMIT:
             _ROLES.clear()
-        role = _ROLES[memo_key] = classify(memo_key[0], shape_class, dtype)
+        role = _ROLES[memo_key] = classify(pattern, shape_class, dtype)
     return role
 
 
-def semantic_path_cached(key: str) -> str:
-    path = _PATHS.get(key)
-    if path is None:
-        if len(_PATHS) >= _MEMO_LIMIT:
-            _PATHS.clear()
-        path = _PATHS[key] = semantic_path(key)
-    return path
+def classify_cached(key: str, shape: tuple[int, ...], dtype: str) -> str:
+    """classify(), remembered per key pattern: a folder's checkpoints repeat the same keys and a
+    big model repeats the same names under numbered layers."""
+    return _remembered(_pattern(key), _shape_class(shape), dtype)
+
+
+# Over many keys joined by newlines ("$" then ends each key).
+_OUTPUT_INDEX_LINES = re.compile(_OUTPUT_INDEX.pattern, re.MULTILINE)
+
+
+def _per_line(names: list[str], transform) -> list[str] | None:
+    """``transform`` applied to the keys joined by newlines (one C-speed pass instead of one
+    call per key), split again; None when a key holds a newline itself."""
+    lines = transform("\n".join(names)).split("\n")
+    return lines if len(lines) == len(names) else None
+
+
+def classify_many(names: list[str], shapes: list[tuple[int, ...]],
+                  dtypes: list[str]) -> list[str]:
+    """[classify_cached(n, s, d) ...] for a whole checkpoint's keys (10,000 in a big model)."""
+    patterns = _per_line(names, lambda text: text.translate(_ZERO_DIGITS))
+    if patterns is None:
+        return [classify_cached(n, s, d) for n, s, d in zip(names, shapes, dtypes)]
+    lowered = "\n".join(names).lower()
+    if _HAS_DIGIT_STEM(lowered):
+        patterns = [name if _HAS_DIGIT_STEM(low) else pattern
+                    for name, low, pattern in zip(names, lowered.split("\n"), patterns)]
+    classes = {shape: _shape_class(shape) for shape in set(shapes)}
+    memo_keys = list(zip(patterns, map(classes.__getitem__, shapes), dtypes))
+    found = list(map(_ROLES.get, memo_keys))  # all in C; only new patterns are classified
+    if None in found:
+        new = {key: classify(*key) for key in {k for k, r in zip(memo_keys, found) if r is None}}
+        if len(_ROLES) + len(new) > _MEMO_LIMIT:
+            _ROLES.clear()
+        _ROLES.update(new)
+        found = [role if role is not None else new[key] for role, key in zip(found, memo_keys)]
+    return found
+
+
+def semantic_paths(names: list[str]) -> list[str]:
+    """[semantic_path(n) ...] for a whole checkpoint's keys."""
+    def strip(text: str) -> str:
+        text = (text + "\n").replace(ATTRIBUTE_SUFFIX + "\n", "\n")[:-1]
+        return _OUTPUT_INDEX_LINES.sub("", text) if ":" in text else text
+
+    paths = _per_line(names, strip)
+    return paths if paths is not None else [semantic_path(n) for n in names]
 
 
 def clear_caches() -> None:

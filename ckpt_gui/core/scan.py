@@ -8,7 +8,7 @@ from collections.abc import Callable
 from . import statefile
 from .discover import list_directory
 from .inspect import inspect
-from .model import BROKEN, COUNTER, METADATA, CheckpointInfo, DirectoryScan, StateFileInfo
+from .model import BROKEN, CheckpointInfo, DirectoryScan, StateFileInfo
 from .naming import natural_key
 
 Progress = Callable[[int, int, str], None]
@@ -120,11 +120,6 @@ def _is_foreign(path: str, directory: str) -> bool:
     return False
 
 
-def _family(c: CheckpointInfo) -> frozenset:
-    """Checkpoints of one model share their variables and shapes; only those compare."""
-    return frozenset((v.path, v.shape) for v in c.variables if v.role not in (COUNTER, METADATA))
-
-
 def _progress_key(c: CheckpointInfo):
     p = c.training_progress()
     return (p if p is not None else -1, c.number if c.number is not None else -1)
@@ -141,9 +136,9 @@ def _check_latest_is_most_trained(info: StateFileInfo, checkpoints: list[Checkpo
             + (f" (the newest readable one is {choose_latest(readable, StateFileInfo(False))})"
                if readable else ""))
         return
-    family = _family(latest)
+    family = latest.family()
     peers = [c for c in checkpoints if c is not latest and c.status != BROKEN
-             and _family(c) == family]
+             and c.family() == family]
     mine = latest.training_progress()
     better = [c for c in peers if (c.training_progress() or -1) > (mine if mine is not None else -1)]
     if better:
