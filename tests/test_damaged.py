@@ -346,18 +346,21 @@ def test_chmod_000_as_root_still_reads(work):
 
 
 def _deny_open(monkeypatch, path) -> str:
-    """Make open() of ``path`` fail as an unreadable file does (root ignores chmod)."""
+    """Make open() and os.open() of ``path`` fail as for an unreadable file (root ignores
+    chmod)."""
     import builtins
 
-    real_open = builtins.open
     denied = str(path)
 
-    def fake_open(file, *args, **kwargs):
-        if os.fspath(file) == denied:
-            raise PermissionError(13, "Permission denied", denied)
-        return real_open(file, *args, **kwargs)
+    def denying(real):
+        def fake_open(file, *args, **kwargs):
+            if os.fspath(file) == denied:
+                raise PermissionError(13, "Permission denied", denied)
+            return real(file, *args, **kwargs)
+        return fake_open
 
-    monkeypatch.setattr(builtins, "open", fake_open)
+    monkeypatch.setattr(builtins, "open", denying(builtins.open))
+    monkeypatch.setattr(os, "open", denying(os.open))
     return denied
 
 

@@ -294,21 +294,49 @@ def has_table_magic(path: str | os.PathLike) -> bool:
     return (hi << 32 | lo) == TABLE_MAGIC
 
 
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def open_fd(path: str | os.PathLike) -> int:
+    """A file descriptor for reading (os.pread, os.fstat); the caller closes it."""
+    return os.open(path, _OPEN_FLAGS)
+
+
+def read_file_stat(path: str | os.PathLike) -> tuple[bytes, os.stat_result]:
+    """A whole (small) file and its stat, in four system calls (open, fstat, read, close): a
+    scan reads a thousand small index files, and needs their sizes and times anyway."""
+    fd = open_fd(path)
+    try:
+        st = os.fstat(fd)
+        parts = []
+        left = st.st_size
+        while left > 0:
+            chunk = os.read(fd, left)
+            if not chunk:
+                break
+            parts.append(chunk)
+            left -= len(chunk)
+        return (parts[0] if len(parts) == 1 else b"".join(parts)), st
+    finally:
+        os.close(fd)
+
+
 def read_file(path: str | os.PathLike) -> bytes:
-    """A whole (small) file, unbuffered: fewer system calls than open()'s buffered reader, which
-    matters when a scan reads a thousand small index files."""
-    with open(path, "rb", buffering=0) as f:
-        return f.readall()
+    return read_file_stat(path)[0]
 
 
 def read_index(index_path: str | os.PathLike) -> BundleIndex:
-    """Parse ``P.index``. Raises BundleError (with a plain reason) on anything malformed.
+    """Parse ``P.index``. Raises BundleError (with a plain reason) on anything malformed."""
+    return index_from_bytes(read_file(index_path))
+
+
+def index_from_bytes(buf: bytes) -> BundleIndex:
+    """An index file's decoding.
 
     The checkpoints of one training run share an index layout: the same tensors at the same
     offsets, only the checksums differ. An index equal, outside its checksums, to one read
     before reuses that one's decoding (see _Layout), so a folder of a thousand checkpoints
     decodes its layout once."""
-    buf = read_file(index_path)
     seen = _LAYOUTS.get(len(buf))
     if seen is not None:
         index = seen.reuse(buf)
@@ -621,11 +649,39 @@ def read_raw(data_path: str | os.PathLike, entry: BundleEntry, check: bool = Fal
     else:
         file.seek(entry.offset)
         raw = file.read(entry.size)
-    if len(raw) != entry.size:
-        raise BundleError(f"{os.path.basename(data_path)} is truncated")
-    if check and entry.dtype != "string" and masked_crc32c(raw) != entry.crc32c:
-        raise BundleError(f"{os.path.basename(data_path)} {DAMAGED}")
+    problem = _problem(raw, entry, os.path.basename(data_path), check)
+    if problem is not None:
+        raise problem
     return raw
+
+
+def _problem(raw: bytes, entry: BundleEntry, data_name: str, check: bool = True
+             ) -> BundleError | None:
+    """Why ``raw``, read for ``entry``, is not its data: too short, or (``check``) failing its
+    checksum."""
+    if len(raw) != entry.size:
+        return BundleError(f"{data_name} is truncated")
+    if check and entry.dtype != "string" and masked_crc32c(raw) != entry.crc32c:
+        return BundleError(f"{data_name} {DAMAGED}")
+    return None
+
+
+def read_entries(fd: int, data_name: str, entries: list[BundleEntry]
+                 ) -> list[bytes | BundleError]:
+    """The checked stored bytes of several small tensors of one data file (``fd``), in one
+    read when they lie close together (a checkpoint's counters); each is its bytes or the
+    BundleError saying why it cannot be read (``data_name`` names the file in it)."""
+    if not entries:
+        return []
+    lo = min(e.offset for e in entries)
+    hi = max(e.offset + e.size for e in entries)
+    span = os.pread(fd, hi - lo, lo) if hi - lo <= 1 << 20 else None
+    out: list[bytes | BundleError] = []
+    for e in entries:
+        raw = span[e.offset - lo:e.offset - lo + e.size] if span is not None \
+            else os.pread(fd, e.size, e.offset)
+        out.append(_problem(raw, e, data_name) or raw)
+    return out
 
 
 def decode_string_tensor(raw: bytes, n_elements: int) -> list[bytes]:

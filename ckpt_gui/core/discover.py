@@ -91,19 +91,23 @@ def list_directory(directory: str) -> Listing:
     prefixes = {n[: -len(".index")] for n in names if n.endswith(".index") and len(n) > 6}
     data_files: dict[str, list[tuple[str, int, int]]] = {}
     for n in names:
-        m = DATA_FILE.match(n)
+        m = DATA_FILE.match(n) if ".data-" in n else None
         if m:
             data_files.setdefault(m["prefix"], []).append((n, int(m["shard"]), int(m["total"])))
-            claimed.add(n)
             if m["prefix"] not in prefixes:
                 orphans.append(n)  # a data shard with no index cannot be read by anyone
+    for shards in data_files.values():
+        claimed.update(f for f, _, _ in shards)
 
+    folder = os.path.join(directory, "")
     for prefix in prefixes:
-        files = [prefix + ".index"] + sorted(f for f, _, _ in data_files.get(prefix, []))
+        shards = data_files.get(prefix, ())
+        files = [prefix + ".index", *(sorted(f for f, _, _ in shards) if len(shards) > 1
+                                      else (f for f, _, _ in shards))]
         if prefix + ".meta" in names:
             files.append(prefix + ".meta")
         claimed.update(files)
-        candidates.append(Candidate(prefix, os.path.join(directory, prefix), TF_V2, files))
+        candidates.append(Candidate(prefix, folder + prefix, TF_V2, files))
 
     v1_shards: dict[str, list[tuple[str, int]]] = {}
     for n in names - claimed:

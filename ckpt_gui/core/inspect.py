@@ -15,7 +15,7 @@ import numpy as np
 
 from . import bundle, hdf5, objgraph, roles
 from .discover import Candidate
-from .model import (BROKEN, COUNTER, HDF5_FORMATS, METADATA, NORMALIZATION, OK, OPTIMIZER,
+from .model import (BROKEN, COUNTER, HDF5_FORMATS, METADATA, NORMALIZATION, OK, OPTIMIZER, TF_V2,
                     PARTIAL, TF_V1, CheckpointInfo, FileInfo, VariableInfo, VariableRows)
 from .naming import checkpoint_number
 
@@ -33,13 +33,21 @@ def _file_kind(name: str, fmt: str) -> str:
     return "archive" if name.lower().endswith(".keras") else "hdf5"
 
 
-def _files(directory: str, cand: Candidate) -> tuple[list[FileInfo], float]:
+def _files(directory: str, cand: Candidate, known: dict[str, os.stat_result] | None = None,
+           leave_out: list[str] | None = None) -> tuple[list[FileInfo], float]:
+    """The candidate's files that exist, with sizes, and their latest modification time;
+    ``known``: stats already taken (of files an inspector opened); ``leave_out``: not its own."""
     infos, mtime = [], 0.0
+    folder = os.path.join(directory, "")
     for rel in cand.files:
-        try:
-            st = os.stat(os.path.join(directory, rel))
-        except OSError:
-            continue
+        st = known.get(rel) if known else None
+        if st is None:
+            if leave_out and rel in leave_out:
+                continue
+            try:
+                st = os.stat(folder + rel)
+            except OSError:
+                continue
         infos.append(FileInfo(rel, st.st_size, _file_kind(rel, cand.format)))
         mtime = max(mtime, st.st_mtime)
     return infos, mtime
@@ -52,20 +60,28 @@ def status_from_counts(n_variables: int, n_unreadable: int) -> str:
 
 
 def inspect(directory: str, cand: Candidate, stale_shards: list[str] | None = None) -> CheckpointInfo:
-    files, mtime = _files(directory, cand)
-    info = CheckpointInfo(
-        name=cand.name, path=cand.path, format=cand.format, writer="", files=files,
-        bytes=sum(f.bytes for f in files), mtime=mtime, number=checkpoint_number(cand.name))
+    info = CheckpointInfo(name=cand.name, path=cand.path, format=cand.format, writer="",
+                          files=[], bytes=0, mtime=0.0, number=checkpoint_number(cand.name))
+    v2 = cand.format not in HDF5_FORMATS and cand.format != TF_V1
+    opened: dict[str, os.stat_result] = {}   # files the V2 inspector opened: their stats
+    stale: list[str] = []                    # data files of an earlier save of this prefix
+    if not v2:  # these inspectors read info.files
+        info.files, info.mtime = _files(directory, cand)
     try:
         if cand.format in HDF5_FORMATS:
             _inspect_hdf5(info)
         elif cand.format == TF_V1:
             _inspect_v1(info)
         else:
-            _inspect_v2(info, stale_shards if stale_shards is not None else [])
+            _inspect_v2(info, cand, opened, stale)
     except Exception as e:  # any unreadable input is a problem of the checkpoint, not a crash
         info.status = BROKEN
         info.problems.append(f"{cand.files[0] if cand.files else cand.name} cannot be read: {e}")
+    if v2:
+        info.files, info.mtime = _files(directory, cand, opened, stale)
+        if stale_shards is not None:
+            stale_shards.extend(stale)
+    info.bytes = sum(f.bytes for f in info.files)
     if not info.n_variables and info.status == OK:
         info.status = BROKEN
         info.problems.append("it holds no variables")
@@ -74,38 +90,59 @@ def inspect(directory: str, cand: Candidate, stale_shards: list[str] | None = No
 
 # --- TF V2 bundles ---------------------------------------------------------------------------
 
-def _inspect_v2(info: CheckpointInfo, stale: list[str]) -> None:
+def _inspect_v2(info: CheckpointInfo, cand: Candidate, opened: dict[str, os.stat_result],
+                stale: list[str]) -> None:
+    """``opened``: the stat of each file opened here, by its name in cand.files; ``stale``:
+    data files of the prefix that belong to an earlier save (another shard count)."""
     prefix_dir, base = os.path.split(info.path)
+    # P.index relative to the scanned directory: listed first (a SavedModel: after its .pb)
+    index_rel = cand.files[0] if cand.format == TF_V2 else next(
+        (f for f in cand.files if f.endswith(f"{base}.index")), f"{base}.index")
+    rel_dir = index_rel[:len(index_rel) - len(base) - len(".index")]
     try:
-        index = bundle.read_index(info.path + ".index")
+        buf, opened[index_rel] = bundle.read_file_stat(info.path + ".index")
+        index = bundle.index_from_bytes(buf)
     except (bundle.BundleError, OSError) as e:
         info.status = BROKEN
         info.writer = "unknown (unreadable index)"
         info.problems.append(f"{base}.index cannot be read: {e}")
         return
+    layout = _v2_layout(index)
     n = index.num_shards
-    # sizes were taken when the files were listed; stat only what was not listed
-    listed = {f.name.rpartition("/")[2]: f.bytes for f in info.files if f.kind == "data"}
+    listed = {rel[len(rel_dir):]: rel for rel in cand.files[1:] if ".data-" in rel}
     shard_state: dict[int, str | None] = {}   # shard -> problem text or None
     shard_size: dict[int, int] = {}
-    for k in range(n):
-        fname = bundle.data_file_name(base, k, n)
-        size = listed.pop(fname, None)
-        if size is None:
+    fds: dict[int, int] = {}                  # open data files: the shards counters are in
+    try:
+        for k in range(n):
+            fname = bundle.data_file_name(base, k, n)
+            rel = listed.pop(fname, None)
+            path = f"{prefix_dir}/{fname}"
             try:
-                size = os.path.getsize(os.path.join(prefix_dir, fname))
+                if k in layout.counter_shards:
+                    fd = fds[k] = bundle.open_fd(path)
+                    st = os.fstat(fd)
+                else:
+                    st = os.stat(path)
             except OSError:
                 shard_state[k] = f"{fname} is missing"
                 continue
-        shard_size[k], shard_state[k] = size, None
-    if listed:  # data files of another shard count belong to an earlier save of this prefix
-        for f in list(info.files):
-            if f.kind == "data" and f.name.rpartition("/")[2] in listed:
-                stale.append(f.name)
-                info.files.remove(f)
-        info.bytes = sum(f.bytes for f in info.files)
+            if rel is not None:
+                opened[rel] = st
+            shard_size[k], shard_state[k] = st.st_size, None
+        stale.extend(listed.values())  # another shard count: an earlier save of this prefix
+        _inspect_v2_index(info, index, layout, shard_state, shard_size, cand)
+        if layout.counters:
+            _read_v2_counters(info, index, layout, fds, base)
+    finally:
+        for fd in fds.values():
+            os.close(fd)
 
-    layout = _v2_layout(index)
+
+def _inspect_v2_index(info: CheckpointInfo, index: bundle.BundleIndex, layout: "_V2Layout",
+                      shard_state: dict, shard_size: dict, cand: Candidate) -> None:
+    prefix_dir, base = os.path.split(info.path)
+    n = index.num_shards
     if all(shard_state.get(k) is None and shard_size.get(k, -1) >= end
            for k, end in layout.shard_ends.items()):
         # every tensor lies inside a data file that is there: the common case, no per-variable
@@ -120,7 +157,7 @@ def _inspect_v2(info: CheckpointInfo, stale: list[str]) -> None:
     # reach a variable twice; without optimizer state it has nothing to add, so it is decoded
     # only when some variable is optimizer state (a folder of 1,000 checkpoints scans faster).
     graph = None
-    graph_entry = index.entry(roles.OBJECT_GRAPH_KEY)
+    graph_entry = index.row(layout.graph_row) if layout.graph_row is not None else None
     if layout.needs_graph and graph_entry is not None \
             and info.variable(roles.OBJECT_GRAPH_KEY).readable is not False:
         try:
@@ -133,35 +170,31 @@ def _inspect_v2(info: CheckpointInfo, stale: list[str]) -> None:
         _attach_graph(info, graph)
     elif layout.needs_graph:  # optimizer state without an object graph: TF1 slots by name
         attach_name_based_slots(info.variables)
-    has_meta = any(f.kind == "meta" for f in info.files)
+    has_meta = any(f.endswith(".meta") for f in cand.files)
     info.writer = _v2_writer(info, graph_entry is not None, has_meta, layout.keras_layers)
-
-    if layout.counters:
-        _read_v2_counters(info, index, layout, prefix_dir, base)
 
 
 def _read_v2_counters(info: CheckpointInfo, index: bundle.BundleIndex, layout: "_V2Layout",
-                      prefix_dir: str, base: str) -> None:
-    fds: dict[int, int] = {}  # shard -> its data file, open once
-
-    def read_counter(v: VariableInfo):
-        entry = index.row(layout.counters[v.name])
-        fd = fds.get(entry.shard_id)
-        path = os.path.join(prefix_dir, bundle.data_file_name(base, entry.shard_id,
-                                                              index.num_shards))
-        if fd is None:
-            fd = fds[entry.shard_id] = os.open(path, os.O_RDONLY)
-        return bundle.decode_scalar(bundle.read_raw(path, entry, check=True, fd=fd), entry)
-
-    if info._rows is not None:  # not made yet: read through stand-ins, mark the real ones
-        counters = [VariableInfo(*layout.rows.rows[i]) for i in layout.counters.values()]
-    else:
-        counters = [info.variables[i] for i in layout.counters.values()]
-    try:
-        _read_counters(info, read_counter, counters)
-    finally:
-        for fd in fds.values():
-            os.close(fd)
+                      fds: dict[int, int], base: str) -> None:
+    """The counters' values, read from the data files in ``fds`` (shard -> open file), one
+    read per file."""
+    read: dict[int, tuple[bundle.BundleEntry, bytes | bundle.BundleError]] = {}
+    for shard, fd in fds.items():
+        rows = [i for i in layout.counters.values() if index.shard_ids[i] == shard]
+        entries = [index.row(i) for i in rows]
+        fname = bundle.data_file_name(base, shard, index.num_shards)
+        read.update(zip(rows, zip(entries, bundle.read_entries(fd, fname, entries))))
+    made = info.variables if info._rows is None else None  # damaged: some already unreadable
+    damaged: dict[str, str] = {}
+    for i in layout.counters.values():  # in the index's order
+        if i not in read or made is not None and made[i].readable is False:
+            continue
+        entry, raw = read[i]
+        if isinstance(raw, bundle.BundleError):
+            damaged[entry.name] = str(raw)
+        else:
+            _store_counter(info, layout.rows.rows[i][5], lambda: bundle.decode_scalar(raw, entry))
+    _mark_damaged(info, damaged)
 
 
 _OUT_OF_RANGE = object()
@@ -175,6 +208,8 @@ class _V2Layout:
     rows: VariableRows             # (name, shape, dtype, bytes, role, path, shard) per entry
     shard_ends: dict[int, int]     # shard -> end of its last tensor (every shard entries name)
     counters: dict[str, int]       # counter name -> its row in the index
+    counter_shards: set[int]       # the shards they are in
+    graph_row: int | None          # the object graph's row
     needs_graph: bool              # optimizer state: the graph says which slot is whose
     keras_layers: bool             # a root named like a Keras layer (layer_with_weights-0)
 
@@ -207,17 +242,26 @@ def _v2_layout(index: bundle.BundleIndex) -> _V2Layout:
         for shard in ends:
             if not 0 <= shard < index.num_shards:
                 ends[shard] = -1
-    lines = "\n" + "\n".join(paths)  # to ask whether some path starts with a Keras layer name
     if 0 in sizes:  # nothing stored (an empty tensor, a partitioned one without slices)
         sizes = [stored or _nbytes(shape, dtype)
                  for stored, shape, dtype in zip(sizes, shapes, dtypes)]
-    rows = VariableRows(list(zip(names, shapes, dtypes, sizes, role_list, paths, shards)))
+    counters = ({names[i]: i for i, role in enumerate(role_list) if role == COUNTER}
+                if COUNTER in role_list else {})
+    lines = "\n" + "\n".join(paths)  # to ask whether some path starts with a Keras layer name
     layout = index.memo[_V2Layout] = _V2Layout(
-        rows, ends,
-        counters={names[i]: i for i, role in enumerate(role_list) if role == COUNTER},
+        VariableRows(list(zip(names, shapes, dtypes, sizes, role_list, paths, shards))), ends,
+        counters=counters, counter_shards={shards[i] for i in counters.values()},
+        graph_row=_find(names, roles.OBJECT_GRAPH_KEY),
         needs_graph=OPTIMIZER in role_list or "_trainable_variables" in "\n".join(names),
         keras_layers="\nlayer-" in lines or "\nlayer_with_weights-" in lines)
     return layout
+
+
+def _find(names: list[str], name: str) -> int | None:
+    try:
+        return names.index(name)
+    except ValueError:
+        return None
 
 
 def _v2_damaged(index: bundle.BundleIndex, layout: _V2Layout, shard_state: dict,
@@ -364,34 +408,45 @@ def _parent_segment(path: str) -> str:
     return parts[-2] if len(parts) >= 2 else ""
 
 
-def _read_counters(info: CheckpointInfo, read, candidates: list[VariableInfo] | None = None
-                   ) -> None:
-    """Read the counters among ``candidates`` (default: all variables) into info.counters; a
-    counter whose data is damaged makes its variable unreadable."""
+def _read_counters(info: CheckpointInfo, read) -> None:
+    """Read every counter variable into info.counters with ``read(variable)``; a counter whose
+    data is damaged makes its variable unreadable."""
     damaged: dict[str, str] = {}  # variable name -> problem
-    for v in info.variables if candidates is None else candidates:
+    for v in info.variables:
         if v.role != COUNTER or v.readable is False:
             continue
         try:
-            value = read(v)
-            if type(value) not in (int, float, bool):  # an array: its first element, as Python
-                value = np.asarray(value).reshape(-1)[0].item()
+            _store_counter(info, v.path, lambda: read(v))
         except bundle.BundleError as e:  # damaged data: the variable cannot be read
             damaged[v.name] = str(e)
-            continue
-        except Exception as e:
-            info.problems.append(f"counter {v.path} cannot be read: {e}")
-            continue
-        info.counters[v.path] = value
-    if damaged:
-        for v in info.variables:
-            if v.name in damaged:
-                v.readable, v.problem = False, damaged[v.name]
-        for problem, count in Counter(damaged.values()).items():
-            info.problems.append(f"{problem}: {count} of {info.n_variables} variables cannot "
-                                 "be read")
-        bad = sum(v.readable is False for v in info.variables)
-        info.status = status_from_counts(info.n_variables, bad)
+    _mark_damaged(info, damaged)
+
+
+def _store_counter(info: CheckpointInfo, path: str, read) -> None:
+    """info.counters[path] = read(), as a Python number; BundleError (damaged data) passes."""
+    try:
+        value = read()
+        if type(value) not in (int, float, bool):  # an array: its first element, as Python
+            value = np.asarray(value).reshape(-1)[0].item()
+    except bundle.BundleError:
+        raise
+    except Exception as e:
+        info.problems.append(f"counter {path} cannot be read: {e}")
+        return
+    info.counters[path] = value
+
+
+def _mark_damaged(info: CheckpointInfo, damaged: dict[str, str]) -> None:
+    """Variables whose data failed its checksum or was cut short (name -> problem)."""
+    if not damaged:
+        return
+    for v in info.variables:
+        if v.name in damaged:
+            v.readable, v.problem = False, damaged[v.name]
+    for problem, count in Counter(damaged.values()).items():
+        info.problems.append(f"{problem}: {count} of {info.n_variables} variables cannot be read")
+    bad = sum(v.readable is False for v in info.variables)
+    info.status = status_from_counts(info.n_variables, bad)
 
 
 # --- TF V1 single files ------------------------------------------------------------------------

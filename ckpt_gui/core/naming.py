@@ -12,6 +12,7 @@ _NUMBER_TOKEN = re.compile(
     r"^(?:epoch|epochs|ep|e|step|steps|s|iter|iters|iteration|it|ckpt|checkpoint|cp|model|"
     r"weights|w|batch|save|snapshot|gen|round|version|v|run|chkpt|chk)?(\d+)$", re.IGNORECASE)
 _DIGITS = re.compile(r"(\d+)")
+_ASCII_DIGITS = re.compile(r"[0-9]+")  # the digits _TOKEN_SPLIT keeps in a token
 
 
 def strip_suffix(name: str) -> str:
@@ -30,10 +31,33 @@ def checkpoint_number(name: str) -> int | None:
     ``model_epoch03.weights.h5`` -> 3; ``cp.ckpt`` and ``30LSTM_Neurons5Epochs.ckpt`` -> None
     (digits glued to letters on both sides name an architecture, not a step).
     """
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    stem = _FLOAT.sub(" ", strip_suffix(base))
+    stem = strip_suffix(name.replace("\\", "/").rsplit("/", 1)[-1])
+    runs = _ASCII_DIGITS.findall(stem)
+    if not runs:
+        return None
+    # Which digit run is the number depends on where digits are, not on their values: a
+    # folder's names (ckpt-1 ... ckpt-1000) share a few patterns, each worked out once.
+    pattern = _ASCII_DIGITS.sub("0", stem)
+    which = _WHICH_RUN.get(pattern)
+    if which is None:
+        if len(_WHICH_RUN) > 4096:
+            _WHICH_RUN.clear()
+        numbered = iter(range(1, len(runs) + 1))
+        found = _number_in(_ASCII_DIGITS.sub(lambda m: str(next(numbered)), stem))
+        which = _WHICH_RUN[pattern] = found - 1 if found is not None else -1
+    return int(runs[which]) if which >= 0 else None
+
+
+_WHICH_RUN: dict[str, int] = {}  # digit pattern of a stem -> index of its number's digit run
+
+
+def clear_caches() -> None:
+    _WHICH_RUN.clear()
+
+
+def _number_in(stem: str) -> int | None:
     number = None
-    for token in _TOKEN_SPLIT.split(stem):
+    for token in _TOKEN_SPLIT.split(_FLOAT.sub(" ", stem)):
         m = _NUMBER_TOKEN.match(token)
         if m:
             number = int(m.group(1))
@@ -42,8 +66,8 @@ def checkpoint_number(name: str) -> int | None:
 
 def natural_key(name: str) -> tuple:
     """Sort key comparing digit runs as integers: ckpt_9 < ckpt_20, weights.95 < weights.100."""
-    parts = _DIGITS.split(name.lower())
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts if p != "")
+    parts = _DIGITS.split(name.lower())  # text, digits, text, digits, ..., text
+    return tuple([(0, int(p), "") if i & 1 else (1, 0, p) for i, p in enumerate(parts) if p])
 
 
 def base_name(path: str) -> str:

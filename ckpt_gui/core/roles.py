@@ -225,9 +225,11 @@ def semantic_paths(names: list[str]) -> list[str]:
 
 
 def clear_caches() -> None:
-    """Forget what earlier scans taught (benchmarks time cold scans), decoded shapes too."""
-    from . import bundle
+    """Forget what earlier scans taught (benchmarks time cold scans): role patterns, decoded
+    shapes and index layouts, and the digit patterns of checkpoint names."""
+    from . import bundle, naming
 
     _ROLES.clear()
     _PATHS.clear()
+    naming.clear_caches()
     bundle.clear_caches()
