@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import operator
 import os
 import struct
 from dataclasses import dataclass, field
@@ -395,53 +396,66 @@ class _Layout:
     """An index file's bytes and decoding, and -- once a second file of its size comes --
     where its checksums are: each entry's crc32c (a fixed32, TensorFlow's last field) and each
     block trailer's. A file equal to it outside those bytes has the same entries except their
-    checksums (a checksum's four bytes are opaque: any value parses the same way)."""
+    checksums (a checksum's four bytes are opaque: any value parses the same way). One
+    struct.Struct cuts a file into the bytes between checksums and the checksums, in C."""
 
     def __init__(self, buf: bytes, index: BundleIndex):
         self.buf, self.index = buf, index
-        self.masked: list[int] | None = None   # every checksum's position in buf
-        self.entry_crcs: list[int | None] = []  # per index row: its checksum's position
+        self.cut: struct.Struct | None = None  # -> (bytes, checksum, bytes, checksum, ..., bytes)
+        self.between: tuple[bytes, ...] = ()   # the bytes between checksums, in this file
+        self.crcs = None                       # (cut parts) -> the rows' checksums
+        self.learned = False
 
-    def _learn(self) -> bool:
+    def _learn(self) -> None:
+        self.learned = True
         index, buf = self.index, self.buf
-        if index.slices or any(index.sliced):
-            return False
+        if index.slices or any(index.sliced) or not len(index):
+            return
         blocks: list[tuple[int, int]] = []
         _, starts, lengths = table_entries(buf, blocks)
         first = len(starts) - len(index)  # the rows' values follow the header's
-        rows = []
-        for start, length, crc in zip(starts[first:], lengths[first:], index.crcs):
+        marks = [(off + size + 1, None) for off, size in blocks]  # trailer: type, masked crc
+        for row, (start, length, crc) in enumerate(zip(starts[first:], lengths[first:],
+                                                       index.crcs)):
             end = start + length
             if length >= 5 and buf[end - 5] == 0x35 \
                     and int.from_bytes(buf[end - 4:end], "little") == crc:
-                rows.append(end - 4)
-            elif crc == 0:
-                rows.append(None)  # proto3 leaves a zero checksum out
-            else:
-                return False       # a layout this reuse does not know
-        self.entry_crcs = rows
-        self.masked = [p for p in rows if p is not None] + [
-            off + size + 1 for off, size in blocks]  # trailer: type byte, then masked crc32c
-        return True
+                marks.append((end - 4, row))
+            elif crc != 0:  # (proto3 leaves a zero checksum out)
+                return      # a layout this reuse does not know
+        fmt, at, item = ["<"], 0, 0
+        items: dict[int, int] = {}  # row -> where its checksum is among the cut parts
+        for pos, row in sorted(marks):
+            if pos < at:
+                return
+            fmt.append(f"{pos - at}sI")
+            if row is not None:
+                items[row] = item + 1
+            item, at = item + 2, pos + 4
+        fmt.append(f"{len(buf) - at}s")
+        self.cut = struct.Struct("".join(fmt))
+        self.between = self.cut.unpack(buf)[0::2]
+        if len(items) == len(index):
+            pick = operator.itemgetter(*(items[row] for row in range(len(index))))
+            self.crcs = (lambda parts: list(pick(parts))) if len(items) > 1 \
+                else (lambda parts: [parts[items[0]]])
+        else:  # some rows keep a zero checksum
+            known = list(index.crcs)
+            self.crcs = lambda parts: [parts[items[r]] if r in items else c
+                                       for r, c in enumerate(known)]
 
     def reuse(self, buf: bytes) -> BundleIndex | None:
         """The decoding of ``buf`` if it has this layout, else None."""
-        if self.masked is None and not self._learn():
-            self.masked = []
+        if not self.learned:
+            self._learn()
+        if self.cut is None:
             return None
-        if not self.masked:
+        parts = self.cut.unpack(buf)
+        if parts[0::2] != self.between:
             return None
-        mine = self.buf
-        patched = bytearray(buf)
-        for p in self.masked:
-            patched[p:p + 4] = mine[p:p + 4]
-        if patched != mine:
-            return None
-        crcs = [c if p is None else int.from_bytes(buf[p:p + 4], "little")
-                for p, c in zip(self.entry_crcs, self.index.crcs)]
         i = self.index
         return BundleIndex(i.num_shards, i.big_endian, i.names, i.dtypes, i.shapes, i.shard_ids,
-                           i.offsets, i.sizes, crcs, i.sliced, i.slices, i.memo)
+                           i.offsets, i.sizes, self.crcs(parts), i.sliced, i.slices, i.memo)
 
 
 # File size -> the layout last decoded at that size (bounded, emptied by clear_caches()).
@@ -706,13 +720,26 @@ _STRUCT = {"<f4": "<f", "<f8": "<d", "<i4": "<i", "<i8": "<q", "<u2": "<H", "<u4
            "<u8": "<Q", "<i2": "<h", "<f2": "<e", "i1": "b", "u1": "B", "?": "?"}
 
 
+def scalar_struct(dtype: str, shape: tuple[int, ...], size: int) -> struct.Struct | None:
+    """The struct that decodes a one-element numeric tensor of ``dtype`` stored in ``size``
+    bytes (its one value: ``.unpack(raw)[0]``), else None."""
+    fmt = _STRUCT.get(_NUMPY_DTYPE.get(dtype)) if dtype in _PLAIN_NUMERIC else None
+    if fmt is None or math.prod(shape) != 1:
+        return None
+    packer = _STRUCTS.get(fmt)
+    if packer is None:
+        packer = _STRUCTS[fmt] = struct.Struct(fmt)
+    return packer if packer.size == size else None
+
+
+_STRUCTS: dict[str, struct.Struct] = {}
+
+
 def decode_scalar(raw: bytes, entry: BundleEntry):
     """A one-element numeric tensor as a Python number (what ``.item()`` of decode_small's
     array gives, without the array); anything else as decode_small decodes it."""
-    fmt = _STRUCT.get(entry.numpy_dtype) if entry.dtype in _PLAIN_NUMERIC else None
-    if fmt is not None and len(raw) == struct.calcsize(fmt) and math.prod(entry.shape) == 1:
-        return struct.unpack(fmt, raw)[0]
-    return decode_small(raw, entry)
+    packer = scalar_struct(entry.dtype, entry.shape, len(raw))
+    return packer.unpack(raw)[0] if packer is not None else decode_small(raw, entry)
 
 
 _PLAIN_NUMERIC = frozenset({"float32", "float64", "int32", "int64", "uint8", "uint16", "uint32",

@@ -178,6 +178,20 @@ def _read_v2_counters(info: CheckpointInfo, index: bundle.BundleIndex, layout: "
                       fds: dict[int, int], base: str) -> None:
     """The counters' values, read from the data files in ``fds`` (shard -> open file), one
     read per file."""
+    plan = layout.counter_plan
+    if plan is not None and info._rows is not None:  # the common case: plain numbers, all there
+        spans, items = plan
+        data = {shard: os.pread(fds[shard], hi - lo, lo) for shard, (lo, hi) in spans.items()}
+        crcs, masked_crc32c = index.crcs, bundle.masked_crc32c
+        values = {}
+        for row, shard, start, size, path, unpack in items:
+            raw = data[shard][start:start + size]
+            if len(raw) != size or masked_crc32c(raw) != crcs[row]:
+                break  # damaged: the general way below says how
+            values[path] = unpack(raw)[0]
+        else:
+            info.counters.update(values)
+            return
     read: dict[int, tuple[bundle.BundleEntry, bytes | bundle.BundleError]] = {}
     for shard, fd in fds.items():
         rows = [i for i in layout.counters.values() if index.shard_ids[i] == shard]
@@ -193,7 +207,8 @@ def _read_v2_counters(info: CheckpointInfo, index: bundle.BundleIndex, layout: "
         if isinstance(raw, bundle.BundleError):
             damaged[entry.name] = str(raw)
         else:
-            _store_counter(info, layout.rows.rows[i][5], lambda: bundle.decode_scalar(raw, entry))
+            _store_counter(info, roles.semantic_path(entry.name),
+                           lambda: bundle.decode_scalar(raw, entry))
     _mark_damaged(info, damaged)
 
 
@@ -205,10 +220,13 @@ class _V2Layout:
     """What a V2 index's layout alone decides, kept in its memo (a folder's checkpoints of one
     training run share it): each variable's VariableInfo fields, where each shard's tensors
     end, which variables are counters, whether the object graph is needed."""
-    rows: VariableRows             # (name, shape, dtype, bytes, role, path, shard) per entry
+    rows: VariableRows             # the variables' fields, as columns
     shard_ends: dict[int, int]     # shard -> end of its last tensor (every shard entries name)
     counters: dict[str, int]       # counter name -> its row in the index
     counter_shards: set[int]       # the shards they are in
+    # When every counter is a plain number: shard -> (start, end) of the bytes that hold them,
+    # and (row, shard, start in those bytes, size, path, struct) per counter, in index order
+    counter_plan: tuple[dict[int, tuple[int, int]], list[tuple]] | None
     graph_row: int | None          # the object graph's row
     needs_graph: bool              # optimizer state: the graph says which slot is whose
     keras_layers: bool             # a root named like a Keras layer (layer_with_weights-0)
@@ -220,14 +238,14 @@ def _v2_layout(index: bundle.BundleIndex) -> _V2Layout:
         return layout
     names, shapes, dtypes = index.names, index.shapes, index.dtypes
     role_list = roles.classify_many(names, shapes, dtypes)
-    paths = roles.semantic_paths(names)
-    shards, sizes = list(index.shard_ids), list(index.sizes)
+    shards, sizes = index.shard_ids, index.sizes
     ends: dict[int, int] = {}
     if index.num_shards == 1 and not index.slices and not any(index.sliced):
         ends[0] = max(map(operator.add, index.offsets, sizes), default=0)
         if any(shards):
             ends[max(shards)] = -1  # out of range: never "all there"
     else:
+        shards, sizes = list(shards), list(sizes)
         for i, (shard, end) in enumerate(zip(shards, map(operator.add, index.offsets, sizes))):
             if index.sliced[i]:
                 # A partitioned variable's data is in its slices' entries, maybe in several
@@ -247,14 +265,35 @@ def _v2_layout(index: bundle.BundleIndex) -> _V2Layout:
                  for stored, shape, dtype in zip(sizes, shapes, dtypes)]
     counters = ({names[i]: i for i, role in enumerate(role_list) if role == COUNTER}
                 if COUNTER in role_list else {})
-    lines = "\n" + "\n".join(paths)  # to ask whether some path starts with a Keras layer name
+    lines = "\n" + "\n".join(names)  # a key's path is its start
     layout = index.memo[_V2Layout] = _V2Layout(
-        VariableRows(list(zip(names, shapes, dtypes, sizes, role_list, paths, shards))), ends,
+        VariableRows(names, shapes, dtypes, sizes, role_list, shards), ends,
         counters=counters, counter_shards={shards[i] for i in counters.values()},
+        counter_plan=_counter_plan(index, counters),
         graph_row=_find(names, roles.OBJECT_GRAPH_KEY),
-        needs_graph=OPTIMIZER in role_list or "_trainable_variables" in "\n".join(names),
+        needs_graph=OPTIMIZER in role_list or "_trainable_variables" in lines,
         keras_layers="\nlayer-" in lines or "\nlayer_with_weights-" in lines)
     return layout
+
+
+def _counter_plan(index: bundle.BundleIndex, counters: dict[str, int]
+                  ) -> tuple[dict[int, tuple[int, int]], list[tuple]] | None:
+    spans: dict[int, tuple[int, int]] = {}
+    found = []
+    for i in counters.values():
+        shard, offset, size = index.shard_ids[i], index.offsets[i], index.sizes[i]
+        packer = bundle.scalar_struct(index.dtypes[i], index.shapes[i], size)
+        if packer is None or index.sliced[i]:
+            return None
+        lo, hi = spans.get(shard, (offset, offset + size))
+        spans[shard] = (min(lo, offset), max(hi, offset + size))
+        found.append((i, shard, offset, size, roles.semantic_path(index.names[i]),
+                      packer.unpack))
+    if any(hi - lo > 1 << 16 for lo, hi in spans.values()):
+        return None  # counters far apart: not worth one read
+    items = [(i, shard, offset - spans[shard][0], size, path, unpack)
+             for i, shard, offset, size, path, unpack in found]
+    return spans, items
 
 
 def _find(names: list[str], name: str) -> int | None:
@@ -276,15 +315,16 @@ def _v2_damaged(index: bundle.BundleIndex, layout: _V2Layout, shard_state: dict,
             return f"{bundle.data_file_name(base, shard, index.num_shards)} is truncated"
         return problem
 
-    variables = []
-    for i, row in enumerate(layout.rows.rows):
+    variables = layout.rows.make()
+    for i, v in enumerate(variables):
         if index.sliced[i]:
             parts = index.slices.get(index.names[i], [])
             problem = next((p for p in (problem_of(part.shard_id, part.offset + part.size)
                                         for part in parts) if p), None)
         else:
             problem = problem_of(index.shard_ids[i], index.offsets[i] + index.sizes[i])
-        variables.append(VariableInfo(*row, False if problem else None, problem))
+        if problem:
+            v.readable, v.problem = False, problem
     return variables
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import asdict, dataclass, field
-from itertools import starmap
 
 # Roles a variable can play.
 WEIGHT = "weight"
@@ -56,22 +55,35 @@ class VariableInfo:
 
 
 def _family(variables) -> frozenset:
-    return frozenset((v.path, v.shape) for v in variables if v.role not in (COUNTER, METADATA))
+    return frozenset((v.name, v.shape) for v in variables if v.role not in (COUNTER, METADATA))
 
 
 class VariableRows:
-    """The variables of every checkpoint with one index layout (a training run's checkpoints):
-    (name, shape, dtype, bytes, role, path, shard) per variable, VariableInfo's first fields."""
-    __slots__ = ("rows", "_family")
+    """The variables of every checkpoint with one index layout (a training run's checkpoints),
+    as columns of VariableInfo's fields; each variable's path is made from its name when the
+    VariableInfo objects are."""
+    __slots__ = ("names", "shapes", "dtypes", "sizes", "roles", "shards", "_family")
 
-    def __init__(self, rows: list[tuple]):
-        self.rows = rows
+    def __init__(self, names: list[str], shapes: list[tuple[int, ...]], dtypes: list[str],
+                 sizes: list[int], roles: list[str], shards: list[int | None]):
+        self.names, self.shapes, self.dtypes = names, shapes, dtypes
+        self.sizes, self.roles, self.shards = sizes, roles, shards
         self._family: frozenset | None = None
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def make(self) -> list[VariableInfo]:
+        from .roles import semantic_paths  # (roles imports this module)
+
+        return list(map(VariableInfo, self.names, self.shapes, self.dtypes, self.sizes,
+                        self.roles, semantic_paths(self.names), self.shards))
 
     def family(self) -> frozenset:
         if self._family is None:
-            self._family = frozenset((r[5], r[1]) for r in self.rows
-                                     if r[4] not in (COUNTER, METADATA))
+            self._family = frozenset(
+                (name, shape) for name, shape, role in zip(self.names, self.shapes, self.roles)
+                if role not in (COUNTER, METADATA))
         return self._family
 
 
@@ -123,7 +135,7 @@ class CheckpointInfo:
         if self._rows is not None:
             with _MAKING:  # once, even when two threads ask: both must get the same objects
                 if self._rows is not None:
-                    self._variables = list(starmap(VariableInfo, self._rows.rows))
+                    self._variables = self._rows.make()
                     self._rows = None
         return self._variables
 
@@ -136,10 +148,10 @@ class CheckpointInfo:
 
     @property
     def n_variables(self) -> int:
-        return len(self._rows.rows) if self._rows is not None else len(self._variables)
+        return len(self._rows) if self._rows is not None else len(self._variables)
 
     def family(self) -> frozenset:
-        """What checkpoints of one model share: its variables' paths and shapes (counters and
+        """What checkpoints of one model share: its variables' names and shapes (counters and
         metadata aside). Only checkpoints of one family compare by training progress."""
         if self._rows is not None:
             return self._rows.family()

@@ -144,7 +144,7 @@ _DIGIT_NAMES = {w for w in (_COUNTER_NAMES | _OPTIMIZER_SCALARS | _NORM_NAMES | 
                 if any(c.isdigit() for c in w)}
 _DIGIT_STEMS = tuple(sorted({re.split(r"\d", w, maxsplit=1)[0].rstrip("_")
                              for w in _DIGIT_NAMES}))
-_HAS_DIGIT_STEM = re.compile("|".join(map(re.escape, _DIGIT_STEMS))).search
+_HAS_DIGIT_STEM = re.compile("|".join(map(re.escape, _DIGIT_STEMS))).search  # in lower case
 _ZERO_DIGITS = str.maketrans("123456789", "000000000")
 
 
@@ -194,24 +194,26 @@ def _per_line(names: list[str], transform) -> list[str] | None:
 
 def classify_many(names: list[str], shapes: list[tuple[int, ...]],
                   dtypes: list[str]) -> list[str]:
-    """[classify_cached(n, s, d) ...] for a whole checkpoint's keys (10,000 in a big model)."""
-    patterns = _per_line(names, lambda text: text.translate(_ZERO_DIGITS))
-    if patterns is None:
+    """[classify_cached(n, s, d) ...] for a whole checkpoint's keys (10,000 in a big model):
+    the patterns come from one pass over the joined keys, and each distinct (pattern, shape
+    class, dtype) is classified once; the rest is dictionary lookups done in C."""
+    text = "\n".join(names)
+    patterns = text.translate(_ZERO_DIGITS).split("\n")
+    if len(patterns) != len(names):  # a key holding a newline
         return [classify_cached(n, s, d) for n, s, d in zip(names, shapes, dtypes)]
-    lowered = "\n".join(names).lower()
+    lowered = text.lower()
     if _HAS_DIGIT_STEM(lowered):
         patterns = [name if _HAS_DIGIT_STEM(low) else pattern
                     for name, low, pattern in zip(names, lowered.split("\n"), patterns)]
     classes = {shape: _shape_class(shape) for shape in set(shapes)}
     memo_keys = list(zip(patterns, map(classes.__getitem__, shapes), dtypes))
-    found = list(map(_ROLES.get, memo_keys))  # all in C; only new patterns are classified
-    if None in found:
-        new = {key: classify(*key) for key in {k for k, r in zip(memo_keys, found) if r is None}}
-        if len(_ROLES) + len(new) > _MEMO_LIMIT:
+    missing = set(memo_keys).difference(_ROLES)
+    if missing:
+        if len(_ROLES) + len(missing) > _MEMO_LIMIT:
             _ROLES.clear()
-        _ROLES.update(new)
-        found = [role if role is not None else new[key] for role, key in zip(found, memo_keys)]
-    return found
+            missing = set(memo_keys)
+        _ROLES.update({key: classify(*key) for key in missing})
+    return list(map(_ROLES.get, memo_keys))
 
 
 def semantic_paths(names: list[str]) -> list[str]:
