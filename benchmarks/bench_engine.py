@@ -12,7 +12,10 @@
     not see TensorFlow's allocations).
 
 Data is generated into a temporary folder and deleted afterwards. Times are the best of several
-runs (the machine is shared); ratios are engine / baseline measured in the same run.
+runs (the machine is shared), the scans run in turns with their baseline; ratios are engine /
+baseline measured in the same run. Every timed scan starts with the engine's caches emptied. A
+scan makes its VariableInfo objects when they are first asked for; what making all of them
+costs is printed too.
 """
 from __future__ import annotations
 
@@ -105,45 +108,50 @@ def make_big(tf, directory: str, n: int) -> str:
     return prefix
 
 
-# --- where a scan's time goes ----------------------------------------------------------------
+# --- scans against list_variables -----------------------------------------------------------
+
+def _best_pair(engine, baseline, repeat: int) -> tuple[float, float]:
+    """Best times of ``engine`` (cold caches) and ``baseline``, run in turns: a burst of load
+    on the shared machine then slows both, not one."""
+    best_engine = best_base = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        baseline()
+        best_base = min(best_base, time.perf_counter() - t0)
+        _cold()
+        t0 = time.perf_counter()
+        engine()
+        best_engine = min(best_engine, time.perf_counter() - t0)
+    return best_engine, best_base
+
 
 def scan_breakdown(directory: str, repeat: int, whole: float) -> dict[str, float]:
-    """Best-of-``repeat`` cold times of the parts of scan_directory(directory): listing, stat of
-    each file, index parsing (table + protobuf), role classification, counter reads with their
-    CRC check; "rest" is what the whole scan (``whole``, as timed for the ratio) takes beyond
-    them (VariableInfo objects, health checks, object graph, state file). Shows what a scan
-    does that list_variables does not. On a busy machine the parts may not add up exactly."""
-    from ckpt_gui.core import bundle, discover, roles
-    from ckpt_gui.core.inspect import _files
-    from ckpt_gui.core.model import COUNTER
+    """Best-of-``repeat`` cold times of the parts of scan_directory(directory): listing the
+    folder, reading the index files (system calls), decoding them (the first of a layout in
+    full, the rest by comparison, see bundle._Layout), what the layout says of the variables
+    (roles, counters, shard ends; once per layout); "rest" is what the whole scan (``whole``,
+    as timed for the ratio) takes beyond them: data files opened for sizes and counters, the
+    CheckpointInfo objects, the state file. On a busy machine the parts may not add up."""
+    from ckpt_gui.core import bundle, discover
+    from ckpt_gui.core.inspect import _v2_layout
 
-    listing = discover.list_directory(directory)
-    cands = listing.candidates
-    indexes = [bundle.read_index(c.path + ".index") for c in cands]
+    cands = [c for c in discover.list_directory(directory).candidates if c.format == "tf-v2"]
+    bufs = [bundle.read_file(c.path + ".index") for c in cands]
+    indexes = [bundle.index_from_bytes(b) for b in bufs]
 
-    def classify_all():
+    def layouts():
         for index in indexes:
-            for e in index.entries.values():
-                roles.classify_cached(e.name, e.shape, e.dtype)
-                roles.semantic_path_cached(e.name)
-
-    counters = [(c.path, index, e) for c, index in zip(cands, indexes)
-                for e in index.entries.values()
-                if roles.classify(e.name, e.shape, e.dtype) == COUNTER]
-
-    def read_counters():
-        for path, index, e in counters:
-            data = bundle.data_file_name(path, e.shard_id, index.num_shards)
-            with open(data, "rb", buffering=0) as f:
-                bundle.decode_scalar(bundle.read_raw(data, e, check=True, fd=f.fileno()), e)
+            index.memo.clear()
+        for index in indexes:
+            _v2_layout(index)
 
     parts = {
         "listing": _best(lambda: discover.list_directory(directory), repeat),
-        "stat": _best(lambda: [_files(directory, c) for c in cands], repeat),
-        "index parse": _best(lambda: [bundle.read_index(c.path + ".index") for c in cands],
-                             repeat),
-        "roles": _best(classify_all, repeat, _cold),
-        "counters+CRC": _best(read_counters, repeat),
+        "index files read": _best(lambda: [bundle.read_file_stat(c.path + ".index")
+                                           for c in cands], repeat),
+        "index decode": _best(lambda: [bundle.index_from_bytes(b) for b in bufs], repeat,
+                              _cold),
+        "layout (roles...)": _best(layouts, repeat, _cold),
     }
     parts["rest"] = max(whole - sum(parts.values()), 0.0)
     parts["whole scan"] = whole
@@ -151,10 +159,27 @@ def scan_breakdown(directory: str, repeat: int, whole: float) -> dict[str, float
 
 
 def _print_breakdown(parts: dict[str, float], base: float) -> None:
-    text = " + ".join(f"{k} {v * 1e3:.0f}" for k, v in parts.items() if k != "whole scan")
-    print(f"    scan {parts['whole scan'] * 1e3:.0f} ms = {text} ms; "
-          f"list_variables {base * 1e3:.0f} ms; index parse alone = "
-          f"{parts['index parse'] / base:.2f}x list_variables", flush=True)
+    text = " + ".join(f"{k} {v * 1e3:.1f}" for k, v in parts.items() if k != "whole scan")
+    print(f"    scan {parts['whole scan'] * 1e3:.1f} ms = {text} ms; "
+          f"list_variables {base * 1e3:.1f} ms", flush=True)
+
+
+def _print_made(directory: str, repeat: int, base: float) -> None:
+    """A scan makes VariableInfo objects on first access (the GUI asks for one checkpoint's);
+    what making all of them costs, for the record."""
+    from ckpt_gui.core import scan_directory
+
+    def make_all():
+        for c in scan_directory(directory).checkpoints:
+            c.variables  # noqa: B018 (made on access)
+
+    def scan_only():
+        scan_directory(directory)
+
+    both = _best(make_all, repeat, _cold)
+    scan = _best(scan_only, repeat, _cold)
+    print(f"    making every VariableInfo object as well: +{(both - scan) * 1e3:.1f} ms "
+          f"({both / base:.2f}x list_variables in all)", flush=True)
 
 
 # --- (c) one measurement per fresh process ---------------------------------------------------
@@ -202,7 +227,9 @@ def _measure_in_subprocess(kind: str, prefix: str, name: str) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--small", action="store_true", help="smaller sizes for a quick look")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=3, help="runs of (c), best taken")
+    parser.add_argument("--scan-repeat", type=int, default=15,
+                        help="runs of (a) and (b), in turns with the baseline, best taken")
     parser.add_argument("--measure", nargs=3, metavar=("KIND", "PREFIX", "NAME"),
                         help=argparse.SUPPRESS)
     parser.add_argument("--make-big", nargs=2, metavar=("DIR", "N"), help=argparse.SUPPRESS)
@@ -273,10 +300,12 @@ def main() -> int:
                 tf.train.list_variables(p)
         scan = scan_directory(many)
         assert len(scan.checkpoints) == n_many, len(scan.checkpoints)
-        base = _best(lambda: [tf.train.list_variables(p) for p in prefixes], args.repeat)
-        mine = _best(lambda: scan_directory(many), args.repeat, _cold)
+        mine, base = _best_pair(lambda: scan_directory(many),
+                                lambda: [tf.train.list_variables(p) for p in prefixes],
+                                args.scan_repeat)
         results.append((f"(a) scan of {n_many} checkpoints", mine, base, 1.2))
-        _print_breakdown(scan_breakdown(many, args.repeat, mine), base)
+        _print_breakdown(scan_breakdown(many, args.scan_repeat, mine), base)
+        _print_made(many, args.scan_repeat, base)
 
         # (b) one checkpoint with many variables
         wide_dir = os.path.join(root, "wide")
@@ -287,10 +316,11 @@ def main() -> int:
               flush=True)
         scan = scan_directory(wide_dir)
         assert scan.checkpoints[0].n_variables == len(tf.train.list_variables(wide))
-        base = _best(lambda: tf.train.list_variables(wide), args.repeat)
-        mine = _best(lambda: scan_directory(wide_dir), args.repeat, _cold)
+        mine, base = _best_pair(lambda: scan_directory(wide_dir),
+                                lambda: tf.train.list_variables(wide), args.scan_repeat)
         results.append((f"(b) scan of one checkpoint with {n_wide} variables", mine, base, 1.2))
-        _print_breakdown(scan_breakdown(wide_dir, args.repeat, mine), base)
+        _print_breakdown(scan_breakdown(wide_dir, args.scan_repeat, mine), base)
+        _print_made(wide_dir, args.scan_repeat, base)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

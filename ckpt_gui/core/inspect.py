@@ -131,7 +131,7 @@ def _inspect_v2(info: CheckpointInfo, cand: Candidate, opened: dict[str, os.stat
                 opened[rel] = st
             shard_size[k], shard_state[k] = st.st_size, None
         stale.extend(listed.values())  # another shard count: an earlier save of this prefix
-        _inspect_v2_index(info, index, layout, shard_state, shard_size, cand)
+        _inspect_v2_index(info, index, layout, shard_state, shard_size, cand, prefix_dir, base)
         if layout.counters:
             _read_v2_counters(info, index, layout, fds, base)
     finally:
@@ -140,8 +140,8 @@ def _inspect_v2(info: CheckpointInfo, cand: Candidate, opened: dict[str, os.stat
 
 
 def _inspect_v2_index(info: CheckpointInfo, index: bundle.BundleIndex, layout: "_V2Layout",
-                      shard_state: dict, shard_size: dict, cand: Candidate) -> None:
-    prefix_dir, base = os.path.split(info.path)
+                      shard_state: dict, shard_size: dict, cand: Candidate, prefix_dir: str,
+                      base: str) -> None:
     n = index.num_shards
     if all(shard_state.get(k) is None and shard_size.get(k, -1) >= end
            for k, end in layout.shard_ends.items()):
@@ -157,9 +157,10 @@ def _inspect_v2_index(info: CheckpointInfo, index: bundle.BundleIndex, layout: "
     # reach a variable twice; without optimizer state it has nothing to add, so it is decoded
     # only when some variable is optimizer state (a folder of 1,000 checkpoints scans faster).
     graph = None
-    graph_entry = index.row(layout.graph_row) if layout.graph_row is not None else None
-    if layout.needs_graph and graph_entry is not None \
+    has_graph = layout.graph_row is not None
+    if layout.needs_graph and has_graph \
             and info.variable(roles.OBJECT_GRAPH_KEY).readable is not False:
+        graph_entry = index.row(layout.graph_row)
         try:
             raw = bundle.read_raw(os.path.join(prefix_dir, bundle.data_file_name(
                 base, graph_entry.shard_id, n)), graph_entry)
@@ -171,7 +172,7 @@ def _inspect_v2_index(info: CheckpointInfo, index: bundle.BundleIndex, layout: "
     elif layout.needs_graph:  # optimizer state without an object graph: TF1 slots by name
         attach_name_based_slots(info.variables)
     has_meta = any(f.endswith(".meta") for f in cand.files)
-    info.writer = _v2_writer(info, graph_entry is not None, has_meta, layout.keras_layers)
+    info.writer = _v2_writer(info, has_graph, has_meta, layout.keras_layers)
 
 
 def _read_v2_counters(info: CheckpointInfo, index: bundle.BundleIndex, layout: "_V2Layout",

@@ -62,22 +62,26 @@ class VariableRows:
     """The variables of every checkpoint with one index layout (a training run's checkpoints),
     as columns of VariableInfo's fields; each variable's path is made from its name when the
     VariableInfo objects are."""
-    __slots__ = ("names", "shapes", "dtypes", "sizes", "roles", "shards", "_family")
+    __slots__ = ("names", "shapes", "dtypes", "sizes", "roles", "shards", "_family", "_paths")
 
     def __init__(self, names: list[str], shapes: list[tuple[int, ...]], dtypes: list[str],
                  sizes: list[int], roles: list[str], shards: list[int | None]):
         self.names, self.shapes, self.dtypes = names, shapes, dtypes
         self.sizes, self.roles, self.shards = sizes, roles, shards
         self._family: frozenset | None = None
+        self._paths: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.names)
 
     def make(self) -> list[VariableInfo]:
-        from .roles import semantic_paths  # (roles imports this module)
+        """New VariableInfo objects (each checkpoint gets its own: verification marks them)."""
+        if self._paths is None:
+            from .roles import semantic_paths  # (roles imports this module)
 
+            self._paths = semantic_paths(self.names)
         return list(map(VariableInfo, self.names, self.shapes, self.dtypes, self.sizes,
-                        self.roles, semantic_paths(self.names), self.shards))
+                        self.roles, self._paths, self.shards))
 
     def family(self) -> frozenset:
         if self._family is None:

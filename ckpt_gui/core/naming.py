@@ -67,7 +67,8 @@ def _number_in(stem: str) -> int | None:
 def natural_key(name: str) -> tuple:
     """Sort key comparing digit runs as integers: ckpt_9 < ckpt_20, weights.95 < weights.100."""
     parts = _DIGITS.split(name.lower())  # text, digits, text, digits, ..., text
-    return tuple([(0, int(p), "") if i & 1 else (1, 0, p) for i, p in enumerate(parts) if p])
+    parts[1::2] = map(int, parts[1::2])  # texts and numbers alternate: two keys always compare
+    return tuple(parts)
 
 
 def base_name(path: str) -> str:
