@@ -142,7 +142,7 @@ def _read_with_crc(path: str, offset: int, out: memoryview) -> int | None:
     both release the GIL: copying from the page cache is the cost, and it scales), the parts'
     checksums then combined into the whole one."""
     workers = min(os.cpu_count() or 1, 4) if len(out) > READ_PART else 1
-    step = -(-len(out) // workers)
+    step = max(-(-len(out) // workers), 1)  # (an empty tensor: one empty part)
     spans = [(lo, min(lo + step, len(out))) for lo in range(0, len(out), step)] or [(0, 0)]
     with open(path, "rb", buffering=0) as f:
         fd = f.fileno()

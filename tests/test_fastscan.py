@@ -1,0 +1,277 @@
+"""The scan's fast paths give what the plain ones give.
+
+A scan decodes a big index with numpy (entrydecode), reuses the decoding of an index whose
+bytes differ only in checksums (bundle._Layout), classifies keys in bulk by their digit-free
+pattern (roles.classify_many), finds checkpoint numbers by digit pattern (naming), and makes
+VariableInfo objects on first access (model.VariableRows). Each is checked here against the
+plain way and against TensorFlow, on checkpoints written with the real APIs.
+"""
+from __future__ import annotations
+
+import random
+import threading
+
+import numpy as np
+import pytest
+
+from ckpt_gui.core import bundle, entrydecode, fastproto, naming, roles, scan_directory
+from ckpt_gui.core.reading import read_tensor, verify_checkpoint
+
+from conftest import CORPUS
+
+
+def _columns(index: bundle.BundleIndex) -> dict:
+    return {name: (index.dtypes[i], index.shapes[i], index.shard_ids[i], index.offsets[i],
+                   index.sizes[i], index.crcs[i]) for i, name in enumerate(index.names)}
+
+
+@pytest.fixture
+def wide(tf, tmp_path):
+    """One checkpoint of 300+ variables of many dtypes and shapes; a 2.4 MB tensor pushes later
+    offsets past three-byte varints; one name holds a newline, one is not ASCII."""
+    rng = np.random.default_rng(0)
+    values = {"big": rng.standard_normal(600_000).astype(np.float32),
+              "line\nbreak": np.arange(3, dtype=np.float32),
+              "größe": np.ones((2, 2), np.float64)}
+    kinds = [np.float32, np.float16, np.int64, np.int32, np.bool_, np.complex64]
+    for i in range(300):
+        dtype = kinds[i % len(kinds)]
+        shape = [(), (1,), (5,), (2, 3, 4), (0,), (7, 1)][i % 6]
+        values[f"v{i}"] = (rng.standard_normal(shape) * 10).astype(dtype)
+    variables = {k: tf.Variable(v) for k, v in values.items()}
+    variables["words"] = tf.Variable(["a", "bc", ""])
+    prefix = tf.train.Checkpoint(**variables).write(str(tmp_path / "wide"))
+    return prefix, values
+
+
+def test_big_index_decoded_with_numpy_equals_tensorflow_and_one_by_one(tf, wide, monkeypatch):
+    prefix, values = wide
+    index = bundle.read_index(prefix + ".index")
+    assert len(index) >= entrydecode.VECTOR_MIN  # the numpy path ran
+    reader = tf.train.load_checkpoint(prefix)
+    shapes, dtypes = reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
+    assert sorted(index.names) == sorted(shapes) and index.names == sorted(index.names)
+    assert "line\nbreak/.ATTRIBUTES/VARIABLE_VALUE" in index.names
+    assert "größe/.ATTRIBUTES/VARIABLE_VALUE" in index.names
+    for i, name in enumerate(index.names):
+        assert list(index.shapes[i]) == shapes[name], name
+        assert index.dtypes[i] == dtypes[name].name, name
+    assert max(index.offsets) > 1 << 21
+
+    monkeypatch.setattr(entrydecode, "VECTOR_MIN", 10**9)  # every entry through protobuf
+    bundle.clear_caches()
+    assert _columns(bundle.parse_index(bundle.read_file(prefix + ".index"))) == _columns(index)
+
+    scan = scan_directory(str(prefix.rsplit("/", 1)[0]))
+    c = scan.checkpoints[0]
+    assert c.n_variables == len(shapes) and c.status == "ok"
+    for key in ["big", "line\nbreak", "größe", "v7", "v10"]:
+        got = read_tensor(c, f"{key}/.ATTRIBUTES/VARIABLE_VALUE")
+        np.testing.assert_array_equal(got, values[key])
+    assert c.variable("line\nbreak/.ATTRIBUTES/VARIABLE_VALUE").path == "line\nbreak"
+
+
+def _entry(**fields) -> bytes:
+    m = fastproto.BundleEntryProto()
+    for k, v in fields.items():
+        if k == "shape":
+            for d in v:
+                m.shape.dim.add(size=d)
+        elif k == "slices":
+            for start, length in v:
+                m.slices.add().extent.add(start=start, length=length)
+        else:
+            setattr(m, k, v)
+    return m.SerializeToString()
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    return bytes(out + bytes([n]))
+
+
+def test_entries_laid_out_otherwise_decode_as_protobuf_says(monkeypatch):
+    common = [_entry(dtype=1, shape=(3, 4), shard_id=s, offset=o, size=48, crc32c=c)
+              for s, o, c in [(0, 0, 7), (1, 123456789012, 0xFFFFFFFF), (0, 5, 0)]]
+    odd = [
+        # offset before dtype: another field order
+        b"\x20" + _varint(300) + b"\x08\x01\x12\x00\x28\x04",
+        _entry(dtype=9, shape=(), size=8, crc32c=1) + b"\x50\x07",  # an unknown field 10
+        _entry(dtype=1, shape=(4,), slices=[(0, 2), (2, 2)]),       # a partitioned variable
+        _entry(shape=(2,), size=8),                                  # no dtype
+        _entry(dtype=1, shape=tuple(range(1, 40)), size=4),          # shape of 100+ bytes
+        _entry(dtype=3, shape=(2,), offset=2**40, size=8),            # no checksum
+        _entry(dtype=1, shape=(-1, 3)),                               # unknown dimension
+    ]
+    values = (common + odd) * 20  # enough for the numpy path
+    data = b"junk" + b"".join(values)
+    starts = list(np.cumsum([4] + [len(v) for v in values[:-1]]))
+    lengths = [len(v) for v in values]
+    vectorized = entrydecode.decode_entries(data, starts, lengths)
+    monkeypatch.setattr(entrydecode, "VECTOR_MIN", 10**9)
+    one_by_one = entrydecode.decode_entries(data, starts, lengths)
+    for i, value in enumerate(values):
+        m = fastproto.BundleEntryProto.FromString(value)
+        expected = (m.dtype, m.shard_id, m.offset, m.size, m.crc32c, len(m.slices) > 0)
+        for cols in (vectorized, one_by_one):
+            got = (cols.dtypes[i], cols.shard_ids[i], cols.offsets[i], cols.sizes[i],
+                   cols.crcs[i], cols.sliced[i])
+            assert got == expected, (i, value)
+            shape = fastproto.TensorShapeProto.FromString(cols.shape_bytes[i])
+            assert [d.size for d in shape.dim] == [d.size for d in m.shape.dim]
+
+
+def test_damaged_entry_is_a_bundle_error_not_a_crash():
+    values = [_entry(dtype=1, shape=(2,), size=8, crc32c=3)] * 200
+    values[150] = b"\x08\x01\x12\x7f\x01"  # a shape longer than the entry
+    data = b"".join(values)
+    starts = list(np.cumsum([0] + [len(v) for v in values[:-1]]))
+    with pytest.raises(entrydecode.DecodeError):
+        entrydecode.decode_entries(data, starts, [len(v) for v in values])
+
+
+def test_layout_reused_only_for_an_index_equal_outside_its_checksums(tf, tmp_path):
+    step = tf.Variable(0, dtype=tf.int64)
+    w = tf.Variable(np.zeros((4, 3), np.float32))
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(step=step, w=w), str(tmp_path / "run"),
+                                         max_to_keep=None)
+    prefixes = []
+    for i in range(4):
+        step.assign(i)
+        w.assign(np.full((4, 3), i, np.float32))
+        prefixes.append(manager.save())
+    bundle.clear_caches()
+    read = [bundle.read_index(p + ".index") for p in prefixes]
+    plain = [bundle.parse_index(bundle.read_file(p + ".index")) for p in prefixes]
+    assert [_columns(r) for r in read] == [_columns(p) for p in plain]
+    assert len({tuple(r.crcs) for r in read}) == 4           # only the checksums differ
+    assert read[1].names is read[0].names                      # ... and the decoding was reused
+    layout = bundle._LAYOUTS[len(bundle.read_file(prefixes[0] + ".index"))]
+    assert layout.cut is not None
+
+    # Same size, other names: not the same layout.
+    other = tf.train.Checkpoint(step=step, v=w).write(str(tmp_path / "other" / "ckpt-9"))
+    same = tf.train.Checkpoint(step=step, w=w).write(str(tmp_path / "other" / "ckpt-8"))
+    bundle.clear_caches()
+    first, second = bundle.read_index(same + ".index"), bundle.read_index(other + ".index")
+    assert len(bundle.read_file(same + ".index")) == len(bundle.read_file(other + ".index"))
+    assert "w/.ATTRIBUTES/VARIABLE_VALUE" in first.names
+    assert "v/.ATTRIBUTES/VARIABLE_VALUE" in second.names
+
+    # A byte changed outside the checksums (here in a shape) is never taken for the layout.
+    buf = bytearray(bundle.read_file(prefixes[3] + ".index"))
+    at = buf.index(b"\x12\x02\x08\x04\x12\x02\x08\x03")  # dim {size: 4} dim {size: 3}
+    buf[at + 3] = 5
+    bundle.clear_caches()
+    bundle.read_index(prefixes[2] + ".index")
+    changed = bundle.index_from_bytes(bytes(buf))
+    assert _columns(changed) == _columns(bundle.parse_index(bytes(buf)))
+    assert (5, 3) in changed.shapes
+
+
+def test_variables_are_made_once_on_first_access(tf, wide):
+    prefix, _ = wide
+    c = scan_directory(prefix.rsplit("/", 1)[0]).checkpoints[0]
+    assert c._rows is not None and c.n_variables == len(tf.train.list_variables(prefix))
+    assert c._rows is not None  # counting did not make them
+    seen = []
+    barrier = threading.Barrier(8)
+
+    def ask():
+        barrier.wait()
+        seen.append(c.variables)
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(seen) == 8 and all(s is seen[0] for s in seen)
+    assert [v.name for v in seen[0]] == [n for n, _ in tf.train.list_variables(prefix)]
+    verify_checkpoint(c)
+    assert c.n_readable == c.n_variables and all(v.readable for v in c.variables)
+
+
+def test_checkpoints_of_one_run_share_their_layout_not_their_variables(tf, tmp_path):
+    step = tf.Variable(0, dtype=tf.int64)
+    ckpt = tf.train.Checkpoint(step=step, w=tf.Variable(np.ones(3, np.float32)))
+    for i in range(3):
+        step.assign(10 * i)
+        ckpt.save(str(tmp_path / "ckpt"))
+    scan = scan_directory(str(tmp_path))
+    a, b, c = scan.checkpoints
+    assert a._rows is b._rows is c._rows
+    assert [x.counters["step"] for x in scan.checkpoints] == [0, 10, 20]
+    assert [x.counters["save_counter"] for x in scan.checkpoints] == [1, 2, 3]
+    a.variables[0].readable = False
+    assert b.variables[0].readable is None and b.variables is not a.variables
+
+
+def test_bulk_classification_agrees_with_classify():
+    names, shapes, dtypes = [], [], []
+    for path in list(CORPUS.glob("*/*.index")) + list(CORPUS.glob("*/*/*.index")):
+        try:
+            index = bundle.read_index(path)
+        except bundle.BundleError:
+            continue
+        names += index.names
+        shapes += index.shapes
+        dtypes += index.dtypes
+    base = ["beta_1", "beta_3", "beta1_power", "beta3_power", "Adam_1", "Adam_12", "bn2/gamma",
+            "bn/beta", "dense_1_W", "conv2d_3/kernel:0", "layers/3/vars/0", "Beta_1",
+            "layers/batch_norm_2/vars/1", "optimizer/_variables/12", "opt/iter", "step",
+            "global_step_1", "fc1/w/RMSProp_1", "epoch_3", "x/BETA2_power",
+            "model/layer_with_weights-7/bias/.ATTRIBUTES/VARIABLE_VALUE",
+            "ema/dense_1/kernel/ExponentialMovingAverage", "block_2/layer_norm_11/scale"]
+    for name in base:
+        for digit in "0729":
+            variant = name.replace("1", digit).replace("2", digit).replace("3", digit)
+            for shape in [(), (1,), (5,), (3, 3)]:
+                for dtype in ["float32", "int64"]:
+                    names.append(variant)
+                    shapes.append(shape)
+                    dtypes.append(dtype)
+    order = list(range(len(names)))
+    random.Random(0).shuffle(order)
+    names = [names[i] for i in order]
+    shapes = [shapes[i] for i in order]
+    dtypes = [dtypes[i] for i in order]
+    expected = [roles.classify(n, s, d) for n, s, d in zip(names, shapes, dtypes)]
+    for _ in range(2):  # cold, then remembered
+        assert roles.classify_many(names, shapes, dtypes) == expected
+    roles.clear_caches()
+    assert [roles.classify_cached(n, s, d) for n, s, d in zip(names, shapes, dtypes)] == expected
+    with_newline = names + ["a\nb/kernel"]
+    assert roles.classify_many(with_newline, shapes + [(2, 2)], dtypes + ["float32"]) == \
+        expected + ["weight"]
+    assert roles.semantic_paths(with_newline) == [roles.semantic_path(n) for n in with_newline]
+
+
+def test_checkpoint_numbers_by_pattern_follow_the_rule():
+    rng = random.Random(1)
+    parts = ["ckpt", "-", "_", ".", "epoch", "e", "weights", "model", "0.42", "cp", "fc", "LSTM",
+             ".h5", ".weights.h5", ".index", ".hdf5", "step", "٣", "v", "/", "\\", "x", "e-3"]
+    naming.clear_caches()
+    for _ in range(5000):
+        name = "".join(rng.choice(parts + [str(rng.randint(0, 3000)), f"0{rng.randint(0, 99)}"])
+                       for _ in range(rng.randint(1, 7)))
+        stem = naming.strip_suffix(name.replace("\\", "/").rsplit("/", 1)[-1])
+        assert naming.checkpoint_number(name) == naming._number_in(stem), name
+
+
+def test_natural_key_orders_as_digit_runs_compared_as_numbers():
+    import re
+
+    def reference(name: str) -> tuple:
+        parts = re.split(r"(\d+)", name.lower())
+        return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts if p)
+
+    rng = random.Random(2)
+    parts = ["ckpt", "-", "_", ".", "a", "A", "0", "00", "7", "12", "x", "weights.", "b"]
+    names = ["".join(rng.choice(parts) for _ in range(rng.randint(0, 6))) for _ in range(3000)]
+    for x, y in zip(names, reversed(names)):
+        assert (naming.natural_key(x) < naming.natural_key(y)) == (reference(x) < reference(y))
+        assert (naming.natural_key(x) == naming.natural_key(y)) == (reference(x) == reference(y))
