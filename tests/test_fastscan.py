@@ -275,3 +275,19 @@ def test_natural_key_orders_as_digit_runs_compared_as_numbers():
     for x, y in zip(names, reversed(names)):
         assert (naming.natural_key(x) < naming.natural_key(y)) == (reference(x) < reference(y))
         assert (naming.natural_key(x) == naming.natural_key(y)) == (reference(x) == reference(y))
+
+
+def test_object_tree_lists_numbered_children_in_natural_order(tf, tmp_path):
+    from ckpt_gui.core.vartree import build_tree
+
+    layers = [{"kernel": tf.Variable(np.ones((2, 2), np.float32)),
+               "bias": tf.Variable(np.zeros(2, np.float32))} for _ in range(12)]
+    tf.train.Checkpoint(layers=layers).write(str(tmp_path / "ck"))
+    tree = build_tree(scan_directory(str(tmp_path)).checkpoints[0])
+    model = tree.root.children[0]
+    group = model.children[0]
+    assert (model.name, group.name) == ("Model", "layers")
+    assert [c.name for c in group.children] == [str(i) for i in range(12)]  # not 0, 1, 10, 11, 2
+    assert [c.index for c in group.children] == list(range(12))
+    assert [c.name for c in group.children[3].children] == ["bias", "kernel"]
+    assert tree.model_params == 12 * 6

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from .model import (BIAS, COUNTER, METADATA, NORMALIZATION, OPTIMIZER, OTHER, WEIGHT,
                     CheckpointInfo, VariableInfo)
+from .naming import natural_key
 from .roles import SLOT_MARKER
 
 MODEL = "Model"
@@ -96,9 +97,21 @@ def build_tree(ckpt: CheckpointInfo) -> VariableTree:
     root.children = [s for s in root.children if s.children]
     for i, section in enumerate(root.children):
         section.index = i
+        _natural_order(section)
     _totals(root)
     by_section = {s.name: s.params for s in root.children}
     return VariableTree(root, by_section.get(MODEL, 0), by_section.get(OPTIMIZER_SECTION, 0))
+
+
+def _natural_order(group: TreeNode) -> None:
+    """Children in natural order, as a model numbers them (layers/2 before layers/10: the
+    checkpoint's keys are sorted as text); a variable's own children (its slots) stay as
+    they are."""
+    group.children.sort(key=lambda c: natural_key(c.name))
+    for i, child in enumerate(group.children):
+        child.index = i
+        if child.variable is None:
+            _natural_order(child)
 
 
 def _totals(node: TreeNode) -> tuple[int, int]:
