@@ -645,7 +645,8 @@ def mask_crc32c(crc: int) -> int:
 
 
 def masked_crc32c(data: bytes) -> int:
-    return mask_crc32c(crc32c(data))
+    crc = _crc32c_native(data) if _crc32c_native is not None else crc32c(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF  # mask_crc32c, inlined
 
 
 def read_raw(data_path: str | os.PathLike, entry: BundleEntry, check: bool = False,

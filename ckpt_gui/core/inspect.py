@@ -143,8 +143,12 @@ def _inspect_v2_index(info: CheckpointInfo, index: bundle.BundleIndex, layout: "
                       shard_state: dict, shard_size: dict, cand: Candidate, prefix_dir: str,
                       base: str) -> None:
     n = index.num_shards
-    if all(shard_state.get(k) is None and shard_size.get(k, -1) >= end
-           for k, end in layout.shard_ends.items()):
+    all_there = True
+    for k, end in layout.shard_ends.items():
+        if shard_size.get(k, -1) < end:
+            all_there = False
+            break
+    if all_there:
         # every tensor lies inside a data file that is there: the common case, no per-variable
         # checks, and VariableInfo objects are made only when asked for (a 10,000-variable
         # checkpoint, or a folder of 1,000 checkpoints)
@@ -171,7 +175,7 @@ def _inspect_v2_index(info: CheckpointInfo, index: bundle.BundleIndex, layout: "
         _attach_graph(info, graph)
     elif layout.needs_graph:  # optimizer state without an object graph: TF1 slots by name
         attach_name_based_slots(info.variables)
-    has_meta = any(f.endswith(".meta") for f in cand.files)
+    has_meta = cand.files[-1].endswith(".meta")  # listed last
     info.writer = _v2_writer(info, has_graph, has_meta, layout.keras_layers)
 
 
@@ -222,7 +226,7 @@ class _V2Layout:
     training run share it): each variable's VariableInfo fields, where each shard's tensors
     end, which variables are counters, whether the object graph is needed."""
     rows: VariableRows             # the variables' fields, as columns
-    shard_ends: dict[int, int]     # shard -> end of its last tensor (every shard entries name)
+    shard_ends: dict[int, float]   # shard -> end of its last tensor (inf: no such shard)
     counters: dict[str, int]       # counter name -> its row in the index
     counter_shards: set[int]       # the shards they are in
     # When every counter is a plain number: shard -> (start, end) of the bytes that hold them,
@@ -244,7 +248,7 @@ def _v2_layout(index: bundle.BundleIndex) -> _V2Layout:
     if index.num_shards == 1 and not index.slices and not any(index.sliced):
         ends[0] = max(map(operator.add, index.offsets, sizes), default=0)
         if any(shards):
-            ends[max(shards)] = -1  # out of range: never "all there"
+            ends[max(shards)] = math.inf  # out of range: never "all there"
     else:
         shards, sizes = list(shards), list(sizes)
         for i, (shard, end) in enumerate(zip(shards, map(operator.add, index.offsets, sizes))):
@@ -260,7 +264,7 @@ def _v2_layout(index: bundle.BundleIndex) -> _V2Layout:
                 ends[shard] = max(ends.get(shard, 0), end)
         for shard in ends:
             if not 0 <= shard < index.num_shards:
-                ends[shard] = -1
+                ends[shard] = math.inf  # never "all there"
     if 0 in sizes:  # nothing stored (an empty tensor, a partitioned one without slices)
         sizes = [stored or _nbytes(shape, dtype)
                  for stored, shape, dtype in zip(sizes, shapes, dtypes)]
