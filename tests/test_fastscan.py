@@ -32,7 +32,8 @@ def wide(tf, tmp_path):
     rng = np.random.default_rng(0)
     values = {"big": rng.standard_normal(600_000).astype(np.float32),
               "line\nbreak": np.arange(3, dtype=np.float32),
-              "größe": np.ones((2, 2), np.float64)}
+              "größe": np.ones((2, 2), np.float64),
+              "long_" + "x" * 200: np.ones(2, np.float32)}  # a key of 2-byte varint length
     kinds = [np.float32, np.float16, np.int64, np.int32, np.bool_, np.complex64]
     for i in range(300):
         dtype = kinds[i % len(kinds)]
@@ -65,7 +66,7 @@ def test_big_index_decoded_with_numpy_equals_tensorflow_and_one_by_one(tf, wide,
     scan = scan_directory(str(prefix.rsplit("/", 1)[0]))
     c = scan.checkpoints[0]
     assert c.n_variables == len(shapes) and c.status == "ok"
-    for key in ["big", "line\nbreak", "größe", "v7", "v10"]:
+    for key in ["big", "line\nbreak", "größe", "v7", "v10", "long_" + "x" * 200]:
         got = read_tensor(c, f"{key}/.ATTRIBUTES/VARIABLE_VALUE")
         np.testing.assert_array_equal(got, values[key])
     assert c.variable("line\nbreak/.ATTRIBUTES/VARIABLE_VALUE").path == "line\nbreak"
