@@ -38,14 +38,13 @@ def _files(directory: str, cand: Candidate, known: dict[str, os.stat_result] | N
     """The candidate's files that exist, with sizes, and their latest modification time;
     ``known``: stats already taken (of files an inspector opened); ``leave_out``: not its own."""
     infos, mtime = [], 0.0
-    folder = os.path.join(directory, "")
     for rel in cand.files:
         st = known.get(rel) if known else None
         if st is None:
             if leave_out and rel in leave_out:
                 continue
             try:
-                st = os.stat(folder + rel)
+                st = os.stat(os.path.join(directory, rel))
             except OSError:
                 continue
         infos.append(FileInfo(rel, st.st_size, _file_kind(rel, cand.format)))
@@ -73,7 +72,7 @@ def inspect(directory: str, cand: Candidate, stale_shards: list[str] | None = No
         elif cand.format == TF_V1:
             _inspect_v1(info)
         else:
-            _inspect_v2(info, cand, opened, stale)
+            _inspect_v2(info, cand, directory, opened, stale)
     except Exception as e:  # any unreadable input is a problem of the checkpoint, not a crash
         info.status = BROKEN
         info.problems.append(f"{cand.files[0] if cand.files else cand.name} cannot be read: {e}")
@@ -90,15 +89,17 @@ def inspect(directory: str, cand: Candidate, stale_shards: list[str] | None = No
 
 # --- TF V2 bundles ---------------------------------------------------------------------------
 
-def _inspect_v2(info: CheckpointInfo, cand: Candidate, opened: dict[str, os.stat_result],
-                stale: list[str]) -> None:
+def _inspect_v2(info: CheckpointInfo, cand: Candidate, directory: str,
+                opened: dict[str, os.stat_result], stale: list[str]) -> None:
     """``opened``: the stat of each file opened here, by its name in cand.files; ``stale``:
     data files of the prefix that belong to an earlier save (another shard count)."""
-    prefix_dir, base = os.path.split(info.path)
-    # P.index relative to the scanned directory: listed first (a SavedModel: after its .pb)
-    index_rel = cand.files[0] if cand.format == TF_V2 else next(
-        (f for f in cand.files if f.endswith(f"{base}.index")), f"{base}.index")
-    rel_dir = index_rel[:len(index_rel) - len(base) - len(".index")]
+    if cand.format == TF_V2:  # P.index, P.data-*, P.meta in the scanned directory
+        prefix_dir, base, index_rel, rel_dir = directory, cand.name, cand.files[0], ""
+    else:  # a SavedModel's variables/variables.index, listed after its saved_model.pb
+        prefix_dir, base = os.path.split(info.path)
+        index_rel = next((f for f in cand.files if f.endswith(f"{base}.index")),
+                         f"{base}.index")
+        rel_dir = index_rel[:len(index_rel) - len(base) - len(".index")]
     try:
         buf, opened[index_rel] = bundle.read_file_stat(info.path + ".index")
         index = bundle.index_from_bytes(buf)

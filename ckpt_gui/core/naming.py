@@ -17,6 +17,8 @@ _ASCII_DIGITS = re.compile(r"[0-9]+")  # the digits _TOKEN_SPLIT keeps in a toke
 
 def strip_suffix(name: str) -> str:
     lower = name.lower()
+    if not lower.endswith(_FILE_SUFFIXES):
+        return name
     for suffix in _FILE_SUFFIXES:
         if lower.endswith(suffix):
             return name[: -len(suffix)]
