@@ -66,18 +66,19 @@ def _varints(buf: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 VECTOR_MIN = 96
 
 
-def decode_entries(data: bytes, starts: list[int], lengths: list[int]) -> EntryColumns:
-    """Columns of the BundleEntryProto messages at ``data[start:start + length]`` (DecodeError
-    if one is malformed)."""
+def decode_entries(data: bytes, starts, lengths) -> EntryColumns:
+    """Columns of the BundleEntryProto messages at ``data[start:start + length]`` for each
+    of ``starts`` and ``lengths`` (int sequences or arrays); DecodeError if one is malformed."""
     n = len(starts)
     if n < VECTOR_MIN:
         columns = EntryColumns([0] * n, [b""] * n, [0] * n, [0] * n, [0] * n, [0] * n,
                                [False] * n)
-        for i, (start, length) in enumerate(zip(starts, lengths)):
+        for i, (start, length) in enumerate(zip(np.asarray(starts).tolist(),
+                                                np.asarray(lengths).tolist())):
             _decode_one(data[start:start + length], i, columns)
         return columns
-    starts = np.array(starts, dtype=np.int64)
-    lengths = np.array(lengths, dtype=np.int64)
+    starts = np.asarray(starts, dtype=np.int64)
+    lengths = np.asarray(lengths, dtype=np.int64)
     ends = starts + lengths
     buf = np.frombuffer(data + _PAD, dtype=np.uint8)
     size = len(data)
