@@ -122,9 +122,10 @@ def data_file_name(prefix_name: str, shard: int, num_shards: int) -> str:
 
 def _block_into(buf: bytes, offset: int, size: int, keys: list, starts: list,
                 lengths: list) -> None:
-    """Append the keys of one table block (prefix-compressed) to ``keys``, and where each
-    value lies in ``buf`` to ``starts`` and ``lengths``. One loop without a generator and
-    without copying values: an index can hold tens of thousands of entries."""
+    """Append the keys of one table block (prefix-compressed) to ``keys``, and where the
+    values lie in ``buf`` to ``starts`` and ``lengths`` (one int64 array each). One loop
+    without a generator and without copying values: an index can hold tens of thousands of
+    entries."""
     if offset < 0 or size < 4 or offset + size + BLOCK_TRAILER_SIZE > len(buf):
         raise BundleError("block handle points outside the index file")
     compression = buf[offset + size]
@@ -137,7 +138,9 @@ def _block_into(buf: bytes, offset: int, size: int, keys: list, starts: list,
     if limit - offset >= _FAST_BLOCK and _block_fast(buf, offset, limit, keys, starts, lengths):
         return
     read_varint = pw.read_varint
-    add_key, add_start, add_length = keys.append, starts.append, lengths.append
+    block_starts: list[int] = []
+    block_lengths: list[int] = []
+    add_key, add_start, add_length = keys.append, block_starts.append, block_lengths.append
     pos = offset
     key = b""
     while pos < limit:
@@ -158,6 +161,8 @@ def _block_into(buf: bytes, offset: int, size: int, keys: list, starts: list,
         add_start(pos)
         add_length(value_len)
         pos += value_len
+    starts.append(np.array(block_starts, dtype=np.int64))
+    lengths.append(np.array(block_lengths, dtype=np.int64))
 
 
 _FAST_BLOCK = 4096  # bytes of entries from which _block_fast pays for its numpy checks
@@ -192,18 +197,18 @@ def _block_fast(buf: bytes, offset: int, limit: int, keys: list, starts: list,
     if shared[0] != 0 or (shared[1:] > (shared + non_shared)[:-1]).any():
         return False  # a key sharing more than the one before it has
     keys.extend(found)
-    starts.extend((head_at + 3 + non_shared).tolist())
-    lengths.extend(value_len.tolist())
+    starts.append(head_at + 3 + non_shared)
+    lengths.append(value_len)
     return True
 
 
 def _block_entries(buf: bytes, offset: int, size: int) -> list[tuple[bytes, bytes]]:
     """The (key, value) pairs of one table block."""
     keys: list[bytes] = []
-    starts: list[int] = []
-    lengths: list[int] = []
+    starts: list[np.ndarray] = []
+    lengths: list[np.ndarray] = []
     _block_into(buf, offset, size, keys, starts, lengths)
-    return [(k, buf[a:a + n]) for k, a, n in zip(keys, starts, lengths)]
+    return [(k, buf[a:a + n]) for k, a, n in zip(keys, starts[0].tolist(), lengths[0].tolist())]
 
 
 def _handle(buf, pos: int = 0) -> tuple[int, int, int]:
@@ -303,14 +308,14 @@ def _index_block(buf: bytes) -> tuple[int, int]:
 
 
 def table_entries(buf: bytes, blocks: list | None = None
-                  ) -> tuple[list[bytes], list[int], list[int]]:
+                  ) -> tuple[list[bytes], np.ndarray, np.ndarray]:
     """The keys of every entry of an immutable table (TF's LevelDB-style SSTable), in order,
-    and where each one's value lies in ``buf`` (starts, lengths); each block's (offset, size)
-    is appended to ``blocks`` when given."""
+    and where each one's value lies in ``buf`` (starts, lengths: int64 arrays); each block's
+    (offset, size) is appended to ``blocks`` when given."""
     index_off, index_size = _index_block(buf)
     keys: list[bytes] = []
-    starts: list[int] = []
-    lengths: list[int] = []
+    starts: list[np.ndarray] = []
+    lengths: list[np.ndarray] = []
     try:
         for _, handle in _block_entries(buf, index_off, index_size):
             off, size, _ = _handle(handle)
@@ -323,7 +328,10 @@ def table_entries(buf: bytes, blocks: list | None = None
         blocks.append((index_off, index_size))
         meta_off, meta_size, _ = _handle(buf[-FOOTER_SIZE:])
         blocks.append((meta_off, meta_size))
-    return keys, starts, lengths
+    if len(starts) == 1:
+        return keys, starts[0], lengths[0]
+    empty = np.zeros(0, np.int64)
+    return keys, np.concatenate([empty, *starts]), np.concatenate([empty, *lengths])
 
 
 def has_table_magic(path: str | os.PathLike) -> bool:
@@ -400,7 +408,8 @@ def parse_index(buf: bytes, blocks: list | None = None) -> BundleIndex:
     if not keys or keys[0] != b"":  # the header's empty key sorts first
         raise BundleError("index has no bundle header")
     try:
-        header = pw.fields(buf[starts[0]:starts[0] + lengths[0]])
+        start, length = int(starts[0]), int(lengths[0])
+        header = pw.fields(buf[start:start + length])
     except pw.WireError as e:
         raise BundleError(f"corrupt index header: {e}") from None
     # Encoded slice keys of partitioned variables start with a zero byte: they sort next.
@@ -409,7 +418,8 @@ def parse_index(buf: bytes, blocks: list | None = None) -> BundleIndex:
         first += 1
     slices: dict[str, list[BundleEntry]] = {}
     try:
-        for key, start, length in zip(keys[1:first], starts[1:first], lengths[1:first]):
+        for key, start, length in zip(keys[1:first], starts[1:first].tolist(),
+                                      lengths[1:first].tolist()):
             name = slice_key_name(key)
             if name is not None:
                 slices.setdefault(name, []).append(
@@ -458,8 +468,8 @@ class _Layout:
         _, starts, lengths = table_entries(buf, blocks)
         first = len(starts) - len(index)  # the rows' values follow the header's
         marks = [(off + size + 1, None) for off, size in blocks]  # trailer: type, masked crc
-        for row, (start, length, crc) in enumerate(zip(starts[first:], lengths[first:],
-                                                       index.crcs)):
+        for row, (start, length, crc) in enumerate(zip(starts[first:].tolist(),
+                                                       lengths[first:].tolist(), index.crcs)):
             end = start + length
             if length >= 5 and buf[end - 5] == 0x35 \
                     and int.from_bytes(buf[end - 4:end], "little") == crc:
