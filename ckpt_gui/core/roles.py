@@ -159,19 +159,28 @@ _PATHS: dict[str, str] = {}
 _MEMO_LIMIT = 1 << 16
 
 
-def _shape_class(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """A stand-in shape with what classify() asks of a shape: scalar-like, rank 1, rank >= 2."""
+# What classify() asks of a shape -- scalar, one element, rank 1, rank >= 2 -- as a small int,
+# and a shape standing in for each.
+_STAND_IN = ((), (1,), (2,), (2, 2))
+
+
+def _shape_class(shape: tuple[int, ...]) -> int:
     rank = len(shape)
-    return () if rank == 0 else (2, 2) if rank > 1 else (1,) if shape[0] == 1 else (2,)
+    return 0 if rank == 0 else 3 if rank > 1 else 1 if shape[0] == 1 else 2
 
 
-def _remembered(pattern: str, shape_class: tuple[int, ...], dtype: str) -> str:
+def _classify_key(key: tuple[str, int, str]) -> str:
+    pattern, shape_class, dtype = key
+    return classify(pattern, _STAND_IN[shape_class], dtype)
+
+
+def _remembered(pattern: str, shape_class: int, dtype: str) -> str:
     memo_key = (pattern, shape_class, dtype)
     role = _ROLES.get(memo_key)
     if role is None:
         if len(_ROLES) >= _MEMO_LIMIT:
             _ROLES.clear()
-        role = _ROLES[memo_key] = classify(pattern, shape_class, dtype)
+        role = _ROLES[memo_key] = _classify_key(memo_key)
     return role
 
 
@@ -212,7 +221,7 @@ def classify_many(names: list[str], shapes: list[tuple[int, ...]],
         if len(_ROLES) + len(missing) > _MEMO_LIMIT:
             _ROLES.clear()
             missing = set(memo_keys)
-        _ROLES.update({key: classify(*key) for key in missing})
+        _ROLES.update({key: _classify_key(key) for key in missing})
     return list(map(_ROLES.get, memo_keys))
 
 
