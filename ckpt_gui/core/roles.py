@@ -155,7 +155,6 @@ def _pattern(key: str) -> str:
 # Plain dicts (not lru_cache: its bookkeeping costs more than a cold scan's misses save),
 # emptied when they grow past a bound.
 _ROLES: dict[tuple, str] = {}
-_PATHS: dict[str, str] = {}
 _MEMO_LIMIT = 1 << 16
 
 
@@ -194,13 +193,6 @@ def classify_cached(key: str, shape: tuple[int, ...], dtype: str) -> str:
 _OUTPUT_INDEX_LINES = re.compile(_OUTPUT_INDEX.pattern, re.MULTILINE)
 
 
-def _per_line(names: list[str], transform) -> list[str] | None:
-    """``transform`` applied to the keys joined by newlines (one C-speed pass instead of one
-    call per key), split again; None when a key holds a newline itself."""
-    lines = transform("\n".join(names)).split("\n")
-    return lines if len(lines) == len(names) else None
-
-
 def classify_many(names: list[str], shapes: list[tuple[int, ...]],
                   dtypes: list[str]) -> list[str]:
     """[classify_cached(n, s, d) ...] for a whole checkpoint's keys (10,000 in a big model):
@@ -231,8 +223,8 @@ def semantic_paths(names: list[str]) -> list[str]:
         text = (text + "\n").replace(ATTRIBUTE_SUFFIX + "\n", "\n")[:-1]
         return _OUTPUT_INDEX_LINES.sub("", text) if ":" in text else text
 
-    paths = _per_line(names, strip)
-    return paths if paths is not None else [semantic_path(n) for n in names]
+    paths = strip("\n".join(names)).split("\n")  # one pass over all keys, in C
+    return paths if len(paths) == len(names) else [semantic_path(n) for n in names]
 
 
 def clear_caches() -> None:
@@ -241,6 +233,5 @@ def clear_caches() -> None:
     from . import bundle, naming
 
     _ROLES.clear()
-    _PATHS.clear()
     naming.clear_caches()
     bundle.clear_caches()
