@@ -292,3 +292,47 @@ def test_object_tree_lists_numbered_children_in_natural_order(tf, tmp_path):
     assert [c.index for c in group.children] == list(range(12))
     assert [c.name for c in group.children[3].children] == ["bias", "kernel"]
     assert tree.model_params == 12 * 6
+
+
+def test_slots_worked_out_once_per_run_and_alike_in_every_checkpoint(tf, tmp_path):
+    """A Keras model trained with Adam, saved by CheckpointManager: every checkpoint's slots are
+    attached (from one decoding of the run's object graph), as a checkpoint alone gets them."""
+    import keras
+
+    from ckpt_gui.core.model import BIAS, OPTIMIZER, WEIGHT
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(2)])
+    model.compile(optimizer=keras.optimizers.Adam(), loss="mse")
+    x, y = np.ones((8, 4), np.float32), np.zeros((8, 2), np.float32)
+    step = tf.Variable(0, dtype=tf.int64)
+    manager = tf.train.CheckpointManager(
+        tf.train.Checkpoint(model=model, optimizer=model.optimizer, step=step),
+        str(tmp_path / "run"), max_to_keep=None)
+    for i in range(3):
+        model.fit(x, y, epochs=1, verbose=0)
+        step.assign(i)
+        manager.save()
+
+    def slots(c):
+        return [(v.name, v.role, v.slot_of, v.slot_name, v.model_path) for v in c.variables]
+
+    scan = scan_directory(str(tmp_path / "run"))
+    assert [c.counters["step"] for c in scan.checkpoints] == [0, 1, 2]
+    assert scan.checkpoints[0]._rows is scan.checkpoints[2]._rows  # one decoding for the run
+    every = [slots(c) for c in scan.checkpoints]
+    assert every[0] == every[1] == every[2]
+    by_name = {v.name: v for v in scan.checkpoints[1].variables}
+    owners: dict[str, list[str]] = {}
+    for v in by_name.values():
+        if v.slot_of:
+            assert v.role == OPTIMIZER and by_name[v.slot_of].shape == v.shape
+            owners.setdefault(v.slot_of, []).append(v.slot_name)
+    trainable = [v.name for v in by_name.values() if v.role in (WEIGHT, BIAS)]
+    assert sorted(owners) == sorted(trainable) and len(trainable) == 4
+    assert all(sorted(s) == ["momentum", "velocity"] for s in owners.values())
+
+    roles.clear_caches()  # one checkpoint alone, nothing remembered: the same attachments
+    (tmp_path / "alone").mkdir()
+    for f in (tmp_path / "run").glob("ckpt-2.*"):
+        (tmp_path / "alone" / f.name).write_bytes(f.read_bytes())
+    assert slots(scan_directory(str(tmp_path / "alone")).checkpoints[0]) == every[1]

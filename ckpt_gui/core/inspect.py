@@ -9,7 +9,7 @@ import math
 import operator
 import os
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -113,14 +113,14 @@ def _inspect_v2(info: CheckpointInfo, cand: Candidate, directory: str,
     listed = {rel[len(rel_dir):]: rel for rel in cand.files[1:] if ".data-" in rel}
     shard_state: dict[int, str | None] = {}   # shard -> problem text or None
     shard_size: dict[int, int] = {}
-    fds: dict[int, int] = {}                  # open data files: the shards counters are in
+    fds: dict[int, int] = {}                  # open data files: the shards read below
     try:
         for k in range(n):
             fname = bundle.data_file_name(base, k, n)
             rel = listed.pop(fname, None)
             path = f"{prefix_dir}/{fname}"
             try:
-                if k in layout.counter_shards:
+                if k in layout.shards_to_read:
                     fd = fds[k] = bundle.open_fd(path)
                     st = os.fstat(fd)
                 else:
@@ -132,7 +132,8 @@ def _inspect_v2(info: CheckpointInfo, cand: Candidate, directory: str,
                 opened[rel] = st
             shard_size[k], shard_state[k] = st.st_size, None
         stale.extend(listed.values())  # another shard count: an earlier save of this prefix
-        _inspect_v2_index(info, index, layout, shard_state, shard_size, cand, prefix_dir, base)
+        _inspect_v2_index(info, index, layout, shard_state, shard_size, cand, prefix_dir, base,
+                          fds)
         if layout.counters:
             _read_v2_counters(info, index, layout, fds, base)
     finally:
@@ -142,42 +143,81 @@ def _inspect_v2(info: CheckpointInfo, cand: Candidate, directory: str,
 
 def _inspect_v2_index(info: CheckpointInfo, index: bundle.BundleIndex, layout: "_V2Layout",
                       shard_state: dict, shard_size: dict, cand: Candidate, prefix_dir: str,
-                      base: str) -> None:
+                      base: str, fds: dict[int, int]) -> None:
     n = index.num_shards
     all_there = True
     for k, end in layout.shard_ends.items():
         if shard_size.get(k, -1) < end:
             all_there = False
             break
+    # The object graph says which optimizer slot belongs to which variable and which paths
+    # reach a variable twice; without optimizer state it has nothing to add, so it is read
+    # only when some variable is optimizer state.
+    has_graph = layout.graph_row is not None
     if all_there:
         # every tensor lies inside a data file that is there: the common case, no per-variable
         # checks, and VariableInfo objects are made only when asked for (a 10,000-variable
         # checkpoint, or a folder of 1,000 checkpoints)
-        info.set_variable_rows(layout.rows)
+        rows = layout.rows
+        if layout.needs_graph:
+            rows = _rows_with_slots(info, index, layout, prefix_dir, base, fds)
+        info.set_variable_rows(rows)
     else:
         info.variables = _v2_damaged(index, layout, shard_state, shard_size, base)
         _summarize_unreadable(info, Counter(v.problem for v in info.variables if v.problem))
-
-    # The object graph says which optimizer slot belongs to which variable and which paths
-    # reach a variable twice; without optimizer state it has nothing to add, so it is decoded
-    # only when some variable is optimizer state (a folder of 1,000 checkpoints scans faster).
-    graph = None
-    has_graph = layout.graph_row is not None
-    if layout.needs_graph and has_graph \
-            and info.variable(roles.OBJECT_GRAPH_KEY).readable is not False:
-        graph_entry = index.row(layout.graph_row)
-        try:
-            raw = bundle.read_raw(os.path.join(prefix_dir, bundle.data_file_name(
-                base, graph_entry.shard_id, n)), graph_entry)
-            graph = objgraph.decode(bundle.decode_small(raw, graph_entry).item())
-        except Exception as e:
-            info.problems.append(f"the object graph cannot be decoded: {e}")
-    if graph is not None:
-        _attach_graph(info, graph)
-    elif layout.needs_graph:  # optimizer state without an object graph: TF1 slots by name
-        attach_name_based_slots(info.variables)
+        if layout.needs_graph:
+            graph = None
+            if has_graph and info.variable(roles.OBJECT_GRAPH_KEY).readable is not False:
+                graph, problem = _read_graph(index, layout, prefix_dir, base)
+                if problem:
+                    info.problems.append(problem)
+            _attach_slots(info.variables, graph)
     has_meta = cand.files[-1].endswith(".meta")  # listed last
     info.writer = _v2_writer(info, has_graph, has_meta, layout.keras_layers)
+
+
+def _read_graph(index: bundle.BundleIndex, layout: "_V2Layout", prefix_dir: str, base: str,
+                raw: bytes | None = None) -> tuple[objgraph.ObjectGraph | None, str | None]:
+    """The decoded object graph (from ``raw``, its stored bytes, if already read), or the
+    problem that keeps it from being read."""
+    entry = index.row(layout.graph_row)
+    try:
+        if raw is None:
+            raw = bundle.read_raw(os.path.join(prefix_dir, bundle.data_file_name(
+                base, entry.shard_id, index.num_shards)), entry)
+        return objgraph.decode(bundle.decode_small(raw, entry).item()), None
+    except Exception as e:
+        return None, f"the object graph cannot be decoded: {e}"
+
+
+def _attach_slots(variables: list[VariableInfo], graph: objgraph.ObjectGraph | None) -> None:
+    if graph is not None:
+        _attach_graph(variables, graph)
+    else:  # optimizer state without an object graph: TF1 slots named after their variable
+        attach_name_based_slots(variables)
+
+
+def _rows_with_slots(info: CheckpointInfo, index: bundle.BundleIndex, layout: "_V2Layout",
+                     prefix_dir: str, base: str, fds: dict[int, int]) -> VariableRows:
+    """The layout's variables with their optimizer slots attached, worked out once per
+    distinct object graph: a training run's checkpoints share theirs, byte for byte."""
+    raw = read_problem = None
+    if layout.graph_row is not None:
+        entry = index.row(layout.graph_row)
+        try:
+            raw = bundle.read_raw(os.path.join(prefix_dir, bundle.data_file_name(
+                base, entry.shard_id, index.num_shards)), entry, fd=fds.get(entry.shard_id))
+        except (bundle.BundleError, OSError) as e:
+            read_problem = f"the object graph cannot be decoded: {e}"
+    known = layout.with_slots.get(raw)
+    if known is None:
+        graph, problem = (None, None) if raw is None else _read_graph(index, layout, prefix_dir,
+                                                                      base, raw)
+        variables = layout.rows.make()
+        _attach_slots(variables, graph)
+        known = layout.with_slots[raw] = (VariableRows.of(variables), problem)
+    info.problems.extend(p for p in (read_problem, known[1]) if p)
+    return known[0]
 
 
 def _read_v2_counters(info: CheckpointInfo, index: bundle.BundleIndex, layout: "_V2Layout",
@@ -229,13 +269,17 @@ class _V2Layout:
     rows: VariableRows             # the variables' fields, as columns
     shard_ends: dict[int, float]   # shard -> end of its last tensor (inf: no such shard)
     counters: dict[str, int]       # counter name -> its row in the index
-    counter_shards: set[int]       # the shards they are in
+    shards_to_read: set[int]       # the shards of the counters (and of the object graph, if
+                                   # optimizer state needs it): opened once, read with pread
     # When every counter is a plain number: shard -> (start, end) of the bytes that hold them,
     # and (row, shard, start in those bytes, size, path, struct) per counter, in index order
     counter_plan: tuple[dict[int, tuple[int, int]], list[tuple]] | None
     graph_row: int | None          # the object graph's row
     needs_graph: bool              # optimizer state: the graph says which slot is whose
     keras_layers: bool             # a root named like a Keras layer (layer_with_weights-0)
+    # object graph bytes (None: none, or unreadable) -> (rows with slots attached, the
+    # problem decoding it)
+    with_slots: dict[bytes | None, tuple[VariableRows, str | None]] = field(default_factory=dict)
 
 
 def _v2_layout(index: bundle.BundleIndex) -> _V2Layout:
@@ -272,12 +316,15 @@ def _v2_layout(index: bundle.BundleIndex) -> _V2Layout:
     counters = ({names[i]: i for i, role in enumerate(role_list) if role == COUNTER}
                 if COUNTER in role_list else {})
     lines = "\n" + "\n".join(names)  # a key's path is its start
+    needs_graph = OPTIMIZER in role_list or "_trainable_variables" in lines
+    graph_row = _find(names, roles.OBJECT_GRAPH_KEY)
+    to_read = {shards[i] for i in counters.values()}
+    if needs_graph and graph_row is not None:
+        to_read.add(shards[graph_row])
     layout = index.memo[_V2Layout] = _V2Layout(
         VariableRows(names, shapes, dtypes, sizes, role_list, shards), ends,
-        counters=counters, counter_shards={shards[i] for i in counters.values()},
-        counter_plan=_counter_plan(index, counters),
-        graph_row=_find(names, roles.OBJECT_GRAPH_KEY),
-        needs_graph=OPTIMIZER in role_list or "_trainable_variables" in lines,
+        counters=counters, shards_to_read=to_read, counter_plan=_counter_plan(index, counters),
+        graph_row=graph_row, needs_graph=needs_graph,
         keras_layers="\nlayer-" in lines or "\nlayer_with_weights-" in lines)
     return layout
 
@@ -360,8 +407,8 @@ def _summarize_unreadable(info: CheckpointInfo, unreadable: Counter) -> None:
         info.status = status_from_counts(n, total_bad)
 
 
-def _attach_graph(info: CheckpointInfo, graph: objgraph.ObjectGraph) -> None:
-    by_name = {v.name: v for v in info.variables}
+def _attach_graph(variables: list[VariableInfo], graph: objgraph.ObjectGraph) -> None:
+    by_name = {v.name: v for v in variables}
     # A variable reachable both through an optimizer and through the model (Keras 3:
     # optimizer/_trainable_variables/N is also model/.../kernel) is the model's: its role
     # comes from the model's path.
@@ -380,8 +427,7 @@ def _attach_graph(info: CheckpointInfo, graph: objgraph.ObjectGraph) -> None:
             v.slot_of, v.slot_name = owner_key, slot_name
             v.role = OPTIMIZER
     order = {key: i for i, key in enumerate(graph.order)}
-    model_vars = sorted((v for v in info.variables if v.name in order),
-                        key=lambda v: order[v.name])
+    model_vars = sorted((v for v in variables if v.name in order), key=lambda v: order[v.name])
     slot_names = {}
     for node in graph.nodes.values():  # Keras 3 aliases: optimizer/_momentums/0 -> "momentum"
         for alias in node.aliases:

@@ -61,15 +61,26 @@ def _family(variables) -> frozenset:
 class VariableRows:
     """The variables of every checkpoint with one index layout (a training run's checkpoints),
     as columns of VariableInfo's fields; each variable's path is made from its name when the
-    VariableInfo objects are."""
-    __slots__ = ("names", "shapes", "dtypes", "sizes", "roles", "shards", "_family", "_paths")
+    VariableInfo objects are. ``slots``: the slot_of, slot_name and model_path columns, when
+    the object graph (or the TF1 naming) said which optimizer slot is whose."""
+    __slots__ = ("names", "shapes", "dtypes", "sizes", "roles", "shards", "slots", "_family",
+                 "_paths")
 
     def __init__(self, names: list[str], shapes: list[tuple[int, ...]], dtypes: list[str],
-                 sizes: list[int], roles: list[str], shards: list[int | None]):
+                 sizes: list[int], roles: list[str], shards: list[int | None],
+                 slots: tuple[list, list, list] | None = None, paths: list[str] | None = None):
         self.names, self.shapes, self.dtypes = names, shapes, dtypes
-        self.sizes, self.roles, self.shards = sizes, roles, shards
+        self.sizes, self.roles, self.shards, self.slots = sizes, roles, shards, slots
         self._family: frozenset | None = None
-        self._paths: list[str] | None = None
+        self._paths = paths
+
+    @classmethod
+    def of(cls, variables: list[VariableInfo]) -> "VariableRows":
+        """Columns of made variables (for others to copy: one training run's checkpoints)."""
+        columns = [[getattr(v, f) for v in variables] for f in (
+            "name", "shape", "dtype", "bytes", "role", "shard", "slot_of", "slot_name",
+            "model_path", "path")]
+        return cls(*columns[:6], slots=tuple(columns[6:9]), paths=columns[9])
 
     def __len__(self) -> int:
         return len(self.names)
@@ -80,8 +91,12 @@ class VariableRows:
             from .roles import semantic_paths  # (roles imports this module)
 
             self._paths = semantic_paths(self.names)
-        return list(map(VariableInfo, self.names, self.shapes, self.dtypes, self.sizes,
-                        self.roles, self._paths, self.shards))
+        columns = [self.names, self.shapes, self.dtypes, self.sizes, self.roles, self._paths,
+                   self.shards]
+        if self.slots is not None:
+            n = len(self.names)
+            columns += [[None] * n, [None] * n, *self.slots]  # readable, problem: unknown
+        return list(map(VariableInfo, *columns))
 
     def family(self) -> frozenset:
         if self._family is None:
