@@ -336,3 +336,16 @@ def test_slots_worked_out_once_per_run_and_alike_in_every_checkpoint(tf, tmp_pat
     for f in (tmp_path / "run").glob("ckpt-2.*"):
         (tmp_path / "alone" / f.name).write_bytes(f.read_bytes())
     assert slots(scan_directory(str(tmp_path / "alone")).checkpoints[0]) == every[1]
+
+
+def test_a_prefix_that_says_data_is_not_taken_for_its_data_files(tf, tmp_path):
+    v = tf.Variable(np.arange(4, dtype=np.float32))
+    prefix = tf.train.Checkpoint(v=v).write(str(tmp_path / "my.data-set"))
+    (tmp_path / "my.data-set.meta").write_bytes(b"graph")  # a TF1 graph beside it
+    scan = scan_directory(str(tmp_path))
+    c = scan.checkpoint("my.data-set")
+    assert c.status == "ok" and scan.orphans == []
+    assert sorted(f.name for f in c.files) == sorted(
+        ["my.data-set.index", "my.data-set.data-00000-of-00001", "my.data-set.meta"])
+    np.testing.assert_array_equal(read_tensor(c, "v/.ATTRIBUTES/VARIABLE_VALUE"), np.arange(4))
+    assert prefix.endswith("my.data-set")

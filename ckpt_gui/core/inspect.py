@@ -109,29 +109,28 @@ def _inspect_v2(info: CheckpointInfo, cand: Candidate, directory: str,
         info.problems.append(f"{base}.index cannot be read: {e}")
         return
     layout = _v2_layout(index)
-    n = index.num_shards
-    listed = {rel[len(rel_dir):]: rel for rel in cand.files[1:] if ".data-" in rel}
+    listed = [rel for rel in cand.files if rel.startswith(f"{rel_dir}{base}.data-")]
     shard_state: dict[int, str | None] = {}   # shard -> problem text or None
     shard_size: dict[int, int] = {}
     fds: dict[int, int] = {}                  # open data files: the shards read below
     try:
-        for k in range(n):
-            fname = bundle.data_file_name(base, k, n)
-            rel = listed.pop(fname, None)
-            path = f"{prefix_dir}/{fname}"
+        for k, suffix in enumerate(layout.data_suffixes):
+            fname = base + suffix
             try:
                 if k in layout.shards_to_read:
-                    fd = fds[k] = bundle.open_fd(path)
+                    fd = fds[k] = bundle.open_fd(f"{prefix_dir}/{fname}")
                     st = os.fstat(fd)
                 else:
-                    st = os.stat(path)
+                    st = os.stat(f"{prefix_dir}/{fname}")
             except OSError:
                 shard_state[k] = f"{fname} is missing"
                 continue
-            if rel is not None:
+            rel = rel_dir + fname
+            if rel in listed:
                 opened[rel] = st
+                listed.remove(rel)
             shard_size[k], shard_state[k] = st.st_size, None
-        stale.extend(listed.values())  # another shard count: an earlier save of this prefix
+        stale.extend(listed)  # another shard count: an earlier save of this prefix
         _inspect_v2_index(info, index, layout, shard_state, shard_size, cand, prefix_dir, base,
                           fds)
         if layout.counters:
@@ -172,8 +171,7 @@ def _inspect_v2_index(info: CheckpointInfo, index: bundle.BundleIndex, layout: "
                 if problem:
                     info.problems.append(problem)
             _attach_slots(info.variables, graph)
-    has_meta = cand.files[-1].endswith(".meta")  # listed last
-    info.writer = _v2_writer(info, has_graph, has_meta, layout.keras_layers)
+    info.writer = _v2_writer(info, has_graph, layout.keras_layers)
 
 
 def _read_graph(index: bundle.BundleIndex, layout: "_V2Layout", prefix_dir: str, base: str,
@@ -269,6 +267,7 @@ class _V2Layout:
     rows: VariableRows             # the variables' fields, as columns
     shard_ends: dict[int, float]   # shard -> end of its last tensor (inf: no such shard)
     counters: dict[str, int]       # counter name -> its row in the index
+    data_suffixes: list[str]       # after the prefix, the name of each shard's data file
     shards_to_read: set[int]       # the shards of the counters (and of the object graph, if
                                    # optimizer state needs it): opened once, read with pread
     # When every counter is a plain number: shard -> (start, end) of the bytes that hold them,
@@ -323,6 +322,8 @@ def _v2_layout(index: bundle.BundleIndex) -> _V2Layout:
         to_read.add(shards[graph_row])
     layout = index.memo[_V2Layout] = _V2Layout(
         VariableRows(names, shapes, dtypes, sizes, role_list, shards), ends,
+        data_suffixes=[bundle.data_file_name("", k, index.num_shards)
+                       for k in range(index.num_shards)],
         counters=counters, shards_to_read=to_read, counter_plan=_counter_plan(index, counters),
         graph_row=graph_row, needs_graph=needs_graph,
         keras_layers="\nlayer-" in lines or "\nlayer_with_weights-" in lines)
@@ -386,8 +387,7 @@ def _nbytes(shape: tuple[int, ...], dtype: str) -> int:
     return math.prod(shape) * np.dtype(np_dtype).itemsize if np_dtype else 0
 
 
-def _v2_writer(info: CheckpointInfo, has_graph: bool, has_meta: bool,
-               keras_layers: bool) -> str:
+def _v2_writer(info: CheckpointInfo, has_graph: bool, keras_layers: bool) -> str:
     if not has_graph:
         return "TF1 Saver (name-based, V2 format)"
     # a root (first path segment) named like a Keras layer; the prefixes hold no "/"
