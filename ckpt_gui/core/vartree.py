@@ -4,6 +4,7 @@ Plain data for any face: the GUI's tree model is an adapter over ``VariableTree`
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from .model import (BIAS, COUNTER, METADATA, NORMALIZATION, OPTIMIZER, OTHER, WEIGHT,
@@ -104,14 +105,20 @@ def build_tree(ckpt: CheckpointInfo) -> VariableTree:
 
 
 def _natural_order(group: TreeNode) -> None:
-    """Children in natural order, as a model numbers them (layers/2 before layers/10: the
-    checkpoint's keys are sorted as text); a variable's own children (its slots) stay as
-    they are."""
-    group.children.sort(key=lambda c: natural_key(c.name))
-    for i, child in enumerate(group.children):
-        child.index = i
+    """Numbered children in natural order, as a model numbers them (layers/2 before
+    layers/10: the checkpoint's keys are sorted as text); children named without digits keep
+    the checkpoint's order, and a variable's own children (its slots) stay as they are."""
+    children = group.children
+    if len(children) > 1 and _DIGIT("".join([c.name for c in children])):
+        children.sort(key=lambda c: natural_key(c.name))
+        for i, child in enumerate(children):
+            child.index = i
+    for child in children:
         if child.variable is None:
             _natural_order(child)
+
+
+_DIGIT = re.compile(r"\d").search
 
 
 def _totals(node: TreeNode) -> tuple[int, int]:
