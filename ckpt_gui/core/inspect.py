@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import bundle, hdf5, objgraph, roles
+from . import bundle, checksum, hdf5, objgraph, roles
 from .discover import Candidate
 from .model import (BROKEN, COUNTER, HDF5_FORMATS, METADATA, NORMALIZATION, OK, OPTIMIZER, TF_V2,
                     PARTIAL, TF_V1, CheckpointInfo, FileInfo, VariableInfo, VariableRows)
@@ -226,7 +226,7 @@ def _read_v2_counters(info: CheckpointInfo, index: bundle.BundleIndex, layout: "
     if plan is not None and info._rows is not None:  # the common case: plain numbers, all there
         spans, items = plan
         data = {shard: os.pread(fds[shard], hi - lo, lo) for shard, (lo, hi) in spans.items()}
-        crcs, masked_crc32c = index.crcs, bundle.masked_crc32c
+        crcs, masked_crc32c = index.crcs, checksum.masked_crc32c
         values = {}
         for row, shard, start, size, path, unpack in items:
             raw = data[shard][start:start + size]

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from . import bundle, hdf5
+from . import bundle, checksum, hdf5
 from .inspect import status_from_counts
 from .model import HDF5_FORMATS, TF_V1, CheckpointInfo
 from .tfrt import tf
@@ -99,7 +99,7 @@ def read_verified_from_bundle(prefix: str, name: str) -> np.ndarray | None:
     Why: RestoreV2 takes about as long as TF's reader; plain reads plus a hardware CRC, in
     parallel parts, take about half of that for a large tensor. The result is a fresh array
     marked read-only, like the TensorFlow-backed one."""
-    if not bundle.FAST_CRC32C or not hasattr(os, "preadv"):
+    if not checksum.FAST_CRC32C or not hasattr(os, "preadv"):
         return None
     try:
         index, entry = bundle.lookup_entry(prefix + ".index", name)
@@ -116,7 +116,7 @@ def read_verified_from_bundle(prefix: str, name: str) -> np.ndarray | None:
         crc = _read_with_crc(path, entry.offset, memoryview(array.reshape(-1).view(np.uint8)))
     except OSError:
         return None
-    if crc is None or bundle.mask_crc32c(crc) != entry.crc32c:
+    if crc is None or checksum.mask_crc32c(crc) != entry.crc32c:
         return None
     array.flags.writeable = False
     return array
@@ -157,7 +157,7 @@ def _read_with_crc(path: str, offset: int, out: memoryview) -> int | None:
         return None
     crc = crcs[0]
     for (lo, hi), part_crc in zip(spans[1:], crcs[1:]):
-        crc = bundle.crc32c_combine(crc, part_crc, hi - lo)
+        crc = checksum.crc32c_combine(crc, part_crc, hi - lo)
     return crc
 
 
@@ -173,7 +173,7 @@ def _read_part(fd: int, offset: int, out: memoryview, lo: int, hi: int) -> int |
             if not got:
                 return None
             filled += got
-        crc = bundle.crc32c(chunk, crc)
+        crc = checksum.crc32c(chunk, crc)
     return crc
 
 
