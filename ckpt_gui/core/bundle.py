@@ -397,8 +397,8 @@ def index_from_bytes(buf: bytes) -> BundleIndex:
         if index is not None:
             return index
     index = parse_index(buf)
-    if len(_LAYOUTS) >= _LAYOUTS_LIMIT:
-        _LAYOUTS.clear()
+    if len(_LAYOUTS) >= _LAYOUTS_LIMIT or sum(_LAYOUTS) + len(buf) > _LAYOUTS_BYTES:
+        _LAYOUTS.clear()  # (the keys are the files' sizes)
     _LAYOUTS[len(buf)] = _Layout(buf, index)
     return index
 
@@ -515,6 +515,7 @@ class _Layout:
 # File size -> the layout last decoded at that size (bounded, emptied by clear_caches()).
 _LAYOUTS: dict[int, _Layout] = {}
 _LAYOUTS_LIMIT = 256
+_LAYOUTS_BYTES = 64 << 20  # index files kept, in all (a big model's index is megabytes)
 
 
 def _cache_shape(raw: bytes) -> tuple[int, ...]:
