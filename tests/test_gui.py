@@ -342,3 +342,29 @@ def test_verify_reads_every_tensor_and_updates_the_table(qtbot, window, corpus_c
     assert window.checkpoints.model.index(row, 6).data() == "1/30"
     assert window.checkpoints.model.index(row, 7).data() == "partial"
     assert any("cp.ckpt.data-00001-of-00002" in p and "29 of 30" in p for p in ckpt.problems)
+
+
+def test_a_big_checkpoints_tree_is_built_in_the_background(qtbot, window, tmp_path, tf):
+    from ckpt_gui.ui.variables_panel import BACKGROUND_FROM
+
+    layers = [{"kernel": tf.Variable(np.full((2, 2), i, np.float32)),
+               "bias": tf.Variable(np.zeros(2, np.float32))}
+              for i in range(BACKGROUND_FROM // 2 + 10)]
+    tf.train.Checkpoint(layers=layers).write(str(tmp_path / "big" / "wide"))
+    scan = open_dir(qtbot, window, tmp_path / "big")
+    ckpt = scan.checkpoints[0]
+    expected = {v.name for v in ckpt.variables}
+    assert len(expected) > BACKGROUND_FROM
+
+    panel = window.variables
+    panel.set_checkpoint(ckpt)  # returns at once: the tree is being built elsewhere
+    assert panel.model.tree is None
+    assert panel.totals.text() == f"Listing {len(expected):,} variables…"
+    with qtbot.waitSignal(window.preview.preview_ready, timeout=LOAD_TIMEOUT) as blocker:
+        pass  # the landed tree selects the first weight, which is then previewed
+    assert tree_variables(window) == expected
+    assert blocker.args[0].variable.name == "layers/0/kernel/.ATTRIBUTES/VARIABLE_VALUE"
+    assert panel.current().name == "layers/0/kernel/.ATTRIBUTES/VARIABLE_VALUE"
+    assert "model parameters" in panel.totals.text()
+    group = panel.model.tree.root.children[0].children[0]
+    assert [c.name for c in group.children[:12]] == [str(i) for i in range(12)]
