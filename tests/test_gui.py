@@ -368,3 +368,25 @@ def test_a_big_checkpoints_tree_is_built_in_the_background(qtbot, window, tmp_pa
     assert "model parameters" in panel.totals.text()
     group = panel.model.tree.root.children[0].children[0]
     assert [c.name for c in group.children[:12]] == [str(i) for i in range(12)]
+
+
+def test_the_model_branch_opens_only_as_far_as_a_few_thousand_rows():
+    from ckpt_gui.core.vartree import TreeNode
+    from ckpt_gui.ui.variables_panel import _depth_to_show
+
+    def group(name, children):
+        node = TreeNode(name)
+        for c in children:
+            node.add(c)
+        return node
+
+    small = group("Model", [group(f"dense_{i}", [TreeNode("kernel"), TreeNode("bias")])
+                            for i in range(3)])
+    assert _depth_to_show(small, 2000) == 2              # 3 layers, 6 variables: all open
+    wide = group("Model", [group("layers", [group(str(i), [TreeNode("kernel"), TreeNode("b")])
+                                            for i in range(5000)])])
+    assert _depth_to_show(wide, 2000) == 0               # 5,000 layers: "layers" stays folded
+    mid = group("Model", [group(f"l{i}", [TreeNode("kernel"), TreeNode("bias")])
+                          for i in range(1500)])
+    assert _depth_to_show(mid, 2000) == 0                # 1,500 layers, not their 3,000 leaves
+    assert _depth_to_show(mid, 5000) == 2

@@ -126,10 +126,12 @@ class VariableTreeModel(QAbstractItemModel):
     def node(self, index: QModelIndex) -> TreeNode:
         return index.internalPointer() if index.isValid() else self._root
 
+    # index, parent and rowCount run for every visible row each time the view lays itself out
+    # (15,000 rows for a big model's tree): kept to a few attribute lookups each.
     def index(self, row, column, parent=QModelIndex()):
-        node = self.node(parent)
-        if 0 <= row < len(node.children) and 0 <= column < len(self.COLUMNS):
-            return self.createIndex(row, column, node.children[row])
+        children = (parent.internalPointer() if parent.isValid() else self._root).children
+        if 0 <= row < len(children) and 0 <= column < 5:
+            return self.createIndex(row, column, children[row])
         return QModelIndex()
 
     def parent(self, index):
@@ -138,12 +140,12 @@ class VariableTreeModel(QAbstractItemModel):
         parent = index.internalPointer().parent
         if parent is None or parent is self._root:
             return QModelIndex()
-        return self.createIndex(parent.row(), 0, parent)
+        return self.createIndex(parent.index, 0, parent)
 
     def rowCount(self, parent=QModelIndex()):
-        if parent.isValid() and parent.column() != 0:
-            return 0
-        return len(self.node(parent).children)
+        if not parent.isValid():
+            return len(self._root.children)
+        return len(parent.internalPointer().children) if parent.column() == 0 else 0
 
     def columnCount(self, parent=QModelIndex()):
         return len(self.COLUMNS)

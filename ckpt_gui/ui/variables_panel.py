@@ -18,6 +18,21 @@ def tree_job(ckpt: CheckpointInfo, *, state) -> tuple[CheckpointInfo, VariableTr
     return ckpt, build_tree(ckpt)
 
 
+SHOWN = 2000  # rows the model branch opens to at most (see VariablesPanel._expand_defaults)
+
+
+def _depth_to_show(node, limit: int, deepest: int = 2) -> int:
+    """How deep (up to ``deepest``) ``node`` can be expanded with at most ``limit`` rows
+    shown below it."""
+    shown, level = 0, node.children
+    for depth in range(deepest + 1):
+        shown += len(level)
+        if shown > limit:
+            return max(depth - 1, 0)
+        level = [c for n in level for c in n.children]
+    return deepest
+
+
 _tree_thread: EngineThread | None = None
 
 
@@ -115,20 +130,30 @@ class VariablesPanel(QWidget):
         self._expand_defaults()
         if previous and self.select(previous):
             return
-        first = next((n.variable for n in tree.root.walk() if n.variable is not None
+        first = next((n for n in tree.root.walk() if n.variable is not None
                       and n.variable.role == "weight"), None)
-        if first is not None and self.select(first.name):
+        # the first weight, shown in the tree unless that unfolds thousands of rows
+        if first is not None and self.select(first.variable.name,
+                                             reveal=len(first.parent.parent.children) <= SHOWN
+                                             if first.parent.parent else True):
             return
         self.variable_selected.emit(None)
 
     def _expand_defaults(self):
-        """Open the model branch down to its layers; other sections stay folded."""
+        """Open the model branch down to its layers, as far as that shows at most SHOWN rows
+        (Qt lays out every row shown through this Python model: 15,000 rows of a big model take
+        a quarter of a second); other sections stay folded."""
         for row in range(self.proxy.rowCount()):
             section = self.proxy.index(row, 0)
-            if self.proxy.data(section) == MODEL or self.filter.text():
-                self.tree.expandRecursively(section, 2 if not self.filter.text() else -1)
+            if self.filter.text():
+                self.tree.expandRecursively(section, -1)
+            elif self.proxy.data(section) == MODEL:
+                self.tree.expandRecursively(section, _depth_to_show(
+                    self.proxy.data(section, OBJECT_ROLE), SHOWN))
 
-    def select(self, name: str) -> bool:
+    def select(self, name: str, reveal: bool = True) -> bool:
+        """Make variable ``name`` the current one; ``reveal``: open its folded parents and
+        scroll to it."""
         source = self.model.index_of_variable(name)
         if not source.isValid():
             return False
@@ -136,7 +161,8 @@ class VariablesPanel(QWidget):
         if not index.isValid():
             return False
         self.tree.setCurrentIndex(index)
-        self.tree.scrollTo(index)
+        if reveal:
+            self.tree.scrollTo(index)
         return True
 
     def current(self):
