@@ -34,6 +34,8 @@ _HEX = "0123456789abcdefABCDEF"
 
 def _c_unescape(body: str) -> str:
     """Undo the text format's C escapes; octal/hex escapes are bytes, raw text stays UTF-8."""
+    if "\\" not in body:  # nothing escaped (paths usually): as it is
+        return body
     out = bytearray()
     i, n = 0, len(body)
     while i < n:
