@@ -101,9 +101,7 @@ def list_directory(directory: str) -> Listing:
 
     folder = os.path.join(directory, "")
     for prefix in prefixes:
-        shards = data_files.get(prefix, ())
-        files = [prefix + ".index", *(sorted(f for f, _, _ in shards) if len(shards) > 1
-                                      else (f for f, _, _ in shards))]
+        files = [prefix + ".index", *sorted(f for f, _, _ in data_files.get(prefix, ()))]
         if prefix + ".meta" in names:
             files.append(prefix + ".meta")
         claimed.update(files)
