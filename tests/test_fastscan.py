@@ -349,3 +349,53 @@ def test_a_prefix_that_says_data_is_not_taken_for_its_data_files(tf, tmp_path):
         ["my.data-set.index", "my.data-set.data-00000-of-00001", "my.data-set.meta"])
     np.testing.assert_array_equal(read_tensor(c, "v/.ATTRIBUTES/VARIABLE_VALUE"), np.arange(4))
     assert prefix.endswith("my.data-set")
+
+
+def test_damaged_indexes_read_the_same_through_fast_and_careful_paths(wide, monkeypatch):
+    """Bytes flipped anywhere in a big index: the numpy decoder, the fast block walk and the
+    layout reuse give what the careful one-by-one paths give, or the same kind of error."""
+    prefix, _ = wide
+    pristine = bundle.read_file(prefix + ".index")
+
+    def outcome(buf: bytes):
+        try:
+            return _columns(bundle.index_from_bytes(buf))
+        except bundle.BundleError:
+            return "BundleError"
+
+    rng = random.Random(3)
+    damaged = []
+    for _ in range(150):
+        buf = bytearray(pristine)
+        for _ in range(rng.choice([1, 1, 2, 8])):
+            buf[rng.randrange(len(buf))] ^= 1 << rng.randrange(8)
+        damaged.append(bytes(buf))
+    bundle.clear_caches()
+    bundle.index_from_bytes(pristine)  # a layout to be reused where it may be
+    fast = [outcome(buf) for buf in damaged]
+    monkeypatch.setattr(entrydecode, "VECTOR_MIN", 10**9)
+    monkeypatch.setattr(bundle, "_FAST_BLOCK", 10**12)
+    careful = []
+    for buf in damaged:
+        bundle.clear_caches()  # no layout to reuse either
+        careful.append(outcome(buf))
+    assert fast == careful
+    assert "BundleError" in careful and any(c != "BundleError" for c in careful)
+
+
+def test_a_footer_pointing_nowhere_unused_does_not_spoil_layout_reuse(tf, tmp_path):
+    step = tf.Variable(0, dtype=tf.int64)
+    ckpt = tf.train.Checkpoint(step=step)
+    first, second = ckpt.write(str(tmp_path / "a")), ckpt.write(str(tmp_path / "b"))
+    buf = bytearray(bundle.read_file(first + ".index"))
+    footer = len(buf) - bundle.FOOTER_SIZE
+    _, _, at = bundle._handle(buf[footer:])  # the metaindex handle: never read
+    index_handle = bytes(buf[footer + at:footer + bundle.FOOTER_SIZE - 8]).rstrip(b"\0")
+    handles = _varint(10**9) + _varint(7) + index_handle  # metaindex far past the end
+    buf[footer:footer + bundle.FOOTER_SIZE - 8] = handles.ljust(bundle.FOOTER_SIZE - 8, b"\0")
+    bundle.clear_caches()
+    assert _columns(bundle.index_from_bytes(bytes(buf))) == \
+        _columns(bundle.parse_index(bundle.read_file(first + ".index")))
+    other = bundle.read_file(second + ".index")
+    assert len(other) == len(buf)
+    assert _columns(bundle.index_from_bytes(other)) == _columns(bundle.parse_index(other))

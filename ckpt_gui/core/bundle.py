@@ -480,7 +480,7 @@ class _Layout:
         fmt, at, item = ["<"], 0, 0
         items: dict[int, int] = {}  # row -> where its checksum is among the cut parts
         for pos, row in sorted(marks):
-            if pos < at:
+            if pos < at or pos + 4 > len(buf):  # (the footer's metaindex handle is not checked)
                 return
             fmt.append(f"{pos - at}sI")
             if row is not None:
