@@ -9,7 +9,6 @@ Reference: tensorflow/core/util/tensor_bundle/tensor_bundle.{h,cc} and tsl/lib/i
 """
 from __future__ import annotations
 
-import bisect
 import math
 import operator
 import os
@@ -69,7 +68,7 @@ class BundleEntry(NamedTuple):
 class BundleIndex:
     """A parsed ``.index``: its header and every tensor's entry, as columns in the index's
     (sorted) order, so a scan of a 10,000-variable checkpoint builds no per-entry objects it
-    does not need. ``entry(name)`` and ``entries`` give BundleEntry tuples. The columns may be
+    does not need; ``row(i)`` and ``entries`` give BundleEntry tuples. The columns may be
     shared with other indexes of the same layout: never change them."""
     num_shards: int
     big_endian: bool
@@ -101,15 +100,6 @@ class BundleIndex:
         return _new_entry(BundleEntry, (
             self.names[i], self.dtypes[i], self.shapes[i], self.shard_ids[i], self.offsets[i],
             self.sizes[i], self.crcs[i], self.sliced[i]))
-
-    def entry(self, name: str) -> BundleEntry | None:
-        # The table sorts keys by their UTF-8 bytes, which is code point order: the order of
-        # Python's strings (unless a damaged name was decoded with replacement characters).
-        names = self.names
-        i = bisect.bisect_left(names, name)
-        if i < len(names) and names[i] == name:
-            return self.row(i)
-        return next((self.row(i) for i, n in enumerate(names) if n == name), None)
 
     @cached_property
     def entries(self) -> dict[str, BundleEntry]:

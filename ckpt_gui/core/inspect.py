@@ -167,23 +167,32 @@ def _inspect_v2_index(info: CheckpointInfo, index: bundle.BundleIndex, layout: "
         if layout.needs_graph:
             graph = None
             if has_graph and info.variable(roles.OBJECT_GRAPH_KEY).readable is not False:
-                graph, problem = _read_graph(index, layout, prefix_dir, base)
+                raw, problem = _graph_bytes(index, layout, prefix_dir, base, fds)
+                if raw is not None:
+                    graph, problem = _decode_graph(index, layout, raw)
                 if problem:
                     info.problems.append(problem)
             _attach_slots(info.variables, graph)
     info.writer = _v2_writer(info, has_graph, layout.keras_layers)
 
 
-def _read_graph(index: bundle.BundleIndex, layout: "_V2Layout", prefix_dir: str, base: str,
-                raw: bytes | None = None) -> tuple[objgraph.ObjectGraph | None, str | None]:
-    """The decoded object graph (from ``raw``, its stored bytes, if already read), or the
-    problem that keeps it from being read."""
+def _graph_bytes(index: bundle.BundleIndex, layout: "_V2Layout", prefix_dir: str, base: str,
+                 fds: dict[int, int]) -> tuple[bytes | None, str | None]:
+    """The object graph's stored bytes (through its data file in ``fds`` when open), or the
+    problem that keeps them from being read."""
     entry = index.row(layout.graph_row)
     try:
-        if raw is None:
-            raw = bundle.read_raw(os.path.join(prefix_dir, bundle.data_file_name(
-                base, entry.shard_id, index.num_shards)), entry)
-        return objgraph.decode(bundle.decode_small(raw, entry).item()), None
+        return bundle.read_raw(os.path.join(prefix_dir, bundle.data_file_name(
+            base, entry.shard_id, index.num_shards)), entry, fd=fds.get(entry.shard_id)), None
+    except (bundle.BundleError, OSError) as e:
+        return None, f"the object graph cannot be decoded: {e}"
+
+
+def _decode_graph(index: bundle.BundleIndex, layout: "_V2Layout", raw: bytes
+                  ) -> tuple[objgraph.ObjectGraph | None, str | None]:
+    try:
+        graph = objgraph.decode(bundle.decode_small(raw, index.row(layout.graph_row)).item())
+        return graph, None
     except Exception as e:
         return None, f"the object graph cannot be decoded: {e}"
 
@@ -201,16 +210,10 @@ def _rows_with_slots(info: CheckpointInfo, index: bundle.BundleIndex, layout: "_
     distinct object graph: a training run's checkpoints share theirs, byte for byte."""
     raw = read_problem = None
     if layout.graph_row is not None:
-        entry = index.row(layout.graph_row)
-        try:
-            raw = bundle.read_raw(os.path.join(prefix_dir, bundle.data_file_name(
-                base, entry.shard_id, index.num_shards)), entry, fd=fds.get(entry.shard_id))
-        except (bundle.BundleError, OSError) as e:
-            read_problem = f"the object graph cannot be decoded: {e}"
+        raw, read_problem = _graph_bytes(index, layout, prefix_dir, base, fds)
     known = layout.with_slots.get(raw)
     if known is None:
-        graph, problem = (None, None) if raw is None else _read_graph(index, layout, prefix_dir,
-                                                                      base, raw)
+        graph, problem = (None, None) if raw is None else _decode_graph(index, layout, raw)
         variables = layout.rows.make()
         _attach_slots(variables, graph)
         known = layout.with_slots[raw] = (VariableRows.of(variables), problem)
