@@ -4,16 +4,29 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from collections.abc import Callable
 
 _lock = threading.Lock()
 _tf = None
+_waiting_listeners: list[Callable[[], None]] = []
+
+
+def add_waiting_listener(listener: Callable[[], None]) -> None:
+    """``listener()`` is called, in the waiting thread, whenever a thread that needs TensorFlow
+    finds another thread importing it and waits (the GUI says so in its status bar)."""
+    _waiting_listeners.append(listener)
 
 
 def tf():
-    """The tensorflow module, imported on first use (quietly, CPU only is fine)."""
+    """The tensorflow module, imported on first use (quietly, CPU only is fine); a thread that
+    asks while another imports it waits for that import."""
     global _tf
     if _tf is None:
-        with _lock:
+        if not _lock.acquire(blocking=False):
+            for listener in list(_waiting_listeners):
+                listener()
+            _lock.acquire()
+        try:
             if _tf is None:
                 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
                 # Reading checkpoints needs no GPU; without this TF logs a cuInit failure
@@ -26,6 +39,8 @@ def tf():
                     # machines without a GPU ("E0000 ... failed call to cuInit"): start it here.
                     tensorflow.config.list_logical_devices("CPU")
                 _tf = tensorflow
+        finally:
+            _lock.release()
     return _tf
 
 

@@ -1,0 +1,132 @@
+"""Window shown → checkpoints table filled, against a bare PySide6 window plus the scan alone,
+measured in the same run (issue 11: the folder is listed before TensorFlow loads; goal ≤ 1.3x).
+
+    .venv/bin/python benchmarks/bench_first_table.py [--runs 5] [--platform offscreen|xcb]
+                                                      [--directory DIR ...]
+
+Folders: the demo folder (made once with ckpt_gui.demo.make_demo into a temporary folder; that
+needs TensorFlow and a few seconds, outside the timing) and a copy of one corpus folder, unless
+``--directory`` names others.
+
+For each folder, each figure is the best of N fresh processes:
+
+- app: wall time from spawning ``python -m ckpt_gui DIR`` to the moment the first scan's rows
+  have been painted in the table (the app prints a time stamp then, when
+  CKPT_GUI_STARTUP_REPORT=table); the time from window shown to table painted is printed too;
+- floor: a bare PySide6 window (spawn → shown) plus the scan alone (a fresh process importing
+  the engine and scanning DIR, timed inside that process from before the import), summed.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from benchmarks.bench_launch import BARE_WINDOW  # noqa: E402
+
+CORPUS = os.environ.get("CKPT_GUI_CORPUS", os.path.join(os.path.dirname(REPO), "shared", "corpus"))
+DEFAULT_CORPUS_FOLDER = "charity-hd5f-keras-tf"
+GOAL = 1.3
+
+SCAN_ALONE = """
+import sys, time
+start = time.time()
+from ckpt_gui.core.scan import scan_directory
+scan = scan_directory(sys.argv[1])
+print(f"ckpt_gui-scan {time.time() - start:.6f} {len(scan.checkpoints)}", flush=True)
+"""
+
+
+def stamps(args: list[str], env: dict) -> tuple[float, dict[str, list[str]]]:
+    """Run a process; its start time and the fields of each ``ckpt_gui-*`` line it printed."""
+    start = time.time()
+    out = subprocess.run(args, capture_output=True, text=True, env=env, timeout=180)
+    found = {line.split()[0]: line.split()[1:] for line in out.stdout.splitlines()
+             if line.startswith("ckpt_gui-")}
+    if not found:
+        raise RuntimeError(f"no time stamp from {args}: {out.stderr[-2000:]}")
+    return start, found
+
+
+def app_run(directory: str, env: dict) -> tuple[float, float, int]:
+    """(spawn → table painted, window shown → table painted, rows) for one fresh app."""
+    start, found = stamps([sys.executable, "-m", "ckpt_gui", directory],
+                          dict(env, CKPT_GUI_STARTUP_REPORT="table"))
+    shown = float(found["ckpt_gui-shown"][0])
+    table, rows = float(found["ckpt_gui-table"][0]), int(found["ckpt_gui-table"][1])
+    return table - start, table - shown, rows
+
+
+def bare_window(env: dict) -> float:
+    start, found = stamps([sys.executable, "-c", BARE_WINDOW], env)
+    return float(found["ckpt_gui-shown"][0]) - start
+
+
+def scan_alone(directory: str, env: dict) -> float:
+    _, found = stamps([sys.executable, "-c", SCAN_ALONE, directory], env)
+    return float(found["ckpt_gui-scan"][0])
+
+
+def measure(directory: str, runs: int, env: dict) -> dict[str, float]:
+    """Best of ``runs`` of each, taken in turns so that load on the machine hits all alike."""
+    apps, shown_to_table, bares, scans = [], [], [], []
+    for _ in range(runs):
+        total, after_shown, rows = app_run(directory, env)
+        apps.append(total)
+        shown_to_table.append(after_shown)
+        bares.append(bare_window(env))
+        scans.append(scan_alone(directory, env))
+    return {"app": min(apps), "shown_to_table": min(shown_to_table), "bare": min(bares),
+            "scan": min(scans), "rows": rows}
+
+
+def demo_folder(parent: str) -> str:
+    from ckpt_gui.demo import make_demo
+
+    print("making the demo folder (trains a small MLP; not timed)…", flush=True)
+    return make_demo(os.path.join(parent, "demo"))
+
+
+def corpus_folder(parent: str) -> str:
+    target = os.path.join(parent, DEFAULT_CORPUS_FOLDER)
+    shutil.copytree(os.path.join(CORPUS, DEFAULT_CORPUS_FOLDER), target)
+    return target
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--platform", default=os.environ.get("QT_QPA_PLATFORM", "offscreen"))
+    parser.add_argument("--directory", action="append", help="a checkpoint folder to open")
+    a = parser.parse_args()
+    env = dict(os.environ, QT_QPA_PLATFORM=a.platform, TF_CPP_MIN_LOG_LEVEL="2",
+               CUDA_VISIBLE_DEVICES="-1",
+               PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])))
+    env.pop("CKPT_GUI_STARTUP_REPORT", None)
+    with tempfile.TemporaryDirectory(prefix="ckpt_gui-bench-") as tmp:
+        folders = a.directory or [demo_folder(tmp), corpus_folder(tmp)]
+        worst = 0.0
+        for directory in folders:
+            m = measure(directory, a.runs, env)
+            floor = m["bare"] + m["scan"]
+            ratio = m["app"] / floor
+            worst = max(worst, ratio)
+            print(f"\n{directory} ({m['rows']} checkpoints), best of {a.runs}:")
+            print(f"  ckpt-gui spawn -> table painted      {m['app']:6.2f} s")
+            print(f"    of which window shown -> table     {m['shown_to_table']:6.2f} s")
+            print(f"  bare PySide6 window (spawn -> shown) {m['bare']:6.2f} s")
+            print(f"  scan alone (import + scan)           {m['scan']:6.2f} s")
+            print(f"  ratio app / (bare window + scan):    {ratio:6.2f}x", flush=True)
+    print(f"\ngoal: <= {GOAL}x -> {'met' if worst <= GOAL else 'missed'} (worst {worst:.2f}x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
