@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, Signal
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QMenu, QTableView,
                                QVBoxLayout, QWidget)
@@ -63,7 +63,11 @@ class CheckpointTable(QTableView):
         header.setSectionResizeMode(QHeaderView.Interactive)
         header.setStretchLastSection(True)
         header.setSectionsMovable(True)
-        header.moveSection(header.visualIndex(STATUS), NAME + 1)
+
+    def setModel(self, model) -> None:
+        super().setModel(model)
+        header = self.horizontalHeader()
+        header.moveSection(header.visualIndex(STATUS), header.visualIndex(NAME) + 1)
 
     def fit_columns(self) -> None:
         """Each column as wide as its contents; the name at most NAME_SHARE of the width."""
@@ -182,8 +186,12 @@ class CheckpointsPanel(QWidget):
         model = self.table.selectionModel()
         model.select(selection, QItemSelectionModel.ClearAndSelect | QItemSelectionModel.Rows)
         model.setCurrentIndex(first, QItemSelectionModel.NoUpdate)
-        self.table.scrollTo(first)
+        # (after the view has laid out rows it was just given: its scroll range is stale now)
+        QTimer.singleShot(0, self._scroll_to_current)
         return True
+
+    def _scroll_to_current(self) -> None:
+        self.table.scrollTo(self.table.currentIndex())
 
     def current(self) -> CheckpointInfo | None:
         rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []

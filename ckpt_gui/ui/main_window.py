@@ -432,6 +432,8 @@ class MainWindow(QMainWindow):
         self.cancel_button.clicked.connect(self._cancel)
         self.tf_status = QLabel("")
         self.tf_status.setObjectName("tensorflowStatus")
+        self.tf_status.setMinimumWidth(self.tf_status.fontMetrics().horizontalAdvance(
+            "Loading TensorFlow…  "))  # (a long message must not squeeze it to a letter)
         bar.addPermanentWidget(self.progress)
         bar.addPermanentWidget(self.cancel_button)
         bar.addPermanentWidget(self.tf_status)
