@@ -222,3 +222,24 @@ def test_a_data_file_truncated_in_place_is_seen_without_refresh(qtbot, window, c
     assert all(a is b for a, b in zip(after.checkpoints, before.checkpoints)
                if a.name != "weights.50.hd5f")
     assert after.latest == before.latest == "weights.100.hd5f"
+
+
+def test_reinspecting_named_checkpoints(corpus_copy):
+    from ckpt_gui.core.scan import reinspect_checkpoints
+
+    path = corpus_copy("tictactoe-tf2mgr-keras3opt")
+    before = scan_directory(str(path))
+    (path / "ckpt-19.data-00000-of-00001").write_bytes(b"")   # emptied in place
+    after = reinspect_checkpoints(before, ["ckpt-19"])
+    assert after.checkpoint("ckpt-19").status == "broken"
+    assert after.checkpoint("ckpt-17") is before.checkpoint("ckpt-17")
+    # the state file's latest is broken now: said, as a full scan says it
+    assert after.state_file.problems == scan_directory(str(path)).state_file.problems
+    assert any("ckpt-19, is broken" in p for p in after.state_file.problems)
+    assert before.checkpoint("ckpt-19").status == "ok"   # the caller's scan is left alone
+    # a checkpoint that appeared meanwhile: the listing differs, so everything is scanned
+    for f in ("index", "data-00000-of-00001"):
+        (path / f"ckpt-20.{f}").write_bytes((path / f"ckpt-18.{f}").read_bytes())
+    again = reinspect_checkpoints(after, ["ckpt-19"])
+    assert [c.name for c in again.checkpoints] == ["ckpt-17", "ckpt-18", "ckpt-19", "ckpt-20"]
+    assert again.checkpoint("ckpt-17") is not before.checkpoint("ckpt-17")
