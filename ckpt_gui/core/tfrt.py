@@ -12,8 +12,9 @@ _waiting_listeners: list[Callable[[], None]] = []
 
 
 def add_waiting_listener(listener: Callable[[], None]) -> None:
-    """``listener()`` is called, in the waiting thread, whenever a thread that needs TensorFlow
-    finds another thread importing it and waits (the GUI says so in its status bar)."""
+    """``listener()`` is called, in the calling thread, whenever a thread needs TensorFlow
+    before it is loaded and so waits for the import, its own or another thread's (the GUI says
+    so in its status bar)."""
     _waiting_listeners.append(listener)
 
 
@@ -22,11 +23,9 @@ def tf():
     asks while another imports it waits for that import."""
     global _tf
     if _tf is None:
-        if not _lock.acquire(blocking=False):
-            for listener in list(_waiting_listeners):
-                listener()
-            _lock.acquire()
-        try:
+        for listener in list(_waiting_listeners):
+            listener()
+        with _lock:
             if _tf is None:
                 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
                 # Reading checkpoints needs no GPU; without this TF logs a cuInit failure
@@ -39,8 +38,6 @@ def tf():
                     # machines without a GPU ("E0000 ... failed call to cuInit"): start it here.
                     tensorflow.config.list_logical_devices("CPU")
                 _tf = tensorflow
-        finally:
-            _lock.release()
     return _tf
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import os
 
 from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QMenu, QTableView,
+from PySide6.QtGui import QAction, QFont, QFontMetrics, QKeySequence
+from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QMenu, QStyle, QTableView,
                                QVBoxLayout, QWidget)
 
 from ..core.model import OK, CheckpointInfo, DirectoryScan
@@ -15,6 +15,8 @@ from .models import OBJECT_ROLE, CheckpointTableModel, PythonSortProxy, human_by
 NAME = CheckpointTableModel.COLUMNS.index("Name")
 STATUS = CheckpointTableModel.COLUMNS.index("Status")
 NAME_SHARE = 0.45   # of the table's width the Name column takes at most (elided in the middle)
+SIZED_FROM_ROWS = 200  # rows a column's width is measured on (each measure asks the model a lot)
+NOTES = ("waiting…", "verifying…")
 
 
 class CheckpointRows(PythonSortProxy):
@@ -40,13 +42,20 @@ class CheckpointRows(PythonSortProxy):
         for name in list(self._notes):
             self.set_note(name, None)
 
+    def status_text(self, c: CheckpointInfo) -> str:
+        if c.name in self._notes:
+            return self._notes[c.name]
+        if c.verified and c.n_readable is not None:
+            return f"{c.status} · {c.n_readable}/{c.n_variables} read"
+        return c.status
+
+    def status_texts(self) -> list[str]:
+        model = self.sourceModel()
+        return [self.status_text(model.checkpoint(r)) for r in range(model.rowCount())]
+
     def data(self, index, role=Qt.DisplayRole):
         if role == Qt.DisplayRole and index.column() == STATUS:
-            c: CheckpointInfo = super().data(index, OBJECT_ROLE)
-            if c.name in self._notes:
-                return self._notes[c.name]
-            if c.verified and c.n_readable is not None:
-                return f"{c.status} · {c.n_readable}/{c.n_variables} read"
+            return self.status_text(super().data(index, OBJECT_ROLE))
         return super().data(index, role)
 
 
@@ -59,6 +68,11 @@ class CheckpointTable(QTableView):
         self.setObjectName("checkpointsTable")
         self.setTextElideMode(Qt.ElideMiddle)
         self.setWordWrap(False)
+        self._name_width = 0   # what the names need, measured by fit_columns
+        self._bold = QFont(self.font())
+        self._bold.setBold(True)
+        self._margin = 2 * (self.style().pixelMetric(QStyle.PM_FocusFrameHMargin, None, self)
+                            + 1) + 6
         header = self.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.Interactive)
         header.setStretchLastSection(True)
@@ -70,16 +84,38 @@ class CheckpointTable(QTableView):
         header.moveSection(header.visualIndex(STATUS), header.visualIndex(NAME) + 1)
 
     def fit_columns(self) -> None:
-        """Each column as wide as its contents; the name at most NAME_SHARE of the width."""
-        self.resizeColumnsToContents()
+        """Each column as wide as its texts (for new rows); the name at most NAME_SHARE of
+        the table's width."""
+        model = self.model()
+        rows = range(min(model.rowCount(), SIZED_FROM_ROWS))
+        for column in range(model.columnCount()):
+            if column != STATUS:
+                self._fit(column, [model.index(r, column).data() or "" for r in rows])
+        self._name_width = self.columnWidth(NAME)
+        self._limit_name()
+        self.fit_status()
+
+    def fit_status(self) -> None:
+        """The Status column as wide as its widest text, notes ("verifying…") included (it
+        changes with every verified row)."""
+        self._fit(STATUS, [*self.model().status_texts(), *NOTES])
+
+    def _fit(self, column: int, texts: list[str]) -> None:
+        """Measured from the texts themselves: Qt's own measure asks the model for every
+        role of every cell, a Python call each (a tenth of a second for 20 rows)."""
+        bold = QFontMetrics(self._bold)  # (the latest row is bold)
+        widest = max((bold.horizontalAdvance(t) for t in texts), default=0)
+        header = self.horizontalHeader().sectionSizeFromContents(column).width()
+        self.setColumnWidth(column, max(widest + self._margin, header))
+
+    def _limit_name(self) -> None:
         limit = max(int(self.viewport().width() * NAME_SHARE), 120)
-        if self.columnWidth(NAME) > limit:
-            self.setColumnWidth(NAME, limit)
+        self.setColumnWidth(NAME, min(self._name_width, limit))
 
     def resizeEvent(self, event):
         super().resizeEvent(event)
-        if event.oldSize().width() != event.size().width():
-            self.fit_columns()
+        if event.oldSize().width() != event.size().width() and self._name_width:
+            self._limit_name()
 
 
 class CheckpointsPanel(QWidget):
@@ -152,6 +188,7 @@ class CheckpointsPanel(QWidget):
         another object than before (another checkpoint, or the same one found anew)."""
         before = self.current()
         names = [select] if select else self.selected_names()
+        rows_before = _names(self._scan)
         self._scan = scan
         self.table.selectionModel().blockSignals(True)
         self.model.set_checkpoints(scan.checkpoints if scan else [])
@@ -160,7 +197,10 @@ class CheckpointsPanel(QWidget):
             kept = [scan.latest]
         self._select_names(kept)
         self.table.selectionModel().blockSignals(False)
-        self.table.fit_columns()
+        if _names(scan) != rows_before:
+            self.table.fit_columns()
+        else:  # the same rows, found anew or verified: only Status changes much
+            self.table.fit_status()
         self._show_directory_problems(scan)
         now = self.current()
         self._show_details(now)
@@ -277,6 +317,10 @@ class CheckpointsPanel(QWidget):
         menu.addSeparator()
         menu.addAction(self.delete_action)
         menu.exec(self.table.viewport().mapToGlobal(pos))
+
+
+def _names(scan: DirectoryScan | None) -> list[str]:
+    return [c.name for c in scan.checkpoints] if scan else []
 
 
 def _escape(text: str) -> str:

@@ -193,6 +193,8 @@ class MainWindow(QMainWindow):
         self.tensorflow_ready.emit(version)
 
     def _on_waiting_for_tensorflow(self, thread: str) -> None:
+        if thread == tensorflow_thread().thread.name:
+            return  # (the import itself: the label beside says so)
         what = ("verification" if self.verify_task.is_running() else "this restore or demo") \
             if thread == work_thread().thread.name else "reading this tensor"
         self.statusBar().showMessage(
