@@ -303,6 +303,7 @@ def test_a_variable_across_checkpoints(qtbot, window, corpus_copy, tf):
     expected = np.linalg.norm(values[1].astype(np.float64) - values[0]) / np.linalg.norm(values[0])
     assert trend.points[1].relative_change == pytest.approx(expected, rel=1e-9)
     assert window.trend.table.rowCount() == 20
+    assert " in 20 checkpoints. " in window.trend.title.text()
     # double-clicking a row opens that checkpoint on the tensor tab
     window.trend.table.cellDoubleClicked.emit(3, 0)
     assert window.checkpoints.current().name == "weights.20.hd5f"
