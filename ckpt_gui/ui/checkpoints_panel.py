@@ -5,8 +5,8 @@ import os
 
 from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QFont, QFontMetrics, QKeySequence
-from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QMenu, QStyle, QTableView,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QMenu, QSizePolicy, QStyle,
+                               QTableView, QVBoxLayout, QWidget)
 
 from ..core.model import OK, CheckpointInfo, DirectoryScan
 from ..textfmt import plural
@@ -160,6 +160,8 @@ class CheckpointsPanel(QWidget):
         self.subfolders.setObjectName("subfolders")
         self.subfolders.setTextFormat(Qt.RichText)
         self.subfolders.setWordWrap(True)
+        # as wide as the panel, however long a name: never the panel as wide as a name
+        self.subfolders.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self.subfolders.linkActivated.connect(self._open_subfolder)
         self.subfolders.hide()
         self.details = QLabel()
@@ -273,7 +275,7 @@ class CheckpointsPanel(QWidget):
             links.append('<a href="..">.. (parent folder)</a>')
         if scan.subdirectories:
             links.append("Subfolders with checkpoints: " + ", ".join(
-                f'<a href="{_escape(d)}">{_escape(d)}</a>' for d in scan.subdirectories))
+                f'<a href="{_escape(d)}">{_unbroken(_escape(d))}</a>' for d in scan.subdirectories))
         self.subfolders.setText(" · ".join(links))
         self.subfolders.setVisible(bool(links))
 
@@ -321,6 +323,11 @@ class CheckpointsPanel(QWidget):
 
 def _names(scan: DirectoryScan | None) -> list[str]:
     return [c.name for c in scan.checkpoints] if scan else []
+
+
+def _unbroken(text: str) -> str:
+    """Lines break between the links, not at the hyphens inside a folder's name."""
+    return text.replace("-", "\u2011")
 
 
 def _escape(text: str) -> str:

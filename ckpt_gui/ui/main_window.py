@@ -216,6 +216,9 @@ class MainWindow(QMainWindow):
             self._unwatch()
             self._show_in_preview(None, None)
             savedir.watch(path)
+            if self.verify_task.is_running():  # (its results are of the other folder)
+                self.verify_task.cancel()
+                self.checkpoints.proxy.clear_notes()
         self.directory = path
         self._pending_select = select
         self.setWindowTitle(f"{os.path.basename(path) or path} — ckpt_gui")
