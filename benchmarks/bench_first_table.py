@@ -5,9 +5,9 @@ it took 5-7 s while the scan waited behind ``import tensorflow``).
     .venv/bin/python benchmarks/bench_first_table.py [--runs 5] [--platform offscreen|xcb]
                                                       [--directory DIR ...]
 
-Folders: the demo folder (made once with ckpt_gui.demo.make_demo into a temporary folder; that
-needs TensorFlow and a few seconds, outside the timing) and a copy of one corpus folder, unless
-``--directory`` names others.
+Folders: the demo folder (made once with ckpt_gui.demo.make_demo in a temporary cache folder;
+that needs TensorFlow and a few seconds, outside the timing; the app then opens it as
+``ckpt-gui --demo`` does) and a copy of one corpus folder, unless ``--directory`` names others.
 
 For each folder, each figure is the best of N fresh processes:
 
@@ -87,9 +87,9 @@ def stamps(args: list[str], env: dict) -> tuple[float, dict[str, list[str]]]:
     return start, found
 
 
-def app_run(directory: str, env: dict) -> tuple[float, float, int]:
+def app_run(app_args: list[str], env: dict) -> tuple[float, float, int]:
     """(spawn → table painted, window shown → table painted, rows) for one fresh app."""
-    start, found = stamps([sys.executable, "-m", "ckpt_gui", directory],
+    start, found = stamps([sys.executable, "-m", "ckpt_gui", *app_args],
                           dict(env, CKPT_GUI_STARTUP_REPORT="table"))
     shown = float(found["ckpt_gui-shown"][0])
     table, rows = float(found["ckpt_gui-table"][0]), int(found["ckpt_gui-table"][1])
@@ -111,11 +111,11 @@ def scan_alone(directory: str, env: dict) -> float:
     return float(found["ckpt_gui-scan"][0])
 
 
-def measure(directory: str, runs: int, env: dict) -> dict[str, float]:
+def measure(directory: str, app_args: list[str], runs: int, env: dict) -> dict[str, float]:
     """Best of ``runs`` of each, taken in turns so that load on the machine hits all alike."""
     apps, shown_to_table, bares, scans, tables = [], [], [], [], []
     for _ in range(runs):
-        total, after_shown, rows = app_run(directory, env)
+        total, after_shown, rows = app_run(app_args, env)
         apps.append(total)
         shown_to_table.append(after_shown)
         bares.append(bare_window(env))
@@ -125,17 +125,20 @@ def measure(directory: str, runs: int, env: dict) -> dict[str, float]:
             "scan": min(scans), "bare_table": min(tables), "rows": rows}
 
 
-def demo_folder(parent: str) -> str:
+def demo_folder(parent: str, env: dict) -> tuple[str, list[str]]:
+    """The demo folder in a cache of this run's own (XDG_CACHE_HOME, set in ``env``), and
+    the app's arguments to open it: ``--demo``."""
     from ckpt_gui.demo import make_demo
 
+    env["XDG_CACHE_HOME"] = os.path.join(parent, "cache")
     print("making the demo folder (trains a small MLP; not timed)…", flush=True)
-    return make_demo(os.path.join(parent, "demo"))
+    return make_demo(os.path.join(env["XDG_CACHE_HOME"], "ckpt_gui", "demo")), ["--demo"]
 
 
-def corpus_folder(parent: str) -> str:
+def corpus_folder(parent: str) -> tuple[str, list[str]]:
     target = os.path.join(parent, DEFAULT_CORPUS_FOLDER)
     shutil.copytree(os.path.join(CORPUS, DEFAULT_CORPUS_FOLDER), target)
-    return target
+    return target, [target]
 
 
 def main() -> int:
@@ -149,14 +152,15 @@ def main() -> int:
                PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])))
     env.pop("CKPT_GUI_STARTUP_REPORT", None)
     with tempfile.TemporaryDirectory(prefix="ckpt_gui-bench-") as tmp:
-        folders = a.directory or [demo_folder(tmp), corpus_folder(tmp)]
+        folders = ([(d, [d]) for d in a.directory] if a.directory
+                   else [demo_folder(tmp, env), corpus_folder(tmp)])
         worst = 0.0
-        for directory in folders:
-            m = measure(directory, a.runs, env)
+        for directory, app_args in folders:
+            m = measure(directory, app_args, a.runs, env)
             floor = m["bare"] + m["scan"]
             ratio = m["app"] / floor
             worst = max(worst, ratio)
-            print(f"\n{directory} ({m['rows']} checkpoints), best of {a.runs}:")
+            print(f"\nckpt-gui {' '.join(app_args)} ({m['rows']} checkpoints), best of {a.runs}:")
             print(f"  ckpt-gui spawn -> table painted      {m['app']:6.2f} s")
             print(f"    of which window shown -> table     {m['shown_to_table']:6.2f} s")
             print(f"  bare PySide6 window (spawn -> shown) {m['bare']:6.2f} s")

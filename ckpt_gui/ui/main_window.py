@@ -128,7 +128,7 @@ class MainWindow(QMainWindow):
         self.verify_task.busy.connect(self._on_busy)
         self.demo_task = TaskSlot(self, executor=work_thread())
         self.demo_task.finished.connect(self.open_path)
-        self.demo_task.failed.connect(lambda m, d: self.show_error(f"The demo failed: {m}", d))
+        self.demo_task.failed.connect(self._on_demo_failed)
         self.demo_task.progress.connect(self._on_progress)
         self.demo_task.busy.connect(self._on_busy)
         self.tf_task = TaskSlot(self, executor=tensorflow_thread())
@@ -169,7 +169,7 @@ class MainWindow(QMainWindow):
         TensorFlow on its thread. Started once the first scan has landed, at once when no
         folder is being opened."""
         self._painted = True
-        if not self.scan_task.is_running():
+        if not (self.scan_task.is_running() or self.demo_task.is_running()):
             self._load_heavy_modules()
 
     def _load_heavy_modules(self) -> None:
@@ -203,6 +203,10 @@ class MainWindow(QMainWindow):
     def open_demo(self) -> None:
         self.statusBar().showMessage("Creating the demo training folder (trains a small MLP)…")
         self.demo_task.submit(demo_job)
+
+    def _on_demo_failed(self, message: str, details: str) -> None:
+        self.show_error(f"The demo failed: {message}", details)
+        self._after_first_scan()
 
     # --- opening --------------------------------------------------------------------------
     def open_path(self, path: str) -> None:
