@@ -15,7 +15,7 @@ from .models import OBJECT_ROLE, CheckpointTableModel, PythonSortProxy, human_by
 NAME = CheckpointTableModel.COLUMNS.index("Name")
 STATUS = CheckpointTableModel.COLUMNS.index("Status")
 NAME_SHARE = 0.45   # of the table's width the Name column takes at most (elided in the middle)
-SIZED_FROM_ROWS = 200  # rows a column's width is measured on (each measure asks the model a lot)
+SIZED_FROM_ROWS = 200  # rows a column's width is measured on (a big folder: its first rows)
 NOTES = ("waiting…", "verifying…")
 
 
