@@ -42,3 +42,8 @@ def counters_text(c) -> str:
     labels = counter_labels(c.counters)
     return ", ".join(f"{labels[k]}={v:g}" if isinstance(v, float) else f"{labels[k]}={v}"
                      for k, v in items)
+
+
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """'1 file', '3 files' (``nouns``: an irregular plural)."""
+    return f"{n:,} {noun if n == 1 else nouns or noun + 's'}"

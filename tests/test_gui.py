@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QTimer, QUrl
 from PySide6.QtGui import QDropEvent
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QToolBar
 
 from ckpt_gui.core import scan_directory
 from ckpt_gui.core.preview import IMAGE, TEXT, VECTOR
@@ -18,7 +20,7 @@ from ckpt_gui.core.reading import read_tensor
 from ckpt_gui.ui.main_window import MainWindow
 from ckpt_gui.ui.models import OBJECT_ROLE
 
-from conftest import corpus_names
+from conftest import REPO, corpus_names
 
 LOAD_TIMEOUT = 60_000
 
@@ -301,6 +303,7 @@ def test_a_variable_across_checkpoints(qtbot, window, corpus_copy, tf):
     expected = np.linalg.norm(values[1].astype(np.float64) - values[0]) / np.linalg.norm(values[0])
     assert trend.points[1].relative_change == pytest.approx(expected, rel=1e-9)
     assert window.trend.table.rowCount() == 20
+    assert " in 20 checkpoints. " in window.trend.title.text()
     # double-clicking a row opens that checkpoint on the tensor tab
     window.trend.table.cellDoubleClicked.emit(3, 0)
     assert window.checkpoints.current().name == "weights.20.hd5f"
@@ -390,3 +393,111 @@ def test_the_model_branch_opens_only_as_far_as_a_few_thousand_rows():
                           for i in range(1500)])
     assert _depth_to_show(mid, 2000) == 0                # 1,500 layers, not their 3,000 leaves
     assert _depth_to_show(mid, 5000) == 2
+
+
+# --- the checkpoints table and its folder (issue 11) ------------------------------------------
+
+LONG_PREFIX = "experiment_2024_resnet50_lr0.001_batch64_dropout0.3_augmented_"
+
+
+@pytest.mark.parametrize("size", [None, (1024, 680)], ids=["default", "1024x680"])
+def test_status_stays_in_view_and_long_names_are_elided(qtbot, window, corpus_copy, size):
+    from ckpt_gui.ui.checkpoints_panel import NAME, STATUS
+
+    path = corpus_copy("charity-hd5f-keras-tf")
+    (path / "checkpoint").unlink()  # (it names the files by their old names)
+    for f in list(path.iterdir()):
+        f.rename(path / (LONG_PREFIX + f.name))
+    if size:
+        window.resize(*size)
+    open_dir(qtbot, window, path)
+    table = window.checkpoints.table
+    qtbot.waitUntil(lambda: table.columnWidth(STATUS) > 0)
+    right = table.columnViewportPosition(STATUS) + table.columnWidth(STATUS)
+    assert 0 <= table.columnViewportPosition(STATUS) and right <= table.viewport().width()
+    assert table.columnWidth(STATUS) >= table.sizeHintForColumn(STATUS)  # "ok" whole
+    assert table.columnWidth(NAME) < table.sizeHintForColumn(NAME)       # the name gives way
+    assert table.textElideMode() == Qt.ElideMiddle
+    index = table.model().index(0, NAME)
+    assert index.data(Qt.ToolTipRole).startswith(LONG_PREFIX + "weights.05.hd5f")
+
+
+def test_subfolder_links_wrap_and_the_parent_is_one_step_away(qtbot, window, tmp_path):
+    names = [f"run-{i:02d}-{LONG_PREFIX}" for i in range(9)]
+    for name in names:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.weights.h5").write_bytes(b"")
+    window.resize(1024, 680)
+    qtbot.waitUntil(lambda: window.width() == 1024)
+    sizes = window.splitter.sizes()
+    open_dir(qtbot, window, tmp_path)
+    label = window.checkpoints.subfolders
+    assert label.isVisible() and label.wordWrap()
+    assert all(f'href="{n}"' in label.text() for n in names)
+    assert label.width() <= window.checkpoints.width()
+    assert label.height() > 3 * label.fontMetrics().lineSpacing()    # wrapped
+    assert window.splitter.sizes() == sizes   # long names do not widen the panel
+    # a link opens the subfolder; Alt+Up and the ".." link open its parent
+    with qtbot.waitSignal(window.directory_loaded, timeout=LOAD_TIMEOUT):
+        label.linkActivated.emit(names[4])
+    assert window.directory == str(tmp_path / names[4])
+    assert 'href=".."' in label.text()
+    with qtbot.waitSignal(window.directory_loaded, timeout=LOAD_TIMEOUT):
+        QTest.keyClick(window, Qt.Key_Up, Qt.AltModifier)
+    assert window.directory == str(tmp_path)
+    with qtbot.waitSignal(window.directory_loaded, timeout=LOAD_TIMEOUT):
+        label.linkActivated.emit("..")
+    assert window.directory == str(tmp_path.parent)
+    assert "Up" in [a.iconText() for a in window.findChild(QToolBar, "mainToolBar").actions()]
+
+
+def test_recent_folders_that_no_longer_exist_are_dropped(qtbot, tmp_path):
+    kept, gone = tmp_path / "kept", tmp_path / "gone"
+    kept.mkdir()
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat)
+    settings.setValue("recent", [str(gone), str(kept)])
+    w = MainWindow(settings=settings)
+    qtbot.addWidget(w)
+    assert w.recent() == [str(kept)]
+    assert [a.text() for a in w.recent_menu.actions()] == [str(kept)]
+    assert settings.value("recent") == [str(kept)]
+    kept.rmdir()
+    w.recent_menu.aboutToShow.emit()
+    assert w.recent_menu.actions() == [] and not w.recent_menu.isEnabled()
+
+
+def test_save_dialogs_open_in_the_last_folder_saved_into(qtbot, window, corpus_copy, tmp_path,
+                                                          monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    # the preview's exports use the app's own settings: kept in this test's folder
+    QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, str(tmp_path / "config"))
+    QSettings.setPath(QSettings.NativeFormat, QSettings.UserScope, str(tmp_path / "config"))
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(REPO)  # a bare file name would open the dialog here
+    path = corpus_copy("charity-hd5f-keras-tf")
+    open_dir(qtbot, window, path)
+    _select_and_wait(qtbot, window, "layer_with_weights-1/bias/.ATTRIBUTES/VARIABLE_VALUE")
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    starts, answers = [], [exports / "bias.npy", path / "bias.csv", exports / "plot.png"]
+
+    def dialog(parent, caption, start, filters):
+        starts.append(start)
+        return str(answers[len(starts) - 1]), filters
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", dialog)
+    window.preview.export_tensor("npy")   # first: home (no Documents folder here)
+    window.preview.export_tensor("csv")   # then where the person saved last
+    window.preview.export_plot()          # last saved into the checkpoint folder: not there
+    assert [os.path.dirname(s) for s in starts] == [str(home), str(exports), str(home)]
+    assert os.path.basename(starts[0]) == "layer_with_weights-1_bias.npy"
+    assert np.load(exports / "bias.npy").shape == (30,)
+
+
+def test_plurals_in_the_details(qtbot, window, corpus_copy):
+    open_dir(qtbot, window, corpus_copy("churn-keras3-weights-h5"))
+    assert "; 1 file, " in window.checkpoints.details.text()
+    open_dir(qtbot, window, corpus_copy("tictactoe-tf2mgr-keras3opt"))
+    assert "; 2 files, " in window.checkpoints.details.text()

@@ -2,8 +2,9 @@
 orphans and subfolders. The one entry point the CLI and the GUI call."""
 from __future__ import annotations
 
+import copy
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from . import statefile
 from .discover import list_directory
@@ -68,6 +69,47 @@ def scan_directory(directory: str, *, verify: bool = False, progress: Progress |
     return DirectoryScan(
         directory=path, checkpoints=checkpoints, latest=latest, state_file=state,
         orphans=sorted(set(orphans), key=natural_key), subdirectories=listing.subdirectories)
+
+
+def reinspect_checkpoints(scan: DirectoryScan, names: Iterable[str], *,
+                          progress: Progress | None = None,
+                          cancelled: Callable[[], bool] | None = None) -> DirectoryScan:
+    """``scan`` again with only the checkpoints ``names`` inspected anew: their files changed
+    in place (a data file truncated, an HDF5 file rewritten) while the folder still holds the
+    same checkpoints. The others are kept as they were (their verification too); the state
+    file is read again and the latest chosen again, since both weigh each checkpoint's health.
+    When the folder no longer lists the same checkpoints, this is a full scan."""
+    path = check_directory(scan.directory)
+    try:
+        listing = list_directory(path)
+    except OSError as e:
+        raise ScanError(f"{scan.directory}: cannot be listed: {e.strerror or e}") from None
+    if [c.name for c in listing.candidates] != [c.name for c in scan.checkpoints]:
+        return scan_directory(path, progress=progress, cancelled=cancelled)
+    wanted = set(names)
+    # stale data files (an earlier save's shards) are found by inspecting their checkpoint
+    orphans = set(listing.orphans) | {o for o in scan.orphans
+                                      if not any(o.startswith(f"{n}.data-") for n in wanted)}
+    checkpoints: list[CheckpointInfo] = []
+    for cand, old in zip(listing.candidates, scan.checkpoints):
+        if cand.name not in wanted:
+            checkpoints.append(old)
+            continue
+        if progress is not None:
+            progress(len(checkpoints), len(listing.candidates), cand.name)
+        stale: list[str] = []
+        checkpoints.append(inspect(path, cand, stale))
+        orphans.update(stale)
+    state = read_state(path, checkpoints)
+    latest = choose_latest(checkpoints, state)
+    for i, c in enumerate(checkpoints):
+        if c.is_latest != (c.name == latest):
+            if c.name not in wanted:  # the caller's object stays as it was
+                c = checkpoints[i] = copy.copy(c)
+            c.is_latest = c.name == latest
+    return DirectoryScan(
+        directory=path, checkpoints=checkpoints, latest=latest, state_file=state,
+        orphans=sorted(orphans, key=natural_key), subdirectories=listing.subdirectories)
 
 
 def read_state(directory: str, checkpoints: list[CheckpointInfo]) -> StateFileInfo:

@@ -4,15 +4,27 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from collections.abc import Callable
 
 _lock = threading.Lock()
 _tf = None
+_waiting_listeners: list[Callable[[], None]] = []
+
+
+def add_waiting_listener(listener: Callable[[], None]) -> None:
+    """``listener()`` is called, in the calling thread, whenever a thread needs TensorFlow
+    before it is loaded and so waits for the import, its own or another thread's (the GUI says
+    so in its status bar)."""
+    _waiting_listeners.append(listener)
 
 
 def tf():
-    """The tensorflow module, imported on first use (quietly, CPU only is fine)."""
+    """The tensorflow module, imported on first use (quietly, CPU only is fine); a thread that
+    asks while another imports it waits for that import."""
     global _tf
     if _tf is None:
+        for listener in list(_waiting_listeners):
+            listener()
         with _lock:
             if _tf is None:
                 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -1,23 +1,54 @@
-"""The main window: assembles the panels and the actions; all work happens in task slots."""
+"""The main window: assembles the panels and the actions; all work happens in task slots.
+
+Start-up order: the window is painted, the folder is scanned and its table painted, and only then
+are pyqtgraph (on the GUI thread) and TensorFlow (on a thread of its own) loaded; scans and
+previews never wait for TensorFlow (see tasks.py).
+"""
 from __future__ import annotations
 
-import copy
+import dataclasses
 import os
 
-from PySide6.QtCore import QFileSystemWatcher, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QFileSystemWatcher, QObject, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
-                               QPushButton, QSplitter, QTabWidget)
+                               QPushButton, QSplitter, QStyle, QTabWidget, QWidget)
 
-from ..core.model import DirectoryScan
+from ..core.model import CheckpointInfo, DirectoryScan
+from ..textfmt import plural
+from . import savedir
 from .checkpoints_panel import CheckpointsPanel
 from .preview_panel import PreviewPanel
-from .tasks import TaskSlot
+from .tasks import TaskSlot, tensorflow_thread, tensorflow_waits, work_thread
 from .trend_panel import TrendPanel
 from .variables_panel import VariablesPanel
+from .verification import Started, summary, verify_job
 
 MAX_RECENT = 10
 APP_NAME = "ckpt_gui"
+HEAVY_LOAD_AT_THE_LATEST_MS = 300  # after the first scan, when its table is not painted
+
+
+class _PaintWatch(QObject):
+    """Calls ``callback`` once, from the event loop, after ``widget``'s next paint."""
+
+    def __init__(self, widget: QWidget, callback):
+        super().__init__(widget)
+        self._callback = callback
+        widget.installEventFilter(self)
+
+    def eventFilter(self, obj, event):
+        if event.type() == QEvent.Paint:
+            obj.removeEventFilter(self)
+            QTimer.singleShot(0, self._callback)
+            self.deleteLater()
+        return False
+
+
+def after_next_paint(widget: QWidget, callback) -> None:
+    """Run ``callback`` right after ``widget`` is next painted (Qt paints on a timer of its
+    own, after work queued now: a zero timer would run before the paint)."""
+    _PaintWatch(widget, callback)
 
 
 def scan_job(directory: str, *, state) -> DirectoryScan:
@@ -26,11 +57,10 @@ def scan_job(directory: str, *, state) -> DirectoryScan:
     return scan_directory(directory, progress=state.progress, cancelled=state.cancelled)
 
 
-def verify_job(ckpt, *, state):
-    from ..core.reading import verify_checkpoint
+def reinspect_job(scan: DirectoryScan, names: list[str], *, state) -> DirectoryScan:
+    from ..core.scan import reinspect_checkpoints
 
-    return verify_checkpoint(copy.deepcopy(ckpt), progress=state.progress,
-                             cancelled=state.cancelled)
+    return reinspect_checkpoints(scan, names, progress=state.progress, cancelled=state.cancelled)
 
 
 def load_tensorflow_job(*, state) -> str:
@@ -56,6 +86,13 @@ class MainWindow(QMainWindow):
         self.scan: DirectoryScan | None = None
         self.directory: str | None = None
         self._pending_select: str | None = None
+        self._painted = False           # after_first_paint has run
+        self._heavy_started = False     # pyqtgraph built, TensorFlow asked for
+        self._verifying: list[str] = []           # names asked for in the running verification
+        self._verified: list[CheckpointInfo] = []  # its results so far
+        self._changed: set[str] = set()  # checkpoints whose files changed in place
+        self._rescan = False             # the folder's listing changed: scan it all
+        self._file_owner: dict[str, str] = {}     # watched file -> its checkpoint's name
         self.setWindowTitle("ckpt_gui")
         self.setAcceptDrops(True)
         self.resize(1400, 860)
@@ -83,23 +120,26 @@ class MainWindow(QMainWindow):
         self.scan_task.failed.connect(self._on_scan_failed)
         self.scan_task.progress.connect(self._on_progress)
         self.scan_task.busy.connect(self._on_busy)
-        self.verify_task = TaskSlot(self)
-        self.verify_task.finished.connect(self._on_verified)
-        self.verify_task.failed.connect(lambda m, d: self.show_error(f"Verification failed: {m}", d))
+        self.verify_task = TaskSlot(self, executor=work_thread())
+        self.verify_task.partial.connect(self._on_verify_step)
+        self.verify_task.finished.connect(lambda _results: self._finish_verification())
+        self.verify_task.failed.connect(self._on_verify_failed)
         self.verify_task.progress.connect(self._on_progress)
         self.verify_task.busy.connect(self._on_busy)
-        self.demo_task = TaskSlot(self)
+        self.demo_task = TaskSlot(self, executor=work_thread())
         self.demo_task.finished.connect(self.open_path)
-        self.demo_task.failed.connect(lambda m, d: self.show_error(f"The demo failed: {m}", d))
+        self.demo_task.failed.connect(self._on_demo_failed)
         self.demo_task.progress.connect(self._on_progress)
         self.demo_task.busy.connect(self._on_busy)
-        self.tf_task = TaskSlot(self)
+        self.tf_task = TaskSlot(self, executor=tensorflow_thread())
         self.tf_task.finished.connect(self._on_tensorflow)
         self.tf_task.failed.connect(lambda m, d: self.show_error(f"TensorFlow failed to load: {m}", d))
+        tensorflow_waits().waiting.connect(self._on_waiting_for_tensorflow)
 
         self.checkpoints.checkpoint_selected.connect(self._on_checkpoint)
         self.checkpoints.open_directory_requested.connect(self.open_path)
         self.checkpoints.verify_requested.connect(self.verify)
+        self.checkpoints.verify_all_requested.connect(self.verify_all)
         self.checkpoints.restore_requested.connect(self.restore)
         self.checkpoints.delete_requested.connect(self.delete)
         self.variables.variable_selected.connect(self._on_variable)
@@ -107,33 +147,66 @@ class MainWindow(QMainWindow):
         self.preview.status_message.connect(self.statusBar().showMessage)
         self.preview.preview_failed.connect(lambda m, d: self.error_shown.emit(m))
 
+        self._preview_request = (None, None)   # what the preview shows, once it is built
         self.watcher = QFileSystemWatcher(self)
         self.watcher.directoryChanged.connect(self._on_directory_changed)
+        self.watcher.fileChanged.connect(self._on_file_changed)
         self.refresh_timer = QTimer(self)
         self.refresh_timer.setSingleShot(True)
         self.refresh_timer.setInterval(500)
-        self.refresh_timer.timeout.connect(self.refresh)
+        self.refresh_timer.timeout.connect(self._apply_changes)
 
         self._build_status_bar()
         self._build_menus()
+        self._build_toolbar()
         geometry = self.settings.value("window/geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
 
     # --- start-up -------------------------------------------------------------------------
     def after_first_paint(self) -> None:
-        """Work that would delay the first paint: pyqtgraph, then TensorFlow in a worker."""
+        """What would delay the first paint, and then the folder's table: pyqtgraph, then
+        TensorFlow on its thread. Started once the first scan has landed, at once when no
+        folder is being opened."""
+        self._painted = True
+        if not (self.scan_task.is_running() or self.demo_task.is_running()):
+            self._load_heavy_modules()
+
+    def _load_heavy_modules(self) -> None:
+        if self._heavy_started:
+            return
+        self._heavy_started = True
         self.preview.build()
+        self.preview.show_variable(*self._preview_request)
         self.tf_status.setText("Loading TensorFlow…")
         self.tf_task.submit(load_tensorflow_job)
+
+    def _after_first_scan(self) -> None:
+        """The heavy modules load once the first scan's rows have been painted (or a moment
+        later, should the table not be painted at all)."""
+        if self._painted and not self._heavy_started:
+            after_next_paint(self.checkpoints.table.viewport(), self._load_heavy_modules)
+            QTimer.singleShot(HEAVY_LOAD_AT_THE_LATEST_MS, self._load_heavy_modules)
 
     def _on_tensorflow(self, version: str) -> None:
         self.tf_status.setText(f"TensorFlow {version}")
         self.tensorflow_ready.emit(version)
 
+    def _on_waiting_for_tensorflow(self, thread: str) -> None:
+        if thread == tensorflow_thread().thread.name:
+            return  # (the import itself: the label beside says so)
+        what = ("verification" if self.verify_task.is_running() else "this restore or demo") \
+            if thread == work_thread().thread.name else "reading this tensor"
+        self.statusBar().showMessage(
+            f"Waiting for TensorFlow to finish loading: {what} needs it…")
+
     def open_demo(self) -> None:
         self.statusBar().showMessage("Creating the demo training folder (trains a small MLP)…")
         self.demo_task.submit(demo_job)
+
+    def _on_demo_failed(self, message: str, details: str) -> None:
+        self.show_error(f"The demo failed: {message}", details)
+        self._after_first_scan()
 
     # --- opening --------------------------------------------------------------------------
     def open_path(self, path: str) -> None:
@@ -144,31 +217,43 @@ class MainWindow(QMainWindow):
             select = os.path.basename(path)
             path = os.path.dirname(path)
         if self.directory != path:
-            if self.watcher.directories():
-                self.watcher.removePaths(self.watcher.directories())
-            self.preview.show_variable(None, None)
+            self._unwatch()
+            self._show_in_preview(None, None)
+            savedir.watch(path)
+            if self.verify_task.is_running():  # (its results are of the other folder)
+                self.verify_task.cancel()
+                self.checkpoints.proxy.clear_notes()
         self.directory = path
         self._pending_select = select
         self.setWindowTitle(f"{os.path.basename(path) or path} — ckpt_gui")
         self._remember(path)
         self.refresh()
 
+    def go_up(self) -> None:
+        """Open the parent of the open folder."""
+        if self.directory and os.path.dirname(self.directory) != self.directory:
+            self.open_path(os.path.dirname(self.directory))
+
     def refresh(self) -> None:
+        """Scan the whole folder again (what was verified is forgotten with it)."""
+        self._changed.clear()
+        self._rescan = False
         if self.directory:
+            self.checkpoints.show_verify_summary("")
             self.statusBar().showMessage(f"Scanning {self.directory}…")
             self.scan_task.submit(scan_job, self.directory)
 
     def _on_scanned(self, scan: DirectoryScan) -> None:
+        """A scan landed: a whole one, or one of a few checkpoints inspected again."""
         self.scan = scan
-        if scan.directory not in self.watcher.directories():
-            self.watcher.addPath(scan.directory)
+        self._watch(scan)
         select = self._checkpoint_for(scan, self._pending_select)
         self._pending_select = None
         self.checkpoints.set_scan(scan, select)
-        n = len(scan.checkpoints)
         self.statusBar().showMessage(
-            f"{n} checkpoint{'s' if n != 1 else ''} in {scan.directory}"
+            f"{plural(len(scan.checkpoints), 'checkpoint')} in {scan.directory}"
             + (f"; latest {scan.latest}" if scan.latest else ""), 8000)
+        self._after_first_scan()
         self.directory_loaded.emit(scan)
 
     @staticmethod
@@ -184,47 +269,129 @@ class MainWindow(QMainWindow):
         self.scan = None
         self.checkpoints.set_scan(None)
         self.variables.set_checkpoint(None)
-        self.preview.show_variable(None, None)
+        self._show_in_preview(None, None)
         self.show_error(message, details)
+        self._after_first_scan()
+
+    # --- watching the folder --------------------------------------------------------------
+    def _watch(self, scan: DirectoryScan) -> None:
+        """Watch the folder (files come and go) and each checkpoint's files (changed in
+        place: truncated, rewritten)."""
+        self._file_owner = {os.path.join(scan.directory, f.name): c.name
+                            for c in scan.checkpoints for f in c.files}
+        watched = set(self.watcher.files())
+        if watched - self._file_owner.keys():
+            self.watcher.removePaths(sorted(watched - self._file_owner.keys()))
+        if self._file_owner.keys() - watched:
+            self.watcher.addPaths(sorted(self._file_owner.keys() - watched))
+        if scan.directory not in self.watcher.directories():
+            self.watcher.addPath(scan.directory)
+
+    def _unwatch(self) -> None:
+        paths = self.watcher.directories() + self.watcher.files()
+        if paths:
+            self.watcher.removePaths(paths)
+        self._file_owner = {}
+        self._changed.clear()
+        self._rescan = False
 
     def _on_directory_changed(self, _path: str) -> None:
+        self._rescan = True
         self.refresh_timer.start()  # a burst of writes (a save) becomes one rescan
+
+    def _on_file_changed(self, path: str) -> None:
+        owner = self._file_owner.get(path)
+        if owner is None:
+            self._rescan = True
+        else:
+            self._changed.add(owner)
+        self.refresh_timer.start()
+
+    def _apply_changes(self) -> None:
+        """Scan the folder again when its listing changed (or a scan is under way, which may
+        have read the old bytes); else inspect again only the checkpoints whose files changed."""
+        if self._rescan or self.scan is None or self.scan_task.is_running():
+            self.refresh()
+        elif self._changed:
+            names = sorted(self._changed)
+            self._changed.clear()
+            self.statusBar().showMessage(f"Changed on disk: {', '.join(names)}; reading again…")
+            self.scan_task.submit(reinspect_job, self.scan, names)
 
     # --- selection ------------------------------------------------------------------------
     def _on_checkpoint(self, ckpt) -> None:
         previous = self.variables.current()
         self.variables.set_checkpoint(ckpt, select=previous.name if previous else None)
         if ckpt is None:
-            self.preview.show_variable(None, None)
+            self._show_in_preview(None, None)
         elif self.variables.current() is not None:
-            self.preview.show_variable(ckpt, self.variables.current())
+            self._show_in_preview(ckpt, self.variables.current())
 
     def _on_variable(self, var) -> None:
-        self.preview.show_variable(self.checkpoints.current(), var)
+        self._show_in_preview(self.checkpoints.current(), var)
         self.trend.set_variable(self.scan, var)
+
+    def _show_in_preview(self, ckpt, var) -> None:
+        """Show this variable in the preview, or remember it until the preview is built (the
+        first scan's table is painted before pyqtgraph is imported)."""
+        self._preview_request = (ckpt, var)
+        if self._heavy_started:
+            self.preview.show_variable(ckpt, var)
 
     def _show_checkpoint(self, name: str) -> None:
         if self.checkpoints.select(name):
             self.tabs.setCurrentWidget(self.preview)
 
     # --- checkpoint actions ---------------------------------------------------------------
-    def verify(self, name: str | None = None) -> None:
-        ckpt = self.scan.checkpoint(name) if (self.scan and name) else self.checkpoints.current()
-        if ckpt is None:
-            return
-        self.statusBar().showMessage(f"Verifying {ckpt.name} (reading every tensor)…")
-        self.verify_task.submit(verify_job, ckpt)
-
-    def _on_verified(self, ckpt) -> None:
+    def verify(self, names: str | list[str] | None = None) -> None:
+        """Read every tensor of these checkpoints (default: the selected ones)."""
         if self.scan is None:
             return
-        for i, c in enumerate(self.scan.checkpoints):
-            if c.name == ckpt.name:
-                ckpt.is_latest = c.is_latest
-                self.scan.checkpoints[i] = ckpt
-        self.checkpoints.set_scan(self.scan, ckpt.name)
+        names = [names] if isinstance(names, str) else names or self.checkpoints.selected_names()
+        self._verify([c for c in self.scan.checkpoints if c.name in names])
+
+    def verify_all(self) -> None:
+        if self.scan is not None:
+            self._verify(list(self.scan.checkpoints))
+
+    def _verify(self, checkpoints: list[CheckpointInfo]) -> None:
+        if not checkpoints:
+            return
+        if self.verify_task.is_running():
+            self.verify_task.cancel()
+        self.checkpoints.proxy.clear_notes()
+        self._verifying = [c.name for c in checkpoints]
+        self._verified = []
+        for name in self._verifying:
+            self.checkpoints.proxy.set_note(name, "waiting…")
+        self.checkpoints.show_verify_summary(
+            f"Verifying {plural(len(checkpoints), 'checkpoint')} (reading every tensor)…")
         self.statusBar().showMessage(
-            f"{ckpt.name}: {ckpt.n_readable} of {ckpt.n_variables} tensors readable — {ckpt.status}")
+            f"Verifying {plural(len(checkpoints), 'checkpoint')} (reading every tensor)…")
+        self.verify_task.submit(verify_job, checkpoints)
+
+    def _on_verify_step(self, step) -> None:
+        if isinstance(step, Started):
+            self.checkpoints.proxy.set_note(step.name, "verifying…")
+            return
+        self._verified.append(step)
+        self.checkpoints.proxy.set_note(step.name, None)
+        if self.scan is not None and self.scan.checkpoint(step.name) is not None:
+            step.is_latest = self.scan.checkpoint(step.name).is_latest
+            self.scan = dataclasses.replace(self.scan, checkpoints=[
+                step if c.name == step.name else c for c in self.scan.checkpoints])
+            self.checkpoints.set_scan(self.scan)
+
+    def _finish_verification(self, cancelled: bool = False) -> None:
+        self.checkpoints.proxy.clear_notes()
+        text = summary(self._verified, len(self._verifying), cancelled)
+        self.checkpoints.show_verify_summary(text)
+        self.statusBar().showMessage(text)
+        self._verifying = []
+
+    def _on_verify_failed(self, message: str, details: str) -> None:
+        self._finish_verification(cancelled=True)
+        self.show_error(f"Verification failed: {message}", details)
 
     def restore(self, name: str | None = None) -> None:
         ckpt = self.scan.checkpoint(name) if (self.scan and name) else self.checkpoints.current()
@@ -274,6 +441,8 @@ class MainWindow(QMainWindow):
         self.cancel_button.clicked.connect(self._cancel)
         self.tf_status = QLabel("")
         self.tf_status.setObjectName("tensorflowStatus")
+        self.tf_status.setMinimumWidth(self.tf_status.fontMetrics().horizontalAdvance(
+            "Loading TensorFlow…  "))  # (a long message must not squeeze it to a letter)
         bar.addPermanentWidget(self.progress)
         bar.addPermanentWidget(self.cancel_button)
         bar.addPermanentWidget(self.tf_status)
@@ -288,33 +457,55 @@ class MainWindow(QMainWindow):
         running = any(t.is_running() for t in (self.scan_task, self.verify_task, self.demo_task))
         self.progress.setVisible(running)
         self.cancel_button.setVisible(running)
+        self.cancel_action.setEnabled(running)
 
     def _cancel(self) -> None:
+        verifying = self.verify_task.is_running()
         for task in (self.scan_task, self.verify_task, self.demo_task):
             task.cancel()
-        self.statusBar().showMessage("Cancelled", 4000)
+        if verifying:
+            self._finish_verification(cancelled=True)
+        else:
+            self.statusBar().showMessage("Cancelled", 4000)
 
     # --- menus, recent directories, drag and drop ----------------------------------------
-    def _action(self, menu, text, slot, shortcut=None, name=None) -> QAction:
+    def _action(self, menu, text, slot, shortcut=None, name=None, icon=None) -> QAction:
         action = QAction(text, self)
         if shortcut is not None:
             action.setShortcut(QKeySequence(shortcut))
         if name:
             action.setObjectName(name)
+        if icon is not None:
+            action.setIcon(self.style().standardIcon(icon))
         action.triggered.connect(lambda *_: slot())
         menu.addAction(action)
         return action
 
     def _build_menus(self) -> None:
         m = self.menuBar().addMenu("&File")
-        self._action(m, "&Open Directory…", self.choose_directory, QKeySequence.Open, "actionOpen")
+        self.open_action = self._action(m, "&Open Directory…", self.choose_directory,
+                                        QKeySequence.Open, "actionOpen", QStyle.SP_DirOpenIcon)
         self.recent_menu = m.addMenu("Open &Recent")
-        self._action(m, "&Refresh", self.refresh, QKeySequence.Refresh, "actionRefresh")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        self.up_action = self._action(m, "&Up to the Parent Folder", self.go_up, "Alt+Up",
+                                      "actionUp", QStyle.SP_FileDialogToParent)
+        self.up_action.setIconText("Up")
+        self.refresh_action = self._action(m, "&Refresh", self.refresh, QKeySequence.Refresh,
+                                           "actionRefresh", QStyle.SP_BrowserReload)
         self._action(m, "Open &Demo Folder", self.open_demo, None, "actionDemo")
         m.addSeparator()
         self._action(m, "&Quit", self.close, QKeySequence.Quit, "actionQuit")
         m = self.menuBar().addMenu("&Checkpoint")
-        self._action(m, "&Verify (read every tensor)", self.verify, "Ctrl+Shift+V", "actionVerify")
+        self.verify_action = self._action(m, "&Verify Selected (read every tensor)", self.verify,
+                                          "Ctrl+Shift+V", "actionVerify",
+                                          QStyle.SP_DialogApplyButton)
+        self.verify_action.setIconText("Verify")
+        self.verify_all_action = self._action(m, "Verify &All", self.verify_all, "Ctrl+Alt+V",
+                                              "actionVerifyAll")
+        self.cancel_action = self._action(m, "&Cancel Verification or Scan", self._cancel,
+                                          Qt.Key_Escape, "actionCancel")
+        self.cancel_action.setEnabled(False)
+        m.addSeparator()
         self._action(m, "&Restore into Model…", self.restore, "Ctrl+R", "actionRestore")
         self._action(m, "&Delete Checkpoints…", self.delete, None, "actionDelete")
         self._action(m, "&Prune…", lambda: self.delete([]), "Ctrl+Shift+P", "actionPrune")
@@ -327,6 +518,15 @@ class MainWindow(QMainWindow):
         m = self.menuBar().addMenu("&Help")
         self._action(m, "&About ckpt_gui", self.about, None, "actionAbout")
         self._fill_recent()
+
+    def _build_toolbar(self) -> None:
+        bar = self.addToolBar("Main")
+        bar.setObjectName("mainToolBar")
+        bar.setMovable(False)
+        bar.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
+        for action in (self.open_action, self.up_action, self.refresh_action, self.verify_action,
+                       self.verify_all_action):
+            bar.addAction(action)
 
     def focus_filter(self) -> None:
         self.variables.filter.setFocus()
@@ -345,10 +545,15 @@ class MainWindow(QMainWindow):
             self.open_path(path)
 
     def recent(self) -> list[str]:
+        """The folders opened lately, newest first; those that no longer exist are dropped."""
         value = self.settings.value("recent", [])
         if isinstance(value, str):
             value = [value]
-        return [str(v) for v in (value or [])]
+        paths = [str(v) for v in (value or [])]
+        existing = [p for p in paths if os.path.isdir(p)]
+        if existing != paths:
+            self.settings.setValue("recent", existing)
+        return existing
 
     def _remember(self, path: str) -> None:
         recent = [path] + [p for p in self.recent() if p != path]
@@ -357,9 +562,10 @@ class MainWindow(QMainWindow):
 
     def _fill_recent(self) -> None:
         self.recent_menu.clear()
-        for path in self.recent():
+        recent = self.recent()
+        for path in recent:
             self.recent_menu.addAction(path, lambda p=path: self.open_path(p))
-        self.recent_menu.setEnabled(bool(self.recent()))
+        self.recent_menu.setEnabled(bool(recent))
 
     def dragEnterEvent(self, event):
         if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):

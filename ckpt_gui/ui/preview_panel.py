@@ -12,6 +12,8 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout,
 
 from ..core.model import CheckpointInfo, VariableInfo
 from ..core.preview import IMAGE, SCALAR, TEXT, VECTOR, TensorPreview, make_preview
+from .savedir import remember as remember_save
+from .savedir import save_path
 from .tasks import TaskSlot
 
 BAR_LIMIT = 512  # vectors longer than this draw as a line even in bar mode
@@ -323,9 +325,11 @@ class PreviewPanel(QWidget):
             return None
         if path is None:
             path, _ = QFileDialog.getSaveFileName(self, f"Export tensor as .{kind}",
-                                                  self._suggested_name(kind), f"*.{kind}")
+                                                  save_path(self._suggested_name(kind)),
+                                                  f"*.{kind}")
             if not path:
                 return None
+            remember_save(path)
         a = self.preview.array
         if kind == "npy":
             np.save(path, a)
@@ -344,9 +348,10 @@ class PreviewPanel(QWidget):
             return None
         if path is None:
             path, _ = QFileDialog.getSaveFileName(self, "Save plot as PNG",
-                                                  self._suggested_name("png"), "*.png")
+                                                  save_path(self._suggested_name("png")), "*.png")
             if not path:
                 return None
+            remember_save(path)
         from pyqtgraph.exporters import ImageExporter
 
         ImageExporter(self.plot.getPlotItem()).export(path)

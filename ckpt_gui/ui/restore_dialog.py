@@ -19,7 +19,9 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QFileDialo
 from ..core.model import HDF5_FORMATS, DirectoryScan
 from ..core.templates import (CHECKPOINT_TEMPLATE, TemplateError, TemplateRef, builtin_templates,
                               checkpoint_template_ref, describe)
-from .tasks import TaskSlot
+from .savedir import remember as remember_save
+from .savedir import save_path
+from .tasks import TaskSlot, work_thread
 
 SETTINGS_KEY = "restore/templates"
 NOT_RESTORED = "— not restored —"
@@ -109,7 +111,7 @@ class RestoreDialog(QDialog):
         self.report = None
         self._filling = False
         self._job = None
-        self.task = TaskSlot(self)
+        self.task = TaskSlot(self, executor=work_thread())  # (TensorFlow's thread of work)
         self.task.progress.connect(self._on_progress)
         self.task.finished.connect(self._on_finished)
         self.task.failed.connect(self._on_failed)
@@ -540,12 +542,13 @@ class RestoreDialog(QDialog):
     # --- saving --------------------------------------------------------------------------------
     def _choose_save(self, suffix: str) -> None:
         base = os.path.splitext(self.ckpt.name)[0].replace(os.sep, "_") or "model"
-        start = os.path.join(self.scan.directory, f"{base}-restored{suffix}")
+        start = save_path(f"{base}-restored{suffix}", self.settings)
         path, _ = QFileDialog.getSaveFileName(self, "Save the restored model", start,
                                               f"Keras (*{suffix})")
         if path:
             if not path.endswith(suffix):
                 path += suffix
+            remember_save(path, self.settings)
             self.save_to(path)
 
     def save_to(self, path: str) -> None:

@@ -1,9 +1,19 @@
 """Background work for panels: one task slot per panel, newest request wins.
 
 The habit is Orange3's ``ConcurrentWidgetMixin`` (one task per widget, cancel on new input, a
-Qt-free function given a state object): the function runs in the engine's worker thread and
-receives a ``TaskState`` to report progress and to ask whether it was cancelled. Its return value, or its exception as text, comes back to the GUI thread through signals. A result of
-a superseded request is dropped, so a stale preview never lands.
+Qt-free function given a state object): the function runs in an engine thread and receives a
+``TaskState`` to report progress, to hand over results as they come, and to ask whether it was
+cancelled. Its return value, or its exception as text, comes back to the GUI thread through
+signals. A result of a superseded request is dropped, so a stale preview never lands.
+
+Three long-lived engine threads, so that nothing waits for ``import tensorflow`` that does not
+need it:
+
+- ``engine_thread()``: reading — scans, previews, comparisons. Only a read that falls back to
+  TensorFlow (a TF1 file, a string tensor) waits there for the import, and says so.
+- ``work_thread()``: long work that may need TensorFlow — verification, restore, the demo.
+  A scan or a preview never queues behind it.
+- ``tensorflow_thread()``: ``import tensorflow``, once, after the folder is listed.
 """
 from __future__ import annotations
 
@@ -17,14 +27,14 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 
 class EngineThread:
-    """One long-lived Python thread that runs all engine work, in submission order.
+    """One long-lived Python thread that runs the engine work given to it, in submission order.
 
     Not a QThreadPool: Qt's pooled threads are reused by PySide with a fresh Python thread
     state per run, while TensorFlow's pybind11 layer caches the thread state it saw first; the
     second TensorFlow error raised on a reused pooled thread then touched a freed thread state
     and crashed the process (seen with RestoreV2 on a missing data file). A plain
-    ``threading.Thread`` keeps one thread state for its whole life. One thread also keeps
-    TensorFlow's eager runtime single-threaded and disk reads from competing.
+    ``threading.Thread`` keeps one thread state for its whole life. Work of one kind shares a
+    thread (see the module's docstring), so reads of one kind do not compete for the disk.
     """
 
     def __init__(self, name: str = "ckpt_gui-engine"):
@@ -48,16 +58,50 @@ class EngineThread:
         return self._thread
 
 
-_engine: EngineThread | None = None
-_engine_lock = threading.Lock()
+_threads: dict[str, EngineThread] = {}
+_threads_lock = threading.Lock()
+
+
+def _named_thread(name: str) -> EngineThread:
+    with _threads_lock:
+        if name not in _threads:
+            _threads[name] = EngineThread(name)
+    return _threads[name]
 
 
 def engine_thread() -> EngineThread:
-    global _engine
-    with _engine_lock:
-        if _engine is None:
-            _engine = EngineThread()
-    return _engine
+    """Scans and tensor reads (the default of every TaskSlot)."""
+    return _named_thread("ckpt_gui-engine")
+
+
+def work_thread() -> EngineThread:
+    """Verification, restore, the demo: long, and needing TensorFlow for most formats."""
+    return _named_thread("ckpt_gui-work")
+
+
+def tensorflow_thread() -> EngineThread:
+    """Where TensorFlow is imported: a thread of its own, so the others go on meanwhile."""
+    return _named_thread("ckpt_gui-tensorflow")
+
+
+class _TensorFlowWaits(QObject):
+    """Tells the GUI thread that an engine thread waits for ``import tensorflow`` to finish
+    (core.tfrt calls the listener in that thread; the signal crosses to the GUI thread)."""
+    waiting = Signal(str)   # the waiting thread's name
+
+
+_waits: _TensorFlowWaits | None = None
+
+
+def tensorflow_waits() -> _TensorFlowWaits:
+    global _waits
+    with _threads_lock:
+        if _waits is None:
+            from ..core import tfrt
+
+            _waits = _TensorFlowWaits()
+            tfrt.add_waiting_listener(lambda: _waits.waiting.emit(threading.current_thread().name))
+    return _waits
 
 
 class Cancelled(Exception):
@@ -67,9 +111,11 @@ class Cancelled(Exception):
 class TaskState:
     """Handed to the worker function: progress reports and cancellation, no Qt needed."""
 
-    def __init__(self, emit_progress: Callable[[int, int, str], None]):
+    def __init__(self, emit_progress: Callable[[int, int, str], None],
+                 emit_partial: Callable[[object], None] = lambda _result: None):
         self._cancel = threading.Event()
         self._emit = emit_progress
+        self._emit_partial = emit_partial
 
     def cancel(self) -> None:
         self._cancel.set()
@@ -84,9 +130,14 @@ class TaskState:
     def progress(self, done: int, total: int, what: str = "") -> None:
         self._emit(done, total, what)
 
+    def partial(self, result: object) -> None:
+        """Hand over a piece of the result now (one verified checkpoint of many)."""
+        self._emit_partial(result)
+
 
 class _Signals(QObject):
     progress = Signal(int, int, int, str)        # generation, done, total, what
+    partial = Signal(int, object)                # generation, a piece of the result
     done = Signal(int, object)                   # generation, result
     error = Signal(int, str, str)                # generation, message, details
 
@@ -115,12 +166,14 @@ class TaskSlot(QObject):
     """Runs one background task at a time for its owner; a new ``submit`` supersedes the old.
 
     Signals carry only the current task's outcome: ``finished(result)``, ``failed(message,
-    details)``, ``progress(done, total, what)``; ``busy(bool)`` says whether a task is running.
+    details)``, ``progress(done, total, what)``, ``partial(piece)``; ``busy(bool)`` says
+    whether a task is running.
     """
 
     finished = Signal(object)
     failed = Signal(str, str)
     progress = Signal(int, int, str)
+    partial = Signal(object)
     busy = Signal(bool)
 
     _counter = itertools.count(1)
@@ -133,6 +186,7 @@ class TaskSlot(QObject):
         self._state: TaskState | None = None
         self._signals = _Signals()
         self._signals.progress.connect(self._on_progress)
+        self._signals.partial.connect(self._on_partial)
         self._signals.done.connect(self._on_done)
         self._signals.error.connect(self._on_error)
         self._pending = None
@@ -177,7 +231,8 @@ class TaskSlot(QObject):
         generation, fn, args, kwargs = self._pending
         self._pending = None
         signals = self._signals
-        state = TaskState(lambda d, t, w, g=generation: signals.progress.emit(g, d, t, w))
+        state = TaskState(lambda d, t, w, g=generation: signals.progress.emit(g, d, t, w),
+                          lambda piece, g=generation: signals.partial.emit(g, piece))
         self._state = state
         self.busy.emit(True)
         self._executor.start(_Job(generation, fn, args, kwargs, signals, state))
@@ -189,6 +244,11 @@ class TaskSlot(QObject):
     def _on_progress(self, generation, done, total, what):
         if self._current(generation):
             self.progress.emit(done, total, what)
+
+    @Slot(int, object)
+    def _on_partial(self, generation, piece):
+        if self._current(generation):
+            self.partial.emit(piece)
 
     @Slot(int, object)
     def _on_done(self, generation, result):

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (QHeaderView, QLabel, QSplitter, QTableWidget, QTa
 
 from ..core.compare import Trend, variable_trend
 from ..core.model import DirectoryScan, VariableInfo
+from ..textfmt import plural
 from .tasks import TaskSlot
 
 
@@ -131,8 +132,9 @@ class TrendPanel(QWidget):
                       "" if p.relative_change is None else f"{100 * p.relative_change:.3g} %"]
             for col, text in enumerate(values):
                 self.table.setItem(row, col, QTableWidgetItem(text))
-        skipped = f"; not in {len(trend.skipped)} other checkpoint(s)" if trend.skipped else ""
-        self.title.setText(f"<b>{self._label}</b> in {len(pts)} checkpoint(s){skipped}. "
+        skipped = (f"; not in {plural(len(trend.skipped), 'other checkpoint')}"
+                   if trend.skipped else "")
+        self.title.setText(f"<b>{self._label}</b> in {plural(len(pts), 'checkpoint')}{skipped}. "
                            "Double-click a row to open that checkpoint.")
         self.trend_ready.emit(trend)
 
