@@ -59,15 +59,16 @@ class HistogramView(QWidget):
     def _draw(self) -> None:
         self.plot.clear()
         log = self.log.isChecked()
-        self.plot.getAxis("left").setLogMode(log)
         self.plot.setLabel("left", "count (log)" if log else "count")
         s = self.stats
         if s is None or not s.histogram:
             self.caption.setText("" if s is None else "no finite values to count")
             self.plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
-            return
-        edges = np.asarray(s.bin_edges)
-        self.plot.addItem(pg.BarGraphItem(x0=edges[:-1], x1=edges[1:], height=self.heights(),
-                                          y0=LOG_FLOOR if log else 0, brush="#546e7a", pen=None))
-        self.caption.setText(f"{plural(s.finite, 'finite value')} in {len(s.histogram)} bins")
-        self.plot.autoRange()
+        else:
+            edges = np.asarray(s.bin_edges)
+            self.plot.addItem(pg.BarGraphItem(x0=edges[:-1], x1=edges[1:], height=self.heights(),
+                                              y0=LOG_FLOOR if log else 0, brush="#546e7a",
+                                              pen=None))
+            self.caption.setText(f"{plural(s.finite, 'finite value')} in {len(s.histogram)} bins")
+            self.plot.autoRange()
+        self.plot.getAxis("left").setLogMode(log)  # after the range: 10**(a linear range) overflows
