@@ -13,8 +13,9 @@ from PySide6.QtCore import QPointF, QSettings
 from PySide6.QtGui import QImage
 
 from ckpt_gui.core.model import VariableInfo
-from ckpt_gui.core.preview import (FINITE, MAX_ABS, NAN, NEGINF, PERCENTILE, POSINF, SYMMETRIC,
-                                   TREE, VECTOR, colour_levels, make_preview, reduce_blocks)
+from ckpt_gui.core.preview import (FINITE, MAX_ABS, MIN_MAX, NAN, NEGINF, PERCENTILE, POSINF,
+                                   SYMMETRIC, TREE, VECTOR, colour_levels, make_preview,
+                                   reduce_blocks)
 from ckpt_gui.core.reading import read_tensor
 from ckpt_gui.core.scan import scan_directory
 from ckpt_gui.core.stats import tensor_stats
@@ -106,9 +107,12 @@ def test_colour_ranges():
     a = np.array([[1.16, -2.77], [0.5, 0.0]], np.float32)
     p = make_preview("c", _var("w", a.shape), a)
     assert colour_levels(p, "auto") == colour_levels(p, SYMMETRIC) == pytest.approx((-2.77, 2.77))
-    assert colour_levels(p, PERCENTILE) == pytest.approx(np.percentile(a, [1, 99]))
+    p1, p99 = np.percentile(a, [1, 99])
+    assert colour_levels(p, PERCENTILE) == pytest.approx((-abs(p1), abs(p1)))  # zero stays centred
+    assert colour_levels(p, MIN_MAX) == pytest.approx((-2.77, 1.16))
     v = make_preview("c", _var("v", a.shape), np.abs(a))  # non-negative: min-max
     assert colour_levels(v, "auto") == pytest.approx((0.0, 2.77))
+    assert colour_levels(v, PERCENTILE) == pytest.approx(np.percentile(np.abs(a), [1, 99]))
     ones = make_preview("c", _var("o", (3, 3)), np.ones((3, 3), np.float32))
     assert ones.constant == 1.0 and colour_levels(ones, "auto") == (0.0, 1.0)
     neg = make_preview("c", _var("n", (3, 3)), np.full((3, 3), -2.0, np.float32))
@@ -164,6 +168,9 @@ def test_plus_and_minus_are_equally_strong_and_zero_is_neutral(qtbot, window, tf
     assert 90 < hue < 270                                                    # opposite hues
     assert np.hypot(*zero[1:]) < 6 and zero[0] > 85                          # zero: near white
     assert "colours: ±2.77 (CET-D1)" in panel.tensor_plot.caption_text()
+    panel.colour_range.setCurrentText(MIN_MAX)  # not centred on zero: no diverging map
+    assert panel.tensor_plot.cmap_name == "viridis"
+    assert panel.tensor_plot.levels == pytest.approx((-2.77, 1.16))
 
 
 def test_non_negative_data_uses_a_sequential_map(qtbot, window, tf, tmp_path):

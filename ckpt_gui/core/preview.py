@@ -81,16 +81,19 @@ class TensorPreview:
 
 
 def colour_levels(p: TensorPreview, mode: str) -> tuple[float, float]:
-    """The value range the colour map spans for ``mode``; never empty: a constant picture gets
-    the colour its value has in a range reaching from zero (or ±|value|) to it."""
+    """The value range the colour map spans for ``mode``. Signed data keeps zero in the middle
+    for the symmetric and percentile ranges (±max|x|, ±the larger of the 1st/99th percentile's
+    magnitudes); min-max is the one asymmetric choice. Never empty: a constant picture gets the
+    colour its value has in a range reaching from zero (or -|value|) to it."""
     lo, hi = p.display_range or (0.0, 1.0)
     if mode == AUTO:
+        mode = SYMMETRIC if p.signed else MIN_MAX
+    if mode == PERCENTILE and p.percentiles is not None:
+        lo, hi = p.percentiles
         mode = SYMMETRIC if p.signed else MIN_MAX
     if mode == SYMMETRIC:
         bound = max(abs(lo), abs(hi))
         lo, hi = -bound, bound
-    elif mode == PERCENTILE and p.percentiles is not None:
-        lo, hi = p.percentiles
     if hi > lo:
         return lo, hi
     bound = abs(lo) or 1.0
@@ -190,7 +193,7 @@ def text_of(array: np.ndarray) -> str:
             except (ValueError, TypeError):
                 out.append(s if s.isprintable() or "\n" in s else repr(s[:2000]))
         return "\n\n".join(out)
-    return str(array.reshape(-1)[0].item() if array.size == 1 else array)
+    return str(array.reshape(-1)[0] if array.size == 1 else array)  # numpy's shortest repr
 
 
 def _node_row(node: ObjectNode) -> TreeRow:

@@ -1,15 +1,15 @@
 """Colour maps a heatmap can be drawn with, and the marked colours of NaN, +Inf and -Inf.
 
-Signed data gets a perceptually uniform diverging map (colorcet's CET-D1: blue-white-red, both
-halves equally light and saturated at equal distances from the middle) spanning a range
-symmetric about zero, so a value and its negative are equally strong; non-negative data gets a
-perceptually uniform sequential map (viridis)."""
+A range symmetric about zero (signed data) gets a perceptually uniform diverging map (colorcet's
+CET-D1: blue-white-red, both halves equally light and saturated at equal distances from the
+middle), so a value and its negative are equally strong and zero is neutral; any other range
+(non-negative data, or min-max chosen) a perceptually uniform sequential map (viridis)."""
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
 
-from ...core.preview import NAN, NEGINF, POSINF, TensorPreview
+from ...core.preview import NAN, NEGINF, POSINF
 
 AUTO = "auto"
 DIVERGING = "CET-D1"
@@ -21,10 +21,12 @@ SPECIAL_COLOURS = {NAN: (0, 0, 0), POSINF: (255, 0, 255), NEGINF: (0, 230, 230)}
 SPECIAL_NAMES = {NAN: "NaN", POSINF: "+Inf", NEGINF: "-Inf"}
 
 
-def colormap_name(p: TensorPreview, choice: str) -> str:
+def colormap_name(choice: str, levels: tuple[float, float]) -> str:
+    """The chosen map; AUTO is diverging exactly when the range is centred on zero (so that its
+    neutral middle means zero), sequential otherwise."""
     if choice != AUTO:
         return choice
-    return DIVERGING if p.signed else SEQUENTIAL
+    return DIVERGING if levels[0] == -levels[1] else SEQUENTIAL
 
 
 def colormap(name: str) -> pg.ColorMap:

@@ -81,8 +81,8 @@ class TensorPlot(QWidget):
         sy, sx = p.step
         rows, cols = p.display.shape
         rect = (-0.5, -0.5, cols * sx, rows * sy)  # cell (r, c) centred on (c, r)
-        self.cmap_name = colormap_name(p, cmap_choice)
         self.levels = colour_levels(p, range_mode)
+        self.cmap_name = colormap_name(cmap_choice, self.levels)
         self.image.setImage(p.display, autoLevels=False, levels=self.levels)
         self.image.setRect(*rect)
         self.plot.addItem(self.image)
