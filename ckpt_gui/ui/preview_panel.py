@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QPla
                                QVBoxLayout, QWidget)
 
 from ..core.model import CheckpointInfo, VariableInfo
-from ..core.preview import (IMAGE, MAX_ABS, MEAN, RANGE_MODES, TEXT, TREE, VECTOR, TensorPreview,
+from ..core.preview import (IMAGE, MAX_ABS, MEAN, RANGE_MODES, TREE, VECTOR, TensorPreview,
                             make_preview)
 from .tasks import TaskSlot
 
@@ -240,7 +240,7 @@ class PreviewPanel(QWidget):
         self.mode.setVisible(p.kind == VECTOR)
         self.colour_choices.setVisible(p.kind == IMAGE)
         self.block_choice.setVisible(p.downsampled)
-        self.lower.setVisible(p.kind not in (TEXT, TREE))  # strings have no histogram
+        self.lower.setVisible(p.kind in (IMAGE, VECTOR))  # a scalar or a string: no histogram
         if p.kind in (IMAGE, VECTOR):
             self.view.setCurrentWidget(self.tensor_plot)
             self.tensor_plot.show_preview(p, self.colour_range.currentText(),
