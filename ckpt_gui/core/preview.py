@@ -123,10 +123,7 @@ def _reduce_cells(seg: np.ndarray, by: int, bx: int, how: str, finite_only: bool
     cells = seg.reshape(rows // by, by, cols // bx, bx)
     if seg.dtype.kind == "c":
         cells = np.abs(cells)
-    special = None
-    if finite_only:
-        special = _special_codes(cells, (1, 3))
-        finite = np.isfinite(cells)
+    special = _special_codes(cells, (1, 3)) if finite_only else None
     if how == MAX_ABS:
         flat = cells.transpose(0, 2, 1, 3).reshape(rows // by, cols // bx, by * bx)
         magnitude = np.abs(flat.astype(np.float32))
@@ -135,6 +132,7 @@ def _reduce_cells(seg: np.ndarray, by: int, bx: int, how: str, finite_only: bool
         pick = magnitude.argmax(axis=2)[..., None]
         out = np.take_along_axis(flat, pick, axis=2)[..., 0].astype(np.float32)
     elif finite_only:
+        finite = np.isfinite(cells)
         total = np.where(finite, cells, 0).sum(axis=(1, 3), dtype=np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             out = (total / finite.sum(axis=(1, 3))).astype(np.float32)
