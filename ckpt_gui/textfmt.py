@@ -1,6 +1,8 @@
 """Numbers as people read them, shared by the CLI and the GUI."""
 from __future__ import annotations
 
+import math
+
 
 def human_bytes(n: int | float) -> str:
     """1536 -> '1.5 KB'; bytes below 1 KB as a whole number."""
@@ -13,6 +15,29 @@ def human_bytes(n: int | float) -> str:
 
 def human_count(n: int) -> str:
     return f"{n:,}"
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """'1 value', '2 values', '12,000 values'."""
+    return f"{n:,} {word if n == 1 else many or word + 's'}"
+
+
+def number(v, digits: int = 6) -> str:
+    """One tensor element as people read it: ``digits`` significant digits, integers whole,
+    NaN and infinities named (never numpy's repr such as ``np.float32(3.2e-15)``)."""
+    v = v.item() if hasattr(v, "item") else v
+    if isinstance(v, bytes):
+        return repr(v.decode("utf-8", "replace"))
+    if isinstance(v, (bool, int, str)):
+        return str(v)
+    if isinstance(v, complex):
+        sign = "+" if v.imag >= 0 else "-"
+        return f"{number(v.real, digits)}{sign}{number(abs(v.imag), digits)}j"
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    return f"{v:.{digits}g}"
 
 
 def counter_labels(keys) -> dict[str, str]:
@@ -42,8 +67,3 @@ def counters_text(c) -> str:
     labels = counter_labels(c.counters)
     return ", ".join(f"{labels[k]}={v:g}" if isinstance(v, float) else f"{labels[k]}={v}"
                      for k, v in items)
-
-
-def plural(n: int, noun: str, nouns: str | None = None) -> str:
-    """'1 file', '3 files' (``nouns``: an irregular plural)."""
-    return f"{n:,} {noun if n == 1 else nouns or noun + 's'}"

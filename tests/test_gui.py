@@ -15,7 +15,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QToolBar
 
 from ckpt_gui.core import scan_directory
-from ckpt_gui.core.preview import IMAGE, TEXT, VECTOR
+from ckpt_gui.core.preview import IMAGE, TREE, VECTOR
 from ckpt_gui.core.reading import read_tensor
 from ckpt_gui.ui.main_window import MainWindow
 from ckpt_gui.ui.models import OBJECT_ROLE
@@ -112,8 +112,8 @@ def test_plotted_data_equals_the_tensor(qtbot, window, corpus_copy, tf):
     np.testing.assert_array_equal(window.preview.image.image, truth)  # what the heatmap holds
     assert window.preview.stat_labels["max"].text() == f"{truth.max():.6g}"
     assert sum(preview.stats.histogram) == truth.size
-    # hovering reads the whole tensor: row 3, column 7
-    assert window.preview.value_at(7.5, 3.5) == f"[3, 7] = {truth[3, 7]!r}"
+    # hovering reads the whole tensor: the cell centred on row 3, column 7
+    assert window.preview.value_at(7.2, 2.8) == f"[3, 7] = {truth[3, 7]:.6g}"
 
     bias = "layer_with_weights-0/bias/.ATTRIBUTES/VARIABLE_VALUE"
     preview = _select_and_wait(qtbot, window, bias)
@@ -123,7 +123,7 @@ def test_plotted_data_equals_the_tensor(qtbot, window, corpus_copy, tf):
     np.testing.assert_array_equal(bars[0].opts["height"], reader.get_tensor(bias))
 
     graph = _select_and_wait(qtbot, window, "_CHECKPOINTABLE_OBJECT_GRAPH")
-    assert graph.kind == TEXT
+    assert graph.kind == TREE
     assert scan.checkpoint("weights.100.hd5f") is not None
 
 

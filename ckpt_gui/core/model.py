@@ -235,6 +235,16 @@ class TensorStats:
     zeros: int
     histogram: list[int]
     bin_edges: list[float]
+    posinf: int = 0                   # of ``inf``: how many are +Inf (the rest are -Inf)
+
+    @property
+    def neginf(self) -> int:
+        return self.inf - self.posinf
+
+    @property
+    def finite(self) -> int:
+        """How many values are finite numbers (none in a string tensor)."""
+        return 0 if self.min is None else self.count - self.nan - self.inf
 
     @property
     def zero_fraction(self) -> float:
@@ -243,4 +253,5 @@ class TensorStats:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["zero_fraction"] = self.zero_fraction
+        d["neginf"] = self.neginf
         return d

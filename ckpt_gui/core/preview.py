@@ -1,18 +1,44 @@
 """What the preview panel draws, computed away from the GUI: a tensor, its statistics, and a
-display array small enough to paint (a 2-D slice downsampled by block means, or a 1-D vector)."""
+display array small enough to paint (a 2-D slice or a vector, reduced by blocks when large),
+with its NaN/+Inf/-Inf cells marked so that they are drawn in their own colours, never as
+numbers; the object graph as a tree; JSON strings pretty-printed."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from .model import TensorStats, VariableInfo
+from . import objgraph, protowire
+from .model import ObjectNode, TensorStats, VariableInfo
+from .roles import OBJECT_GRAPH_KEY
 from .stats import tensor_stats
 
 MAX_IMAGE_SIDE = 1024
 MAX_VECTOR = 4096
-IMAGE, VECTOR, SCALAR, TEXT = "image", "vector", "scalar", "text"
+IMAGE, VECTOR, SCALAR, TEXT, TREE = "image", "vector", "scalar", "text", "tree"
+
+# How a block of elements becomes one painted cell when a tensor is larger than the screen.
+MEAN, MAX_ABS = "mean", "max|x|"
+
+# Codes of TensorPreview.special: what a painted cell holds besides a finite value. A block
+# holding any NaN is NaN, else any +Inf is +Inf, else any -Inf is -Inf: one bad element is
+# never averaged away.
+FINITE, NAN, POSINF, NEGINF = 0, 1, 2, 3
+
+# Colour ranges (lo, hi) a heatmap can be drawn with; AUTO is symmetric for signed data and
+# min-max for non-negative data.
+AUTO, SYMMETRIC, MIN_MAX, PERCENTILE = "auto", "±max|x|", "min–max", "1–99 %"
+RANGE_MODES = (AUTO, SYMMETRIC, MIN_MAX, PERCENTILE)
+PERCENTILES = (1.0, 99.0)
+
+
+@dataclass
+class TreeRow:
+    """One row of a read-only tree view (the object graph): plain data, no Qt."""
+    label: str
+    detail: str = ""
+    children: list["TreeRow"] = field(default_factory=list)
 
 
 @dataclass
@@ -21,11 +47,57 @@ class TensorPreview:
     variable: VariableInfo
     array: np.ndarray                 # the whole tensor (export, hover, slicing)
     stats: TensorStats
-    kind: str                         # image | vector | scalar | text
-    display: np.ndarray | None        # what is painted (float32), None for scalar/text
-    step: tuple[int, ...] = (1, 1)    # display pixel -> tensor index factor per axis
+    kind: str                         # image | vector | scalar | text | tree
+    display: np.ndarray | None        # what is painted (float32, finite), None for the others
+    step: tuple[int, ...] = (1, 1)    # display cell -> tensor index factor per axis
     index: tuple[int, ...] = ()       # fixed leading indices of a >2-D tensor
     text: str = ""
+    special: np.ndarray | None = None  # uint8 FINITE/NAN/POSINF/NEGINF per cell; None: all finite
+    blocks: str = MEAN                # how cells were reduced when step > 1
+    display_range: tuple[float, float] | None = None  # finite min/max of the painted cells
+    percentiles: tuple[float, float] | None = None    # PERCENTILES of the painted cells
+    tree: TreeRow | None = None
+
+    @property
+    def downsampled(self) -> bool:
+        return any(s > 1 for s in self.step)
+
+    @property
+    def signed(self) -> bool:
+        """Whether the tensor has negative values (a diverging colour map fits it)."""
+        return self.stats.min is not None and self.stats.min < 0
+
+    @property
+    def constant(self) -> float | None:
+        """The one value every painted cell holds, if they all hold the same finite value."""
+        r = self.display_range
+        if r is None or r[0] != r[1]:
+            return None
+        return r[0] if not self.downsampled or self.stats.min == self.stats.max else None
+
+    def tensor_index(self, i: int) -> tuple[int, ...]:
+        """The tensor index of element ``i`` of a vector view (1-D, 1xN or Nx1 alike)."""
+        return tuple(int(k) for k in np.unravel_index(i, self.array.shape))
+
+
+def colour_levels(p: TensorPreview, mode: str) -> tuple[float, float]:
+    """The value range the colour map spans for ``mode``. Signed data keeps zero in the middle
+    for the symmetric and percentile ranges (±max|x|, ±the larger of the 1st/99th percentile's
+    magnitudes); min-max is the one asymmetric choice. Never empty: a constant picture gets the
+    colour its value has in a range reaching from zero (or -|value|) to it."""
+    lo, hi = p.display_range or (0.0, 1.0)
+    if mode == AUTO:
+        mode = SYMMETRIC if p.signed else MIN_MAX
+    if mode == PERCENTILE and p.percentiles is not None:
+        lo, hi = p.percentiles
+        mode = SYMMETRIC if p.signed else MIN_MAX
+    if mode == SYMMETRIC:
+        bound = max(abs(lo), abs(hi))
+        lo, hi = -bound, bound
+    if hi > lo:
+        return lo, hi
+    bound = abs(lo) or 1.0
+    return (-bound, bound) if mode == SYMMETRIC or lo <= 0 else (0.0, lo)
 
 
 def _as_float(a: np.ndarray) -> np.ndarray:
@@ -34,29 +106,81 @@ def _as_float(a: np.ndarray) -> np.ndarray:
     return a.astype(np.float32, copy=False)
 
 
-def _block_mean(a: np.ndarray, max_side: int) -> tuple[np.ndarray, tuple[int, int]]:
-    """Average sy x sx blocks so no side exceeds ``max_side``. Sums run in float32 (numpy's
-    pairwise summation keeps the error near 1e-7 of the values: plenty for a colour), row bands
-    at a time so a trimmed, non-contiguous view is never copied whole."""
-    rows, cols = a.shape
-    sy, sx = -(-rows // max_side), -(-cols // max_side)
-    if sy == 1 and sx == 1:
-        return _as_float(a), (1, 1)
-    if a.dtype.kind == "c":
-        a = np.abs(a)
-    r, c = rows // sy * sy, cols // sx * sx
-    out = np.empty((r // sy, c // sx), dtype=np.float32)
-    band = max(sy, (1 << 22) // max(c, 1) // sy * sy)  # about 4M elements a band
-    for i in range(0, r, band):
-        block = a[i:min(i + band, r), :c]
-        n = block.shape[0]
-        out[i // sy:(i + n) // sy] = block.reshape(n // sy, sy, c // sx, sx).mean(
-            axis=(1, 3), dtype=np.float32)
-    return out, (sy, sx)
+def _special_codes(cells: np.ndarray, axes) -> np.ndarray:
+    """FINITE/NAN/POSINF/NEGINF of each block of ``cells`` (reduced over ``axes``)."""
+    codes = np.where(np.isneginf(cells).any(axis=axes), NEGINF, FINITE)
+    codes = np.where(np.isposinf(cells).any(axis=axes), POSINF, codes)
+    return np.where(np.isnan(cells).any(axis=axes), NAN, codes).astype(np.uint8)
+
+
+def _reduce_cells(seg: np.ndarray, by: int, bx: int, how: str, finite_only: bool
+                  ) -> tuple[np.ndarray, np.ndarray | None]:
+    """One painted cell per by x bx block of ``seg`` (whose sides are multiples of them):
+    the block's mean, or its element of largest magnitude with its sign (MAX_ABS). With
+    ``finite_only`` (the tensor has NaN or Inf) the reduction skips non-finite elements and the
+    block's code says what it held; otherwise the fast path, as float32 sums."""
+    rows, cols = seg.shape
+    cells = seg.reshape(rows // by, by, cols // bx, bx)
+    if seg.dtype.kind == "c":
+        cells = np.abs(cells)
+    special = _special_codes(cells, (1, 3)) if finite_only else None
+    if how == MAX_ABS:
+        flat = cells.transpose(0, 2, 1, 3).reshape(rows // by, cols // bx, by * bx)
+        magnitude = np.abs(flat.astype(np.float32))
+        if finite_only:
+            magnitude[~np.isfinite(flat)] = -1.0
+        pick = magnitude.argmax(axis=2)[..., None]
+        out = np.take_along_axis(flat, pick, axis=2)[..., 0].astype(np.float32)
+    elif finite_only:
+        finite = np.isfinite(cells)
+        total = np.where(finite, cells, 0).sum(axis=(1, 3), dtype=np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = (total / finite.sum(axis=(1, 3))).astype(np.float32)
+    else:
+        out = cells.mean(axis=(1, 3), dtype=np.float32)
+    if special is not None:
+        out[special != FINITE] = 0.0
+    return out, special
+
+
+def _spans(n: int, size: int) -> list[tuple[int, int, int]]:
+    """(start, stop, block) runs covering 0..n: whole blocks of ``size``, then the remainder
+    as one shorter block, so no element is left out of the picture."""
+    whole = n // size * size
+    runs = [(0, whole, size)] if whole else []
+    return runs + [(whole, n, n - whole)] if whole < n else runs
+
+
+def reduce_blocks(plane: np.ndarray, max_rows: int, max_cols: int, how: str = MEAN,
+                  finite_only: bool = False
+                  ) -> tuple[np.ndarray, np.ndarray | None, tuple[int, int]]:
+    """A 2-D plane reduced so that it has at most max_rows x max_cols cells: (display,
+    special codes or None, (sy, sx)). Row bands of about 4M elements at a time, so a trimmed,
+    non-contiguous view is never copied whole."""
+    rows, cols = plane.shape
+    sy, sx = -(-rows // max_rows), -(-cols // max_cols)
+    if sy == 1 and sx == 1 and not finite_only:
+        return _as_float(plane), None, (1, 1)
+    out = np.empty((-(-rows // sy), -(-cols // sx)), dtype=np.float32)
+    special = np.zeros(out.shape, np.uint8) if finite_only else None
+    band = max(sy, (1 << 22) // max(cols, 1) // sy * sy)
+    for r0, r1, by in _spans(rows, sy):
+        for b0 in range(r0, r1, band):
+            b1 = min(b0 + band, r1)
+            for c0, c1, bx in _spans(cols, sx):
+                cells, codes = _reduce_cells(plane[b0:b1, c0:c1], by, bx, how, finite_only)
+                where = (slice(b0 // sy, b0 // sy + cells.shape[0]),
+                         slice(c0 // sx, c0 // sx + cells.shape[1]))
+                out[where] = cells
+                if codes is not None:
+                    special[where] = codes
+    if special is not None and not special.any():
+        special = None
+    return out, special, (sy, sx)
 
 
 def text_of(array: np.ndarray) -> str:
-    """Scalars and strings as text; JSON (Keras OBJECT_CONFIG_JSON) pretty-printed."""
+    """Scalars and strings as text; any JSON string (Keras OBJECT_CONFIG_JSON) pretty-printed."""
     if array.dtype == object or array.dtype.kind in "SU":
         items = [x.decode("utf-8", "replace") if isinstance(x, bytes) else str(x)
                  for x in array.reshape(-1)[:100]]
@@ -67,27 +191,73 @@ def text_of(array: np.ndarray) -> str:
             except (ValueError, TypeError):
                 out.append(s if s.isprintable() or "\n" in s else repr(s[:2000]))
         return "\n\n".join(out)
-    return str(array.reshape(-1)[0].item() if array.size == 1 else array)
+    return str(array.reshape(-1)[0] if array.size == 1 else array)  # numpy's shortest repr
+
+
+def _node_row(node: ObjectNode) -> TreeRow:
+    row = TreeRow(node.name or "(root)", f"node {node.node_id}")
+    if node.aliases:
+        row.detail += "; also " + ", ".join(node.aliases)
+    row.children = [_node_row(child) for child in node.children]
+    row.children += [TreeRow(key.rsplit("/.ATTRIBUTES/", 1)[-1], key) for key in node.variables]
+    row.children += [TreeRow(f"slot {name}", key) for name, key in node.slots]
+    return row
+
+
+def object_tree(data: bytes) -> TreeRow:
+    """The checkpoint's own tree of objects: children by local name, each object's saved
+    attributes (checkpoint keys) and its optimizer slots."""
+    return _node_row(objgraph.decode(data).root)
+
+
+def _graph_preview(checkpoint, variable, array, stats) -> TensorPreview:
+    raw = array.reshape(-1)[0] if array.size == 1 else b""
+    try:
+        tree = object_tree(raw if isinstance(raw, bytes) else bytes(raw))
+    except (protowire.WireError, TypeError, ValueError) as e:
+        return TensorPreview(checkpoint, variable, array, stats, TEXT, None,
+                             text=f"The object graph cannot be decoded: {e}")
+    return TensorPreview(checkpoint, variable, array, stats, TREE, None, tree=tree)
+
+
+def _finite_range(display: np.ndarray, special: np.ndarray | None):
+    values = display if special is None else display[special == FINITE]
+    if not values.size:
+        return None, None
+    lo, hi = float(values.min()), float(values.max())
+    return (lo, hi), tuple(float(v) for v in np.percentile(values, PERCENTILES))
 
 
 def make_preview(checkpoint: str, variable: VariableInfo, array: np.ndarray,
                  index: tuple[int, ...] | None = None, stats: TensorStats | None = None,
-                 bins: int = 64) -> TensorPreview:
+                 bins: int = 64, blocks: str = MEAN) -> TensorPreview:
     array = np.asarray(array)
     if stats is None:
         stats = tensor_stats(array, bins=bins)
+    if variable.name == OBJECT_GRAPH_KEY and array.dtype == object:
+        return _graph_preview(checkpoint, variable, array, stats)
     if array.dtype == object or array.dtype.kind in "SUV":
         return TensorPreview(checkpoint, variable, array, stats, TEXT, None, text=text_of(array))
-    if array.size == 1 and array.ndim <= 1 or array.ndim == 0:
+    if array.size == 1 or array.ndim == 0:
         return TensorPreview(checkpoint, variable, array, stats, SCALAR, None, text=text_of(array))
-    if array.ndim == 1:
-        step = -(-array.size // MAX_VECTOR)
-        display = _as_float(array[::step]) if step > 1 else _as_float(array)
-        return TensorPreview(checkpoint, variable, array, stats, VECTOR, display, (step,))
-    lead = array.ndim - 2
-    index = tuple(index or ())[:lead]
-    index = index + (0,) * (lead - len(index))
-    index = tuple(min(max(i, 0), array.shape[k] - 1) for k, i in enumerate(index))
-    plane = array[index] if lead else array
-    display, step = _block_mean(plane, MAX_IMAGE_SIDE)
-    return TensorPreview(checkpoint, variable, array, stats, IMAGE, display, step, index)
+    finite_only = bool(stats.nan or stats.inf)
+    if sum(n > 1 for n in array.shape) == 1:  # 1-D, 1xN, Nx1: a vector, drawn as bars or a line
+        display, special, (_, step) = reduce_blocks(array.reshape(1, -1), 1, MAX_VECTOR, blocks,
+                                                    finite_only)
+        display = display[0]
+        special = None if special is None else special[0]
+        step, index = (step,), ()
+        kind = VECTOR
+    else:
+        lead = array.ndim - 2
+        index = tuple(index or ())[:lead]
+        index = index + (0,) * (lead - len(index))
+        index = tuple(min(max(i, 0), array.shape[k] - 1) for k, i in enumerate(index))
+        plane = array[index] if lead else array
+        display, special, step = reduce_blocks(plane, MAX_IMAGE_SIDE, MAX_IMAGE_SIDE, blocks,
+                                               finite_only)
+        kind = IMAGE
+    display_range, percentiles = _finite_range(display, special)
+    return TensorPreview(checkpoint, variable, array, stats, kind, display, step, index,
+                         special=special, blocks=blocks, display_range=display_range,
+                         percentiles=percentiles)

@@ -64,7 +64,7 @@ def _chunks(flat: np.ndarray, lo: int, hi: int, work: np.dtype):
 
 
 def _moments(flat: np.ndarray, lo: int, hi: int, shift: float, work: np.dtype):
-    nan = inf = zeros = n_finite = 0
+    nan = inf = posinf = zeros = n_finite = 0
     s1 = s2 = 0.0
     mn, mx = math.inf, -math.inf
     nonfinite_chunks = []
@@ -83,6 +83,7 @@ def _moments(flat: np.ndarray, lo: int, hi: int, shift: float, work: np.dtype):
             n_nan = int(np.count_nonzero(np.isnan(c)))
             nan += n_nan
             inf += c.size - int(np.count_nonzero(finite)) - n_nan
+            posinf += int(np.count_nonzero(np.isposinf(c)))
             c = c[finite]
             if not c.size:
                 continue
@@ -97,7 +98,7 @@ def _moments(flat: np.ndarray, lo: int, hi: int, shift: float, work: np.dtype):
         # threads is tens of times slower) and not einsum (slower than these two plain loops)
         np.multiply(t, t, out=t)
         s2 += float(t.sum())
-    return nan, inf, zeros, n_finite, s1, s2, mn, mx, nonfinite_chunks
+    return nan, inf, zeros, n_finite, s1, s2, mn, mx, nonfinite_chunks, posinf
 
 
 def _count_bytes(idx: np.ndarray, nbins: int) -> np.ndarray:
@@ -141,7 +142,8 @@ def _histogram(flat: np.ndarray, lo: int, hi: int, edges_lo: float, edges_hi: fl
 
 def tensor_stats(array: np.ndarray, bins: int = DEFAULT_BINS,
                  workers: int | None = None) -> TensorStats:
-    """min, max, mean, std, L2 norm, NaN/Inf/zero counts and a histogram of finite values."""
+    """min, max, mean, std, L2 norm, NaN/+Inf/-Inf/zero counts (extremes, moments and the
+    histogram cover the finite values only)."""
     flat = _numeric_view(array)
     size = int(np.asarray(array).size)
     if flat is None or size == 0:
@@ -158,8 +160,10 @@ def tensor_stats(array: np.ndarray, bins: int = DEFAULT_BINS,
         inf = sum(p[1] for p in parts)
         zeros = sum(p[2] for p in parts)
         n = sum(p[3] for p in parts)
+        posinf = sum(p[9] for p in parts)
         if n == 0:
-            return TensorStats(size, None, None, None, None, None, nan, inf, zeros, [], [])
+            return TensorStats(size, None, None, None, None, None, nan, inf, zeros, [], [],
+                               posinf)
         s1 = sum(p[4] for p in parts)
         s2 = sum(p[5] for p in parts)
         mn = min(p[6] for p in parts)
@@ -178,4 +182,4 @@ def tensor_stats(array: np.ndarray, bins: int = DEFAULT_BINS,
     return TensorStats(
         count=size, min=mn, max=mx, mean=mean, std=math.sqrt(var),
         l2=math.sqrt(sq), nan=nan, inf=inf, zeros=int(zeros),
-        histogram=[int(c) for c in hist], bin_edges=[float(e) for e in edges])
+        histogram=[int(c) for c in hist], bin_edges=[float(e) for e in edges], posinf=posinf)

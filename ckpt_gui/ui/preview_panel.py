@@ -1,25 +1,30 @@
-"""Preview of one tensor: a view chosen by its shape (heatmap, bar/line, slices, text), a histogram
-and statistics. pyqtgraph is imported when the panel is first built, after the window is painted."""
+"""Preview of one tensor: a view chosen by its shape (heatmap, bars/line, slices, text, the object
+graph's tree), a histogram and statistics. The parts live in ui/preview/; this panel assembles
+them, runs the reads on the engine thread and keeps every part showing the same tensor or
+nothing. pyqtgraph is imported when the panel is first built, after the window is painted."""
 from __future__ import annotations
 
 import csv
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                               QPlainTextEdit, QProgressBar, QPushButton, QSpinBox, QSplitter,
-                               QStackedWidget, QVBoxLayout, QWidget)
+from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QPlainTextEdit,
+                               QProgressBar, QPushButton, QSpinBox, QSplitter, QStackedWidget,
+                               QVBoxLayout, QWidget)
 
 from ..core.model import CheckpointInfo, VariableInfo
-from ..core.preview import IMAGE, SCALAR, TEXT, VECTOR, TensorPreview, make_preview
+from ..core.preview import (IMAGE, MAX_ABS, MEAN, RANGE_MODES, TREE, VECTOR, TensorPreview,
+                            make_preview)
 from .savedir import remember as remember_save
 from .savedir import save_path
 from .tasks import TaskSlot
 
-BAR_LIMIT = 512  # vectors longer than this draw as a line even in bar mode
+PROMPT = "Select a variable to preview it."
+SETTINGS_KEYS = {"range": "preview/colourRange", "cmap": "preview/colourMap",
+                 "log": "preview/histogramLog"}
 
 
-def load_preview(ckpt: CheckpointInfo, name: str, *, state) -> TensorPreview:
+def load_preview(ckpt: CheckpointInfo, name: str, blocks: str, *, state) -> TensorPreview:
     """Worker: read the tensor (TensorFlow releases the GIL while it reads) and prepare it."""
     from ..core.reading import read_tensor
 
@@ -27,13 +32,19 @@ def load_preview(ckpt: CheckpointInfo, name: str, *, state) -> TensorPreview:
     array = read_tensor(ckpt, name)
     state.check()
     state.progress(1, 2, "statistics")
-    return make_preview(ckpt.name, ckpt.variable(name), array)
+    return make_preview(ckpt.name, ckpt.variable(name), array, blocks=blocks)
 
 
-def reslice_preview(previous: TensorPreview, index: tuple[int, ...], *, state) -> TensorPreview:
-    """Worker: another 2-D slice of an already loaded tensor."""
+def reslice_preview(previous: TensorPreview, index: tuple[int, ...], blocks: str, *,
+                    state) -> TensorPreview:
+    """Worker: another 2-D slice, or other blocks, of an already loaded tensor."""
     return make_preview(previous.checkpoint, previous.variable, previous.array, index,
-                        stats=previous.stats)
+                        stats=previous.stats, blocks=blocks)
+
+
+def variable_label(var: VariableInfo) -> str:
+    """The variable's name as the panel shows it (title and exported picture)."""
+    return var.model_path or var.path
 
 
 class PreviewPanel(QWidget):
@@ -44,32 +55,47 @@ class PreviewPanel(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.preview: TensorPreview | None = None
-        self._pg = None
+        self._built = False
         self.task = TaskSlot(self, debounce_ms=120)
         self.task.finished.connect(self._on_loaded)
         self.task.failed.connect(self._on_failed)
         self.task.busy.connect(self._on_busy)
         self._layout = QVBoxLayout(self)
         self._layout.setContentsMargins(0, 0, 0, 0)
-        self.title = QLabel("Select a variable to preview it.")
+        self.title = QLabel(PROMPT)
         self.title.setObjectName("previewTitle")
         self.title.setWordWrap(True)
         self._layout.addWidget(self.title)
 
     # --- construction (pyqtgraph is imported here, not at start-up) -------------------------
     def build(self) -> None:
-        if self._pg is not None:
+        if self._built:
             return
         import pyqtgraph as pg
 
         pg.setConfigOptions(imageAxisOrder="row-major", antialias=False, background="w",
                             foreground="k")
-        self._pg = pg
-        bar = QHBoxLayout()
-        self.mode = QComboBox()
-        self.mode.addItems(["Bar", "Line"])
-        self.mode.setToolTip("How to draw a 1-D tensor")
-        self.mode.currentIndexChanged.connect(lambda *_: self._render())
+        from .preview.colours import COLORMAPS
+        from .preview.graph_tree import GraphTree
+        from .preview.histogram import HistogramView
+        from .preview.stats import StatsView
+        from .preview.tensor_plot import BAR, LINE, TensorPlot
+
+        self._built = True
+        settings = self._settings()
+        self.mode = self._combo([BAR, LINE], "How to draw a vector", self._render)
+        self.colour_range = self._combo(RANGE_MODES, "Which values the colours span", self._render,
+                                        settings.value(SETTINGS_KEYS["range"]))
+        self.colour_map = self._combo(COLORMAPS, "Colour map (auto: diverging for signed data, "
+                                      "sequential for non-negative data)", self._render,
+                                      settings.value(SETTINGS_KEYS["cmap"]))
+        self.blocks = self._combo([MEAN, MAX_ABS], "How a block of a large tensor becomes one "
+                                  "cell: its mean, or its element of largest magnitude",
+                                  self._reslice)
+        self.colour_range.currentTextChanged.connect(
+            lambda t: settings.setValue(SETTINGS_KEYS["range"], t))
+        self.colour_map.currentTextChanged.connect(
+            lambda t: settings.setValue(SETTINGS_KEYS["cmap"], t))
         self.slices = QWidget()
         self.slice_layout = QHBoxLayout(self.slices)
         self.slice_layout.setContentsMargins(0, 0, 0, 0)
@@ -84,43 +110,39 @@ class PreviewPanel(QWidget):
         self.busy.setRange(0, 0)
         self.busy.setMaximumWidth(120)
         self.busy.hide()
-        bar.addWidget(self.mode)
-        bar.addWidget(self.slices)
+        self.colour_choices = self._labelled(("colours", self.colour_range),
+                                             ("map", self.colour_map))
+        self.block_choice = self._labelled(("blocks", self.blocks))
+        bar = QHBoxLayout()
+        for w in (self.mode, self.colour_choices, self.block_choice, self.slices):
+            bar.addWidget(w)
         bar.addStretch(1)
         bar.addWidget(self.busy)
         for b in (self.export_npy, self.export_csv, self.export_png):
             bar.addWidget(b)
         self._layout.addLayout(bar)
 
-        self.plot = pg.PlotWidget()
-        self.plot.setObjectName("previewPlot")
-        self.image = pg.ImageItem()
-        self.colorbar = pg.ColorBarItem(colorMap=pg.colormap.get("CET-D1"), interactive=False,
-                                        width=15)
+        self.tensor_plot = TensorPlot()
+        self.plot = self.tensor_plot.plot
+        self.image = self.tensor_plot.image
         self.text = QPlainTextEdit()
         self.text.setObjectName("previewText")
         self.text.setReadOnly(True)
+        self.graph_tree = GraphTree()
         self.view = QStackedWidget()
-        self.view.addWidget(self.plot)
-        self.view.addWidget(self.text)
+        for w in (self.tensor_plot, self.text, self.graph_tree):
+            self.view.addWidget(w)
 
-        self.hist = pg.PlotWidget()
-        self.hist.setObjectName("histogramPlot")
-        self.hist.setLabel("bottom", "value")
-        self.hist.setLabel("left", "count")
-        self.stats = QWidget()
-        form = QFormLayout(self.stats)
-        self.stat_labels = {}
-        for key in ("shape", "min", "max", "mean", "std", "L2", "NaN", "Inf", "zeros"):
-            label = QLabel()
-            label.setTextInteractionFlags(Qt.TextSelectableByMouse)
-            label.setObjectName(f"stat_{key}")
-            self.stat_labels[key] = label
-            form.addRow(key, label)
-        lower = QWidget()
+        self.histogram = HistogramView()
+        self.histogram.log.setChecked(settings.value(SETTINGS_KEYS["log"], False, type=bool))
+        self.histogram.log_changed.connect(lambda on: settings.setValue(SETTINGS_KEYS["log"], on))
+        self.hist = self.histogram.plot
+        self.stats = StatsView()
+        self.stat_labels = self.stats.labels
+        self.lower = lower = QWidget()
         lower_layout = QHBoxLayout(lower)
         lower_layout.setContentsMargins(0, 0, 0, 0)
-        lower_layout.addWidget(self.hist, 3)
+        lower_layout.addWidget(self.histogram, 3)
         lower_layout.addWidget(self.stats, 1)
         split = QSplitter(Qt.Vertical)
         split.addWidget(self.view)
@@ -132,51 +154,81 @@ class PreviewPanel(QWidget):
         self._layout.addWidget(self.hover)
         self._mouse = pg.SignalProxy(self.plot.scene().sigMouseMoved, rateLimit=60,
                                      slot=self._on_mouse)
-        self._set_export_enabled(False)
-        self.mode.hide()
-        self.view.setCurrentWidget(self.text)
-        self.text.setPlainText(self.title.text())
+        self.clear()
+
+    def _combo(self, items, tip: str, on_change, current=None) -> QComboBox:
+        box = QComboBox()
+        box.addItems(list(items))
+        box.setToolTip(tip)
+        if current in items:
+            box.setCurrentText(current)
+        box.currentIndexChanged.connect(lambda *_: on_change())
+        return box
+
+    @staticmethod
+    def _labelled(*pairs: tuple[str, QWidget]) -> QWidget:
+        """Controls with their names before them, shown and hidden together."""
+        row = QWidget()
+        layout = QHBoxLayout(row)
+        layout.setContentsMargins(0, 0, 0, 0)
+        for name, widget in pairs:
+            label = QLabel(f"{name}:")
+            label.setBuddy(widget)
+            layout.addWidget(label)
+            layout.addWidget(widget)
+        return row
+
+    def _settings(self) -> QSettings:
+        """The main window's settings (where the user's choices are remembered)."""
+        from .main_window import APP_NAME
+
+        return getattr(self.window(), "settings", None) or QSettings(APP_NAME, APP_NAME)
 
     # --- requests -------------------------------------------------------------------------
     def show_variable(self, ckpt: CheckpointInfo | None, var: VariableInfo | None) -> None:
         self.build()
+        self.task.cancel()
         if ckpt is None or var is None:
-            self.task.cancel()
             self.clear()
             return
-        self.title.setText(f"<b>{var.model_path or var.path}</b> — {ckpt.name}")
-        self.task.submit(load_preview, ckpt, var.name)
+        self.clear(f"Reading {variable_label(var)} …")
+        self.title.setText(f"<b>{variable_label(var)}</b> — {ckpt.name}")
+        self.task.submit(load_preview, ckpt, var.name, self.blocks.currentText())
 
-    def clear(self, message: str = "Select a variable to preview it.") -> None:
+    def clear(self, message: str = PROMPT) -> None:
+        """Every part shows nothing of any tensor: title, picture, colour bar, caption,
+        histogram and its axes, statistics, hover read-out, slices and export buttons."""
         self.preview = None
         self.title.setText(message)
-        if self._pg is not None:
-            self.plot.clear()
-            self.hist.clear()
-            self.mode.hide()
-            self.view.setCurrentWidget(self.text)
-            self.text.setPlainText(message)
-            for label in self.stat_labels.values():
-                label.clear()
-            self._set_slices(None)
-            self._set_export_enabled(False)
+        if not self._built:
+            return
+        self.tensor_plot.clear()
+        self.histogram.clear()
+        self.stats.clear()
+        self.graph_tree.clear()
+        self.hover.setText(" ")
+        self.view.setCurrentWidget(self.text)
+        self.text.setPlainText(message)
+        self._set_slices(None)
+        self._set_export_enabled(False)
+        for w in (self.mode, self.colour_choices, self.block_choice):
+            w.hide()
 
     # --- results --------------------------------------------------------------------------
     def _on_loaded(self, preview: TensorPreview) -> None:
         self.preview = preview
+        self.hover.setText(" ")
         self._set_slices(preview)
         self._render()
-        self._show_stats(preview)
+        self.stats.show_preview(preview)
+        self.histogram.show_stats(preview.stats)
         self._set_export_enabled(True)
         self.preview_ready.emit(preview)
 
     def _on_failed(self, message: str, details: str) -> None:
-        self.preview = None
-        self.plot.clear()
-        self.hist.clear()
-        self.view.setCurrentWidget(self.text)
-        self.text.setPlainText(f"This tensor cannot be read:\n{message}")
-        self._set_export_enabled(False)
+        title = self.title.text()
+        self.clear(f"This tensor cannot be read:\n{message}")
+        self.title.setText(title)
         self.status_message.emit(f"Preview failed: {message}")
         self.preview_failed.emit(message, details)
 
@@ -187,67 +239,20 @@ class PreviewPanel(QWidget):
         p = self.preview
         if p is None:
             return
-        pg = self._pg
-        self.plot.clear()
-        self.plot.getPlotItem().invertY(False)
         self.mode.setVisible(p.kind == VECTOR)
-        if self.colorbar.scene() is not None:
-            self.plot.getPlotItem().layout.removeItem(self.colorbar)
-            self.plot.scene().removeItem(self.colorbar)
-        if p.kind in (TEXT, SCALAR):
+        self.colour_choices.setVisible(p.kind == IMAGE)
+        self.block_choice.setVisible(p.downsampled)
+        self.lower.setVisible(p.kind in (IMAGE, VECTOR))  # a scalar or a string: no histogram
+        if p.kind in (IMAGE, VECTOR):
+            self.view.setCurrentWidget(self.tensor_plot)
+            self.tensor_plot.show_preview(p, self.colour_range.currentText(),
+                                          self.colour_map.currentText(), self.mode.currentText())
+        elif p.kind == TREE:
+            self.view.setCurrentWidget(self.graph_tree)
+            self.graph_tree.show_tree(p.tree)
+        else:
             self.view.setCurrentWidget(self.text)
             self.text.setPlainText(p.text)
-        elif p.kind == VECTOR:
-            self.view.setCurrentWidget(self.plot)
-            step = p.step[0]
-            x = np.arange(p.display.size) * step
-            if self.mode.currentText() == "Bar" and p.display.size <= BAR_LIMIT:
-                self.plot.addItem(pg.BarGraphItem(x=x, height=p.display, width=0.8 * step,
-                                                  brush="#1976d2"))
-            else:
-                self.plot.plot(x, p.display, pen=pg.mkPen("#1976d2", width=1.5))
-            self.plot.setLabel("bottom", "index")
-            self.plot.setLabel("left", "value")
-        elif p.kind == IMAGE:
-            self.view.setCurrentWidget(self.plot)
-            sy, sx = p.step
-            self.image = pg.ImageItem(p.display)
-            self.image.setRect(0, 0, p.display.shape[1] * sx, p.display.shape[0] * sy)
-            self.plot.addItem(self.image)
-            finite = p.display[np.isfinite(p.display)]
-            lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-            bound = max(abs(lo), abs(hi)) or 1.0
-            levels = (-bound, bound) if lo < 0 < hi else (lo, hi if hi > lo else lo + 1)
-            self.colorbar.setLevels(levels)
-            self.colorbar.setImageItem(self.image, insert_in=self.plot.getPlotItem())
-            self.plot.getPlotItem().invertY(True)
-            self.plot.setLabel("bottom", f"column (axis {p.array.ndim - 1})")
-            self.plot.setLabel("left", f"row (axis {p.array.ndim - 2})")
-        self.plot.autoRange()
-        self._draw_histogram(p)
-
-    def _draw_histogram(self, p: TensorPreview) -> None:
-        self.hist.clear()
-        s = p.stats
-        if not s.histogram:
-            return
-        edges = np.asarray(s.bin_edges)
-        self.hist.addItem(self._pg.BarGraphItem(x0=edges[:-1], x1=edges[1:],
-                                                height=np.asarray(s.histogram),
-                                                brush="#546e7a", pen=None))
-        self.hist.autoRange()
-
-    def _show_stats(self, p: TensorPreview) -> None:
-        s = p.stats
-        fmt = (lambda v: "—" if v is None else f"{v:.6g}")
-        values = {
-            "shape": f"{list(p.array.shape)} {p.array.dtype}", "min": fmt(s.min),
-            "max": fmt(s.max), "mean": fmt(s.mean), "std": fmt(s.std), "L2": fmt(s.l2),
-            "NaN": str(s.nan), "Inf": str(s.inf),
-            "zeros": f"{s.zeros} ({100 * s.zero_fraction:.1f}%)" if s.count else "0",
-        }
-        for key, label in self.stat_labels.items():
-            label.setText(values[key])
 
     # --- slices of >2-D tensors ------------------------------------------------------------
     def _set_slices(self, p: TensorPreview | None) -> None:
@@ -277,42 +282,27 @@ class PreviewPanel(QWidget):
 
     def _reslice(self, *_):
         if self.preview is not None:
-            self.task.submit(reslice_preview, self.preview, tuple(s.value() for s in self.spins))
+            self.task.submit(reslice_preview, self.preview, tuple(s.value() for s in self.spins),
+                             self.blocks.currentText())
 
     # --- hover ----------------------------------------------------------------------------
     def _on_mouse(self, event) -> None:
-        p = self.preview
-        if p is None or p.kind not in (IMAGE, VECTOR):
-            return
         pos = event[0]
-        if not self.plot.sceneBoundingRect().contains(pos):
-            return
+        inside = self.plot.sceneBoundingRect().contains(pos)
         point = self.plot.getPlotItem().vb.mapSceneToView(pos)
-        text = self.value_at(point.x(), point.y())
+        text = self.value_at(point.x(), point.y()) if inside else None
         self.hover.setText(text or " ")
 
     def value_at(self, x: float, y: float) -> str | None:
-        """'index → value' under view coordinates (x, y), read from the whole tensor."""
-        p = self.preview
-        if p is None:
-            return None
-        if p.kind == VECTOR:
-            i = int(round(x))
-            if 0 <= i < p.array.shape[0]:
-                return f"[{i}] = {p.array[i]!r}"
-            return None
-        if p.kind == IMAGE:
-            r, c = int(np.floor(y)), int(np.floor(x))
-            rows, cols = p.array.shape[-2:]
-            if 0 <= r < rows and 0 <= c < cols:
-                idx = tuple(p.index) + (r, c)
-                return f"{list(idx)} = {p.array[idx]!r}"
-        return None
+        """'[3, 7] = -0.0123' under view coordinates (x, y), read from the whole tensor."""
+        return self.tensor_plot.value_at(x, y) if self.preview is not None else None
 
     # --- export ---------------------------------------------------------------------------
     def _set_export_enabled(self, enabled: bool) -> None:
         for b in (self.export_npy, self.export_csv, self.export_png):
             b.setEnabled(enabled)
+        self.export_png.setEnabled(enabled and self.preview is not None
+                                   and self.preview.kind in (IMAGE, VECTOR))
 
     def _suggested_name(self, ext: str) -> str:
         p = self.preview
@@ -343,8 +333,17 @@ class PreviewPanel(QWidget):
         self.status_message.emit(f"Exported {self.preview.variable.path} to {path}")
         return path
 
+    def plot_title(self) -> list[str]:
+        """What an exported picture says about itself: name, checkpoint, shape and dtype,
+        then the caption (colour range, blocks, NaN/Inf counts)."""
+        p = self.preview
+        where = f", slice {list(p.index)}" if p.index else ""
+        return [f"{variable_label(p.variable)} — {p.checkpoint}",
+                f"shape {list(p.array.shape)} {p.array.dtype}{where}",
+                *self.tensor_plot.caption_text().splitlines()]
+
     def export_plot(self, path: str | None = None) -> str | None:
-        if self.preview is None:
+        if self.preview is None or self.preview.kind not in (IMAGE, VECTOR):
             return None
         if path is None:
             path, _ = QFileDialog.getSaveFileName(self, "Save plot as PNG",
@@ -352,8 +351,8 @@ class PreviewPanel(QWidget):
             if not path:
                 return None
             remember_save(path)
-        from pyqtgraph.exporters import ImageExporter
+        from .preview.export import titled_png
 
-        ImageExporter(self.plot.getPlotItem()).export(path)
+        titled_png(self.plot.getPlotItem(), self.plot_title(), path)
         self.status_message.emit(f"Saved plot to {path}")
         return path
