@@ -191,9 +191,12 @@ def test_delete_broken_checkpoint_daviesx(corpus_copy, tf):
 def test_keep_last_counts_only_usable_checkpoints(corpus_copy):
     d = corpus_copy(DAVIESX)
     plan = plan_prune(scan_directory(str(d)), policy=Policy(keep_last=1, include_latest=True))
-    # cnn.ckpt is broken: it does not count as one of the last N and goes, latest or not.
-    assert plan.deleted == ["cnn.ckpt"] and plan.kept == ["fc2.ckpt"]
-    assert "broken" in plan.reasons["cnn.ckpt"]
+    # cnn.ckpt is broken: it does not count as one of the last N, and a policy never deletes
+    # it either (latest or not): it is left alone, to be deleted only by name (see above).
+    assert plan.deleted == [] and plan.kept == ["fc2.ckpt"]
+    assert list(plan.skipped) == ["cnn.ckpt"]
+    assert plan.skipped["cnn.ckpt"].startswith("left alone: it is broken: ")
+    assert plan.reasons["cnn.ckpt"] == plan.skipped["cnn.ckpt"]
 
 
 def test_v1_and_v2_side_by_side_tdgammon(corpus_copy, tf):
