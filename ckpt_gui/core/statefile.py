@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import tempfile
 from dataclasses import dataclass, field
+
+from google.protobuf import text_encoding
 
 from .naming import base_name
 
@@ -145,7 +148,9 @@ _V1_PATTERN = re.compile(r"-\?{5}-of-\d{5}$")
 
 
 def _quote(s: str) -> str:
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A string as TensorFlow's text format writes it (protobuf's C escapes of the UTF-8 bytes:
+    a newline in a name is ``\\n``, never a line break that would cut the entry in two)."""
+    return '"' + text_encoding.CEscape(s.encode("utf-8", "surrogateescape"), False) + '"'
 
 
 def format_state(latest: str | None, paths: list[str], timestamps: list[float] | None = None,
@@ -163,18 +168,61 @@ def format_state(latest: str | None, paths: list[str], timestamps: list[float] |
 
 
 def write_state_file(directory: str, text: str) -> None:
-    """Replace the state file atomically (temporary file in the same directory, then rename)."""
+    """Replace the state file atomically (temporary file in the same directory, then rename),
+    with the permissions and owner of the file it replaces (mkstemp makes a private 0600 file;
+    a state file others read, a group's training job for one, must stay readable to them). A new
+    state file gets the mode TensorFlow's would have (0666 less the umask)."""
+    path = os.path.join(directory, STATE_FILE)
+    try:
+        old = os.stat(path)
+    except FileNotFoundError:
+        old = None
     fd, tmp = tempfile.mkstemp(prefix=".checkpoint.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
+            _copy_ownership(f.fileno(), old)
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, os.path.join(directory, STATE_FILE))
+        os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _copy_ownership(fd: int, old: os.stat_result | None) -> None:
+    """Give the open file ``fd`` the mode and owner of ``old`` (the file it will replace). The
+    owner only where we may change it (root, or a group we belong to): otherwise the file is
+    ours, as any file we write."""
+    if old is None:
+        os.fchmod(fd, 0o666 & ~_umask())
+        return
+    if hasattr(os, "fchown"):
+        try:
+            os.fchown(fd, old.st_uid, old.st_gid)
+        except PermissionError:
+            try:
+                os.fchown(fd, -1, old.st_gid)
+            except PermissionError:
+                pass
+    os.fchmod(fd, stat.S_IMODE(old.st_mode))   # after chown, which may clear set-id bits
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux tells it (os.umask() can only
+    be read by setting it, a moment in which another thread's new file would get the wrong
+    mode)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def checkpoint_exists(directory: str, name: str) -> bool:
