@@ -751,7 +751,9 @@ def test_cli_dry_run_changes_nothing(corpus_copy, capsys):
     code, out, _ = run_cli(capsys, d, "--keep-last", "2", "--dry-run", "--json")
     assert code == 0
     data = json.loads(out)
-    assert list(data) == ["deleted", "files", "bytes", "kept", "latest", "to_trash", "dry_run"]
+    assert list(data) == ["deleted", "files", "bytes", "kept", "latest", "to_trash", "dry_run",
+                          "skipped"]
+    assert data["skipped"] == {}
     assert data["deleted"] == [f"weights.{n:02d}.hd5f" for n in range(5, 95, 5)]
     assert data["files"][:2] == ["weights.05.hd5f.index", "weights.05.hd5f.data-00000-of-00001"]
     assert len(data["files"]) == 36 and data["bytes"] == 18 * (1608 + 74773)
@@ -776,7 +778,7 @@ def test_cli_prune_json(corpus_copy, capsys, tmp_trash, tf):
                   "model.ckpt-0.index", "model.ckpt-0.data-00000-of-00001", "model.ckpt-0.meta"],
         "bytes": 313 + 2436 + 28197 + 752 + 7324 + 108831,
         "kept": ["model.ckpt-5000"], "latest": "model.ckpt-5000",
-        "to_trash": True, "dry_run": False}
+        "to_trash": True, "dry_run": False, "skipped": {}}
     assert len(os.listdir(tmp_trash / "files")) == 6
     assert_tf_agrees(tf, d)
     code, out, _ = run_cli(capsys, d, "--keep-last", "0", "--permanent", "--json")
