@@ -58,7 +58,7 @@ import os
 import shutil
 import stat
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
 from . import statefile, trash
@@ -118,6 +118,7 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)   # refused name -> why
     fallback_latest: list[str] = field(default_factory=list)  # who may become latest, best first
+    not_ok: set[str] = field(default_factory=set)   # partial or broken: never made the latest
     _by_owner: dict[str | None, list[PlannedFile]] | None = field(default=None, repr=False,
                                                                   compare=False)
 
@@ -399,12 +400,13 @@ def plan_prune(scan: DirectoryScan, *, delete: Iterable[str] | None = None,
     for n in kept:
         reasons.setdefault(n, "not selected")
     fallback = _fallback_latest(scan, doomed_set)
+    not_ok = {c.name for c in scan.checkpoints if c.status != OK}
     raw, text, problem = _read_raw(directory)
     if problem:
         warnings.append(problem)
     action, after_raw, notes = STATE_NONE, None, []
     if raw is not None and final:
-        after_raw, notes = state_after_deletion(raw, directory, doomed_set, fallback)
+        after_raw, notes = state_after_deletion(raw, directory, doomed_set, fallback, not_ok)
         if after_raw is None:
             action = STATE_REMOVE
         elif _same_state(raw, after_raw):
@@ -423,7 +425,8 @@ def plan_prune(scan: DirectoryScan, *, delete: Iterable[str] | None = None,
     return Plan(directory=directory, kind=CHECKPOINTS, deleted=final, files=files, kept=kept,
                 reasons=reasons, latest_before=scan.latest, latest_after=latest_after,
                 state_action=action, state_before=text, state_after=after_text,
-                to_trash=to_trash, warnings=warnings, skipped=skipped, fallback_latest=fallback)
+                to_trash=to_trash, warnings=warnings, skipped=skipped, fallback_latest=fallback,
+                not_ok=not_ok)
 
 
 def _some_names(scan: DirectoryScan, limit: int = 10) -> str:
@@ -570,9 +573,11 @@ def _mtime(directory: str) -> Callable[[str], float]:
     return get
 
 
-def state_after_deletion(raw: RawState, directory: str, doomed: set[str],
-                         fallback: list[str]) -> tuple[RawState | None, list[str]]:
-    """The state file once ``doomed`` are gone (None: remove it), and notes on what changed."""
+def state_after_deletion(raw: RawState, directory: str, doomed: set[str], fallback: list[str],
+                         not_ok: Collection[str] = ()) -> tuple[RawState | None, list[str]]:
+    """The state file once ``doomed`` are gone (None: remove it), and notes on what changed.
+    When the latest goes, the newest listed entry that is not in ``not_ok`` takes its place
+    (a partial or broken one only when nothing else is listed), else the best of ``fallback``."""
     notes = []
     pairs = []
     for entry, name, t in _entries(raw, directory):
@@ -585,8 +590,10 @@ def state_after_deletion(raw: RawState, directory: str, doomed: set[str],
         latest = statefile.resolve_on_disk(raw.model_checkpoint_path, directory)
         if latest in doomed:
             latest = None
+    if latest is None and pairs:
+        latest = next((n for n, _ in reversed(pairs) if n not in not_ok), pairs[-1][0])
     if latest is None:
-        latest = pairs[-1][0] if pairs else next(
+        latest = next(
             (n for n in fallback if n not in doomed and statefile.checkpoint_exists(directory, n)),
             None)
     return _build(pairs, latest, raw.last_preserved_timestamp, _mtime(directory)), notes
@@ -706,7 +713,7 @@ def execute_prune(plan: Plan, *, permanent: bool | None = None, progress: Progre
             current, _text, problem = _read_raw(directory)
             if problem is None and current is not None:
                 new, notes = state_after_deletion(current, directory, set(plan.deleted),
-                                                  plan.fallback_latest)
+                                                  plan.fallback_latest, plan.not_ok)
                 result.warnings.extend(notes)
                 result.state_action = _store_state(directory, new, current)
                 undo.state_before, undo.latest_written = current, \
