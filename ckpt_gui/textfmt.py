@@ -59,7 +59,10 @@ def safe_name(text: str, keep: str = "") -> str:
     is left as it is. A hostile file name can then neither move the cursor, recolour or retitle
     the terminal, nor pass for two lines or for another name. ``keep``: characters left as they
     are (a whole report's newlines)."""
-    if text.isprintable():
+    probe = text
+    for ch in keep:
+        probe = probe.replace(ch, "")
+    if probe.isprintable():      # the usual case, at C speed
         return text
     return "".join(_escape(ch) if ch not in keep and unicodedata.category(ch) in
                    _UNSAFE_CATEGORIES else ch for ch in text)
