@@ -291,3 +291,19 @@ def test_an_unexpected_error_is_one_line(tmp_path, tf, capsys, monkeypatch):
     assert (code, err) == (1, "ckpt-inspect: prune failed: ran out of memory "
                               "(--debug shows where)\n")
     assert listing(d) == ["checkpoint"] + v2("ckpt-1", "ckpt-2")
+
+
+def test_a_huge_state_file_is_refused_not_cut(tmp_path, tf):
+    d = tmp_path / "run"
+    managed_run(tf, d, 2)
+    os.truncate(d / "checkpoint", statefile.MAX_STATE_BYTES + 1)   # sparse: no disk used
+    scan = scan_directory(str(d))
+    assert scan.state_file.problems == [
+        "the state file cannot be read: the state file is larger than 64 MB, "
+        "not a CheckpointState text file"]
+    plan = plan_prune(scan, delete=["ckpt-1"])
+    assert plan.state_action == prune.STATE_KEEP and plan.state_after is None
+    assert plan.warnings == ["the state file cannot be read (the state file is larger than 64 MB, "
+                             "not a CheckpointState text file); it is left as it is"]
+    assert execute_prune(plan).ok
+    assert (d / "checkpoint").stat().st_size == statefile.MAX_STATE_BYTES + 1

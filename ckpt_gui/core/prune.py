@@ -330,19 +330,13 @@ def _tree_bytes(path: str) -> int:
 
 def _read_raw(directory: str) -> tuple[RawState | None, str | None, str | None]:
     """(parsed state, its text, a problem reading it)."""
-    path = os.path.join(directory, statefile.STATE_FILE)
     try:
-        raw = statefile.read_state_file(directory)
+        text = statefile.read_state_text(directory)
     except (OSError, ValueError) as e:
         return None, None, f"the state file cannot be read ({e}); it is left as it is"
-    if raw is None:
+    if text is None:
         return None, None, None
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            text = f.read(1 << 20)
-    except OSError:
-        text = None
-    return raw, text, None
+    return statefile.parse_state_text(text), text, None
 
 
 def _fallback_latest(scan: DirectoryScan, doomed: set[str]) -> list[str]:

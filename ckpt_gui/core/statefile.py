@@ -17,6 +17,7 @@ from google.protobuf import text_encoding
 from .naming import base_name
 
 STATE_FILE = "checkpoint"
+MAX_STATE_BYTES = 64 << 20   # some 1.5 million entries; TensorFlow's own are a few lines
 _LINE = re.compile(r'^\s*([A-Za-z_]+)\s*:\s*(.*?)\s*$')
 
 
@@ -110,16 +111,27 @@ def parse_state_text(text: str) -> RawState:
     return state
 
 
-def read_state_file(directory: str) -> RawState | None:
-    """The parsed state file, or None when there is none. Raises OSError/ValueError if unreadable."""
+def read_state_text(directory: str) -> str | None:
+    """The state file's text, or None when there is none. Raises OSError, or ValueError for a
+    binary file or one too big to be a state file (read whole, it could exhaust memory; read in
+    part, a rewrite would drop the entries beyond the cut)."""
     path = os.path.join(directory, STATE_FILE)
     if not os.path.isfile(path):
         return None
     with open(path, "rb") as f:
-        data = f.read(1 << 20)
+        data = f.read(MAX_STATE_BYTES + 1)
+    if len(data) > MAX_STATE_BYTES:
+        raise ValueError(f"the state file is larger than {MAX_STATE_BYTES >> 20} MB, "
+                         "not a CheckpointState text file")
     if b"\x00" in data:
         raise ValueError("the state file is binary, not a CheckpointState text file")
-    return parse_state_text(data.decode("utf-8", "replace"))
+    return data.decode("utf-8", "replace")
+
+
+def read_state_file(directory: str) -> RawState | None:
+    """The parsed state file, or None when there is none. Raises OSError/ValueError if unreadable."""
+    text = read_state_text(directory)
+    return None if text is None else parse_state_text(text)
 
 
 def resolve_entry(entry: str, directory: str, known: set[str]) -> str | None:
