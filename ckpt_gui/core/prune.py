@@ -17,6 +17,15 @@ Only a checkpoint's own files, matched on the exact prefix ``P``: ``P.index``, `
 through a symlinked folder); a symbolic link is removed as a link and its target, wherever it is,
 is never touched. SavedModel folders are refused (they are not checkpoints we can take apart).
 
+Which checkpoints a policy may choose
+------------------------------------
+Only ``ok`` ones. A partial or broken checkpoint (a shard missing, truncated, or one we are not
+allowed to read) is neither counted among the kept nor deleted by a policy: counting it would
+delete an intact checkpoint in its place, and deleting it could destroy the only copy of weights
+we merely cannot read. The plan lists it in ``skipped`` with the reason; naming it explicitly
+(``delete=[...]``) deletes it. When the latest goes, an ``ok`` checkpoint takes its place before
+a damaged one. Planning is linear in files and checkpoints (a folder of 50,000 plans in seconds).
+
 Order of operations (crash safety)
 ----------------------------------
 1. The state file first. Just before writing it we read it again (a training process may have
