@@ -49,7 +49,7 @@ class PruneDialog(QDialog):
         self.setObjectName("pruneDialog")
         self.resize(860, 680)
         self.scan = scan
-        self.selected = [n for n in selected if scan.checkpoint(n) is not None]
+        self.selected = self._present(selected)
         self.plan: prune.Plan | None = None
         self.last_result: prune.PruneResult | None = None
         self.last_restore: prune.RestoreResult | None = None
@@ -64,6 +64,12 @@ class PruneDialog(QDialog):
         self._update_counts()
         (self.mode_selected if self.selected else self.mode_policy).setChecked(True)
         self.replan()
+
+    def _present(self, names: list[str]) -> list[str]:
+        """Those of ``names`` the scan holds (one set, not a search per name: a selection may
+        be a whole folder of thousands)."""
+        have = {c.name for c in self.scan.checkpoints}
+        return [n for n in names if n in have]
 
     # --- layout -------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -425,7 +431,7 @@ class PruneDialog(QDialog):
         self._done_running()
         if result.scan_after is not None:
             self.scan = result.scan_after
-            self.selected = [n for n in self.selected if self.scan.checkpoint(n) is not None]
+            self.selected = self._present(self.selected)
             self._rebuild_pins()
             self._update_counts()
         if isinstance(result, prune.RestoreResult):
