@@ -5,15 +5,20 @@ each checkpoint's index goes before its data, files go to the desktop trash unle
 --dry-run prints the plan and changes nothing on disk.
 
 JSON: {"deleted": [names], "files": [file names], "bytes": int, "kept": [names],
-       "latest": name|null, "to_trash": bool, "dry_run": bool}
-Exit codes: 0 done (or planned), 1 something could not be deleted, 2 bad usage.
+       "latest": name|null, "to_trash": bool, "dry_run": bool, "skipped": {name: why}}
+"skipped": checkpoints left as they are although the request covered them: refused (a file
+outside the folder, a SavedModel) or, under --keep-last, not ok (partial, broken, unreadable: a
+policy never counts nor deletes those; --delete NAME does).
+Exit codes: 0 done (or planned), 1 something could not be deleted or was skipped, 2 bad usage.
+Text output shows names from disk escaped (textfmt.safe_name).
 """
 from __future__ import annotations
 
 import json
 import sys
 
-from .textfmt import human_bytes
+from .cli import EXIT_OK, EXIT_PROBLEMS, UsageError, fail, find_checkpoint, names
+from .textfmt import human_bytes, safe_name
 
 
 def add_prune_parser(sub) -> None:
@@ -37,7 +42,6 @@ def add_prune_parser(sub) -> None:
 
 
 def cmd_prune(args) -> int:
-    from .cli import EXIT_OK, EXIT_PROBLEMS, UsageError, find_checkpoint
     from .core import scan_directory
     from .core.prune import PlanError, Policy, execute_prune, plan_prune
 
@@ -46,8 +50,9 @@ def cmd_prune(args) -> int:
     scan = scan_directory(args.directory)
     try:
         if args.delete is not None:
-            names = [find_checkpoint(scan, n).name for n in args.delete]
-            plan = plan_prune(scan, delete=names, to_trash=not args.permanent)
+            known = {c.name for c in scan.checkpoints}   # many names: one look-up each
+            doomed = [n if n in known else find_checkpoint(scan, n).name for n in args.delete]
+            plan = plan_prune(scan, delete=doomed, to_trash=not args.permanent)
         else:
             plan = plan_prune(scan, policy=Policy(keep_last=args.keep_last),
                               to_trash=not args.permanent)
@@ -57,18 +62,19 @@ def cmd_prune(args) -> int:
     if args.dry_run:
         out = {"deleted": plan.deleted, "files": [f.name for f in plan.files],
                "bytes": plan.bytes, "kept": plan.kept, "latest": plan.latest_after,
-               "to_trash": plan.to_trash, "dry_run": True}
-        problems = list(plan.skipped.items())
+               "to_trash": plan.to_trash, "dry_run": True, "skipped": plan.skipped}
         _report(args, out, plan.state_after, plan.state_action, plan.warnings,
-                [f"{n}: {why}" for n, why in problems], plan)
-        return EXIT_PROBLEMS if problems else EXIT_OK
+                [f"{n}: {why}" for n, why in plan.skipped.items()], plan)
+        return EXIT_PROBLEMS if plan.skipped else EXIT_OK
 
     result = execute_prune(plan, rescan=True)
     after = result.scan_after
-    kept = [c.name for c in after.checkpoints] if after is not None else plan.kept
+    kept = [c.name for c in after.checkpoints if c.name not in plan.skipped] \
+        if after is not None else plan.kept
     latest = after.latest if after is not None else result.latest
     out = {"deleted": result.deleted, "files": result.files, "bytes": result.bytes,
-           "kept": kept, "latest": latest, "to_trash": result.to_trash, "dry_run": False}
+           "kept": kept, "latest": latest, "to_trash": result.to_trash, "dry_run": False,
+           "skipped": plan.skipped}
     errors = list(result.errors) + [f"{n}: {why}" for n, why in plan.skipped.items()]
     _report(args, out, result.state_after, result.state_action,
             plan.warnings + result.warnings, errors, plan)
@@ -80,7 +86,7 @@ def _report(args, out: dict, state_text, state_action, warnings, errors, plan) -
         json.dump(out, sys.stdout, indent=2)
         print()
         for e in errors:
-            print(f"ckpt-inspect: {e}", file=sys.stderr)
+            fail(e)
         return
     dry = out["dry_run"]
     where = "to the trash" if out["to_trash"] else "permanently"
@@ -93,9 +99,11 @@ def _report(args, out: dict, state_text, state_action, warnings, errors, plan) -
         files = set(out["files"])
         for name in out["deleted"]:
             mine = [f.name for f in plan.files_of(name) if f.name in files]
-            print(f"  - {name} ({plan.reasons.get(name, '')}): {', '.join(mine)}")
-    print(f"Kept: {', '.join(out['kept']) or '(none)'}")
-    print(f"Latest afterwards: {out['latest'] or '(none)'}")
+            print(f"  - {safe_name(name)} ({plan.reasons.get(name, '')}): {names(mine)}")
+    print(f"Kept: {names(out['kept']) or '(none)'}")
+    if out["skipped"]:
+        print(f"Left as they are: {names(out['skipped'])} (why: below)")
+    print(f"Latest afterwards: {safe_name(out['latest'] or '(none)')}")
     action = {"rewrite": "rewritten", "remove": "removed (nothing left to name)",
               "keep": "unchanged", "none": "none"}.get(state_action, state_action)
     print(f"State file {'would be ' if dry and state_action in ('rewrite', 'remove') else ''}"
@@ -104,6 +112,6 @@ def _report(args, out: dict, state_text, state_action, warnings, errors, plan) -
         for line in state_text.splitlines():
             print(f"    {line}")
     for w in warnings:
-        print(f"  note: {w}")
+        print(f"  note: {safe_name(w)}")
     for e in errors:
-        print(f"ckpt-inspect: {e}", file=sys.stderr)
+        fail(e)

@@ -1,7 +1,8 @@
-"""Numbers as people read them, shared by the CLI and the GUI."""
+"""Numbers and names as people read them, shared by the CLI and the GUI."""
 from __future__ import annotations
 
 import math
+import unicodedata
 
 
 def human_bytes(n: int | float) -> str:
@@ -67,3 +68,36 @@ def counters_text(c) -> str:
     labels = counter_labels(c.counters)
     return ", ".join(f"{labels[k]}={v:g}" if isinstance(v, float) else f"{labels[k]}={v}"
                      for k, v in items)
+
+
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# Control and format characters (bidi overrides, zero-width...), line and paragraph separators,
+# and the lone surrogates Python decodes undecodable bytes of a file name to.
+_UNSAFE_CATEGORIES = {"Cc", "Cf", "Cs", "Zl", "Zp"}
+
+
+def safe_name(text: str, keep: str = "") -> str:
+    """``text`` (a name read from disk, or a message quoting one) safe to print on a terminal
+    or show in a table: every control or format character is escaped (``\\n``, ``\\x1b``,
+    ``\\u202e``), an undecodable byte shows as ``\\xNN``; everything else, accents included,
+    is left as it is. A hostile file name can then neither move the cursor, recolour or retitle
+    the terminal, nor pass for two lines or for another name. ``keep``: characters left as they
+    are (a whole report's newlines)."""
+    probe = text
+    for ch in keep:
+        probe = probe.replace(ch, "")
+    if probe.isprintable():      # the usual case, at C speed
+        return text
+    return "".join(_escape(ch) if ch not in keep and unicodedata.category(ch) in
+                   _UNSAFE_CATEGORIES else ch for ch in text)
+
+
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    if ch in _ESCAPES:
+        return _ESCAPES[ch]
+    if 0xDC80 <= code <= 0xDCFF:        # os.fsdecode's stand-in for the byte code - 0xDC00
+        return f"\\x{code - 0xDC00:02x}"
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"

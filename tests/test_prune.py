@@ -191,9 +191,12 @@ def test_delete_broken_checkpoint_daviesx(corpus_copy, tf):
 def test_keep_last_counts_only_usable_checkpoints(corpus_copy):
     d = corpus_copy(DAVIESX)
     plan = plan_prune(scan_directory(str(d)), policy=Policy(keep_last=1, include_latest=True))
-    # cnn.ckpt is broken: it does not count as one of the last N and goes, latest or not.
-    assert plan.deleted == ["cnn.ckpt"] and plan.kept == ["fc2.ckpt"]
-    assert "broken" in plan.reasons["cnn.ckpt"]
+    # cnn.ckpt is broken: it does not count as one of the last N, and a policy never deletes
+    # it either (latest or not): it is left alone, to be deleted only by name (see above).
+    assert plan.deleted == [] and plan.kept == ["fc2.ckpt"]
+    assert list(plan.skipped) == ["cnn.ckpt"]
+    assert plan.skipped["cnn.ckpt"].startswith("left alone: it is broken: ")
+    assert plan.reasons["cnn.ckpt"] == plan.skipped["cnn.ckpt"]
 
 
 def test_v1_and_v2_side_by_side_tdgammon(corpus_copy, tf):
@@ -748,7 +751,9 @@ def test_cli_dry_run_changes_nothing(corpus_copy, capsys):
     code, out, _ = run_cli(capsys, d, "--keep-last", "2", "--dry-run", "--json")
     assert code == 0
     data = json.loads(out)
-    assert list(data) == ["deleted", "files", "bytes", "kept", "latest", "to_trash", "dry_run"]
+    assert list(data) == ["deleted", "files", "bytes", "kept", "latest", "to_trash", "dry_run",
+                          "skipped"]
+    assert data["skipped"] == {}
     assert data["deleted"] == [f"weights.{n:02d}.hd5f" for n in range(5, 95, 5)]
     assert data["files"][:2] == ["weights.05.hd5f.index", "weights.05.hd5f.data-00000-of-00001"]
     assert len(data["files"]) == 36 and data["bytes"] == 18 * (1608 + 74773)
@@ -773,7 +778,7 @@ def test_cli_prune_json(corpus_copy, capsys, tmp_trash, tf):
                   "model.ckpt-0.index", "model.ckpt-0.data-00000-of-00001", "model.ckpt-0.meta"],
         "bytes": 313 + 2436 + 28197 + 752 + 7324 + 108831,
         "kept": ["model.ckpt-5000"], "latest": "model.ckpt-5000",
-        "to_trash": True, "dry_run": False}
+        "to_trash": True, "dry_run": False, "skipped": {}}
     assert len(os.listdir(tmp_trash / "files")) == 6
     assert_tf_agrees(tf, d)
     code, out, _ = run_cli(capsys, d, "--keep-last", "0", "--permanent", "--json")

@@ -13,10 +13,10 @@ from .model import KERAS3_H5, KERAS_ARCHIVE, KERAS_H5, SAVEDMODEL, TF_V1, TF_V2
 from .naming import natural_key
 from .statefile import STATE_FILE
 
-DATA_FILE = re.compile(r"^(?P<prefix>.+)\.data-(?P<shard>\d{5})-of-(?P<total>\d{5})$")
+DATA_FILE = re.compile(r"(?s)(?P<prefix>.+)\.data-(?P<shard>\d{5})-of-(?P<total>\d{5})\Z")
 # TF1 Saver(write_version=V1, sharded=True): P-00000-of-00002 ..., one P.meta, and the state
 # file names the pattern P-?????-of-00002 (which TensorFlow's readers accept as the prefix).
-V1_SHARD = re.compile(r"^(?P<prefix>.+)-(?P<shard>\d{5})-of-(?P<total>\d{5})$")
+V1_SHARD = re.compile(r"(?s)(?P<prefix>.+)-(?P<shard>\d{5})-of-(?P<total>\d{5})\Z")
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hd5", ".he5")
 _NOT_V1 = (".index", ".meta", ".json", ".txt", ".py", ".pb", ".pbtxt", ".csv", ".md", ".log",
            ".png", ".jpg", ".npy", ".npz", ".pkl", ".yaml", ".yml", ".zip", ".gz", ".tar")

@@ -17,6 +17,15 @@ Only a checkpoint's own files, matched on the exact prefix ``P``: ``P.index``, `
 through a symlinked folder); a symbolic link is removed as a link and its target, wherever it is,
 is never touched. SavedModel folders are refused (they are not checkpoints we can take apart).
 
+Which checkpoints a policy may choose
+------------------------------------
+Only ``ok`` ones. A partial or broken checkpoint (a shard missing, truncated, or one we are not
+allowed to read) is neither counted among the kept nor deleted by a policy: counting it would
+delete an intact checkpoint in its place, and deleting it could destroy the only copy of weights
+we merely cannot read. The plan lists it in ``skipped`` with the reason; naming it explicitly
+(``delete=[...]``) deletes it. When the latest goes, an ``ok`` checkpoint takes its place before
+a damaged one. Planning is linear in files and checkpoints (a folder of 50,000 plans in seconds).
+
 Order of operations (crash safety)
 ----------------------------------
 1. The state file first. Just before writing it we read it again (a training process may have
@@ -56,14 +65,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
 from . import statefile, trash
 from .discover import DATA_FILE
-from .model import (BROKEN, HDF5_FORMATS, SAVEDMODEL, TF_V1, TF_V2, CheckpointInfo,
-                    DirectoryScan, StateFileInfo)
+from .model import (HDF5_FORMATS, OK, SAVEDMODEL, TF_V1, TF_V2, CheckpointInfo, DirectoryScan,
+                    StateFileInfo)
 from .naming import natural_key
 from .statefile import RawState
 
@@ -117,6 +127,9 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)   # refused name -> why
     fallback_latest: list[str] = field(default_factory=list)  # who may become latest, best first
+    not_ok: set[str] = field(default_factory=set)   # partial or broken: never made the latest
+    _by_owner: dict[str | None, list[PlannedFile]] | None = field(default=None, repr=False,
+                                                                  compare=False)
 
     @property
     def bytes(self) -> int:
@@ -127,9 +140,13 @@ class Plan:
         return not self.files
 
     def files_of(self, name: str) -> list[PlannedFile]:
-        if self.kind == ORPHANS:
-            return [f for f in self.files if f.name.rstrip("/") == name.rstrip("/")]
-        return [f for f in self.files if f.checkpoint == name]
+        """The files of one checkpoint (or the orphan ``name``), in deletion order."""
+        if self._by_owner is None:   # built once: a plan may hold 100,000 files
+            self._by_owner = {}
+            for f in self.files:
+                owner = f.name.rstrip("/") if self.kind == ORPHANS else f.checkpoint
+                self._by_owner.setdefault(owner, []).append(f)
+        return self._by_owner.get(name.rstrip("/") if self.kind == ORPHANS else name, [])
 
 
 @dataclass
@@ -195,56 +212,68 @@ def _order_key(c: CheckpointInfo, order: str):
     return named + (natural_key(c.name),)
 
 
-def _select_by_policy(scan: DirectoryScan, policy: Policy) -> tuple[list[str], dict[str, str]]:
+def _unusable_reason(c: CheckpointInfo) -> str:
+    """Why a policy leaves ``c`` alone: it is not intact as far as we can tell (a missing,
+    truncated or unreadable data file...). Counting it among the kept would delete an intact
+    one in its place; deleting it could destroy the only copy of weights we merely cannot read."""
+    problem = f": {c.problems[0]}" if c.problems else ""
+    return (f"left alone: it is {c.status}{problem}; a policy never keeps nor deletes a "
+            "checkpoint that is not ok (name it explicitly to delete it)")
+
+
+def _select_by_policy(scan: DirectoryScan, policy: Policy,
+                      by_name: dict[str, CheckpointInfo]
+                      ) -> tuple[list[str], dict[str, str], dict[str, str]]:
+    """(checkpoints the rules delete, why each checkpoint goes or stays, the checkpoints left
+    alone because they are not ``ok``, with why)."""
     if policy.order not in ("number", "counter"):
         raise PlanError(f"unknown order {policy.order!r} (number or counter)")
     if policy.keep_last is not None and policy.keep_last < 0:
         raise PlanError("keep-last must be 0 or more")
     if policy.keep_every is not None and policy.keep_every < 1:
         raise PlanError("keep-every must be 1 or more")
-    unknown = [n for n in policy.pinned if scan.checkpoint(n) is None]
+    unknown = [n for n in policy.pinned if n not in by_name]
     if unknown:
         raise PlanError(f"no checkpoint {unknown[0]!r} to pin in {scan.directory}")
     ordered = sorted(scan.checkpoints, key=lambda c: _order_key(c, policy.order))
-    reasons: dict[str, str] = {}
+    pinned = set(policy.pinned)
+    left_alone = {c.name: _unusable_reason(c) for c in ordered
+                  if c.status != OK and c.name not in pinned}
+    usable = [c for c in ordered if c.name not in left_alone]
+    reasons: dict[str, str] = dict(left_alone)
     keep: set[str] = set()
     if policy.keep_last is not None:
-        usable = [c for c in ordered if c.status != BROKEN]
-        last = usable[max(0, len(usable) - policy.keep_last):] if policy.keep_last else []
-        for c in last:
+        for c in usable[max(0, len(usable) - policy.keep_last):] if policy.keep_last else []:
             keep.add(c.name)
             reasons[c.name] = f"one of the last {policy.keep_last}"
     if policy.keep_every is not None:
-        for c in ordered:
+        for c in usable:
             if c.number is None:
                 keep.add(c.name)
                 reasons.setdefault(c.name, "has no number to apply keep-every to")
             elif c.number % policy.keep_every == 0:
                 keep.add(c.name)
                 reasons.setdefault(c.name, f"its number is a multiple of {policy.keep_every}")
-    for n in policy.pinned:
+    for n in pinned:
         keep.add(n)
         reasons[n] = "pinned"
-    if scan.latest and not policy.include_latest:
+    if scan.latest in by_name and scan.latest not in left_alone and not policy.include_latest:
         keep.add(scan.latest)
         reasons[scan.latest] = "the latest checkpoint"
     if policy.keep_last is None and policy.keep_every is None:
         doomed = []  # no rule that lets anything go
     else:
-        doomed = [c.name for c in ordered if c.name not in keep]
+        doomed = [c.name for c in usable if c.name not in keep]
     for n in doomed:
-        c = scan.checkpoint(n)
         why = []
         if n == scan.latest:
             why.append("the latest, explicitly included")
-        if c.status == BROKEN and policy.keep_last is not None:
-            why.append("broken (no tensor can be read)")
-        elif policy.keep_last is not None:
+        if policy.keep_last is not None:
             why.append(f"older than the last {policy.keep_last}")
         if policy.keep_every is not None:
             why.append(f"its number is not a multiple of {policy.keep_every}")
         reasons[n] = "; ".join(why)
-    return doomed, reasons
+    return doomed, reasons, left_alone
 
 
 def _owned(name: str, c: CheckpointInfo) -> bool:
@@ -271,15 +300,14 @@ def _file_rank(name: str, c: CheckpointInfo) -> tuple:
 
 def safe_path(directory: str, rel: str) -> str:
     """The absolute path of ``rel`` directly inside ``directory``; ValueError when it would leave
-    it (``..``, absolute, a subfolder, or a folder reached through a symbolic link)."""
+    it (``..``, absolute, a path through a subfolder, which may be a symbolic link to anywhere).
+    A plain name is its own proof: the file's folder is ``directory`` itself, so no realpath
+    (two per file made planning 100,000 files take seconds)."""
     rel = rel.rstrip("/")
-    if (not rel or os.path.isabs(rel) or "/" in rel or "\\" in rel or rel in (".", "..")
+    if (not rel or "/" in rel or "\\" in rel or rel in (".", "..")
             or rel == statefile.STATE_FILE):
         raise ValueError(f"{rel!r} is not a file directly inside {directory}")
-    path = os.path.join(directory, rel)
-    if os.path.realpath(os.path.dirname(path)) != os.path.realpath(directory):
-        raise ValueError(f"{rel!r} is outside {directory}")
-    return path
+    return os.path.join(directory, rel)
 
 
 def _planned_file(directory: str, rel: str, checkpoint: str | None, kind: str,
@@ -289,14 +317,12 @@ def _planned_file(directory: str, rel: str, checkpoint: str | None, kind: str,
         st = os.lstat(path)
     except FileNotFoundError:
         return None
-    if os.path.islink(path):
+    if stat.S_ISLNK(st.st_mode):
         target = os.readlink(path)
         warnings.append(f"{rel} is a symbolic link to {target}: only the link is removed, "
                         "its target is kept")
         return PlannedFile(rel, 0, checkpoint, kind, link_target=target)
-    size = st.st_size
-    if os.path.isdir(path):
-        size = _tree_bytes(path)
+    size = _tree_bytes(path) if stat.S_ISDIR(st.st_mode) else st.st_size
     return PlannedFile(rel, size, checkpoint, kind)
 
 
@@ -313,26 +339,20 @@ def _tree_bytes(path: str) -> int:
 
 def _read_raw(directory: str) -> tuple[RawState | None, str | None, str | None]:
     """(parsed state, its text, a problem reading it)."""
-    path = os.path.join(directory, statefile.STATE_FILE)
     try:
-        raw = statefile.read_state_file(directory)
+        text = statefile.read_state_text(directory)
     except (OSError, ValueError) as e:
         return None, None, f"the state file cannot be read ({e}); it is left as it is"
-    if raw is None:
+    if text is None:
         return None, None, None
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            text = f.read(1 << 20)
-    except OSError:
-        text = None
-    return raw, text, None
+    return statefile.parse_state_text(text), text, None
 
 
 def _fallback_latest(scan: DirectoryScan, doomed: set[str]) -> list[str]:
-    """Checkpoints that may become the latest, best first: TensorFlow formats, not broken first,
+    """Checkpoints that may become the latest, best first: TensorFlow formats, ``ok`` first,
     then the highest number, training counter, modification time (the scan's rule)."""
     rest = [c for c in scan.checkpoints if c.name not in doomed and c.format in (TF_V2, TF_V1)]
-    rest.sort(key=lambda c: (c.status != BROKEN, c.number if c.number is not None else -1,
+    rest.sort(key=lambda c: (c.status == OK, c.number if c.number is not None else -1,
                              c.training_progress() or -1, c.mtime), reverse=True)
     return [c.name for c in rest]
 
@@ -341,75 +361,55 @@ def plan_prune(scan: DirectoryScan, *, delete: Iterable[str] | None = None,
                policy: Policy | None = None, to_trash: bool = True) -> Plan:
     """What deleting these checkpoints (or applying this policy) does. Touches nothing.
 
-    ``delete`` names checkpoints explicitly (the latest too, if named; pinned ones in ``policy``
-    are still kept); ``policy`` chooses by rules and keeps the latest unless ``include_latest``.
+    ``delete`` names checkpoints explicitly (the latest too, if named, and whatever its status;
+    pinned ones in ``policy`` are still kept); ``policy`` chooses by rules, keeps the latest
+    unless ``include_latest``, and leaves alone every checkpoint that is not ``ok`` (listed in
+    ``skipped``). Linear in the number of checkpoints and files.
     """
     directory = scan.directory
+    by_name = {c.name: c for c in scan.checkpoints}
+    skipped: dict[str, str] = {}
     if delete is not None:
         names = list(dict.fromkeys(delete))
-        unknown = [n for n in names if scan.checkpoint(n) is None]
+        unknown = [n for n in names if n not in by_name]
         if unknown:
-            have = ", ".join(c.name for c in scan.checkpoints) or "none"
-            raise PlanError(f"no checkpoint {unknown[0]!r} in {directory} (checkpoints: {have})")
+            raise PlanError(f"no checkpoint {unknown[0]!r} in {directory} "
+                            f"(checkpoints: {_some_names(scan)})")
         pinned = set(policy.pinned) if policy else set()
         reasons = {n: "pinned" for n in names if n in pinned}
         reasons.update({n: "selected" for n in names if n not in pinned})
         doomed = [n for n in names if n not in pinned]
     elif policy is not None:
-        doomed, reasons = _select_by_policy(scan, policy)
+        doomed, reasons, skipped = _select_by_policy(scan, policy, by_name)
     else:
         raise PlanError("say which checkpoints to delete, or give a policy")
 
     warnings: list[str] = []
-    skipped: dict[str, str] = {}
     files: list[PlannedFile] = []
     order = {c.name: i for i, c in enumerate(
         sorted(scan.checkpoints, key=lambda c: _order_key(c, "number")))}
     final: list[str] = []
-    for name in sorted(doomed, key=lambda n: order[n]):
-        c = scan.checkpoint(name)
-        if c.format == SAVEDMODEL:
-            skipped[name] = "a SavedModel folder is not pruned here (delete the folder itself)"
-            continue
-        rels = [f.name for f in c.files]
-        bad = [r for r in rels if not _owned(r, c)]
-        try:
-            for r in rels:
-                safe_path(directory, r)
-        except ValueError as e:
-            bad.append(str(e))
-        if bad:
-            skipped[name] = f"refused: {bad[0]} is not one of its own files in the folder"
-            continue
-        mine = []
-        try:
-            for r in sorted(rels, key=lambda r: _file_rank(r, c)):
-                kind = next(f.kind for f in c.files if f.name == r)
-                pf = _planned_file(directory, r, name, kind, warnings)
-                if pf is not None:
-                    mine.append(pf)
-        except (OSError, ValueError) as e:
-            skipped[name] = f"its files cannot be examined: {e}"
-            continue
-        if not mine:
-            skipped[name] = "its files are already gone"
+    for name in sorted(doomed, key=order.__getitem__):
+        mine, why = _checkpoint_files(directory, by_name[name], warnings)
+        if why is not None:
+            skipped[name] = why
             continue
         files.extend(mine)
         final.append(name)
-    for name, why in skipped.items():
-        reasons[name] = why
+    reasons.update(skipped)
 
     doomed_set = set(final)
-    kept = [c.name for c in scan.checkpoints if c.name not in doomed_set]
+    kept = [c.name for c in scan.checkpoints if c.name not in doomed_set and c.name not in skipped]
     for n in kept:
         reasons.setdefault(n, "not selected")
     fallback = _fallback_latest(scan, doomed_set)
+    not_ok = {c.name for c in scan.checkpoints if c.status != OK}
     raw, text, problem = _read_raw(directory)
     if problem:
         warnings.append(problem)
     action, after_raw, notes = STATE_NONE, None, []
     if raw is not None and final:
-        after_raw, notes = state_after_deletion(raw, directory, doomed_set, fallback)
+        after_raw, notes = state_after_deletion(raw, directory, doomed_set, fallback, not_ok)
         if after_raw is None:
             action = STATE_REMOVE
         elif _same_state(raw, after_raw):
@@ -428,7 +428,42 @@ def plan_prune(scan: DirectoryScan, *, delete: Iterable[str] | None = None,
     return Plan(directory=directory, kind=CHECKPOINTS, deleted=final, files=files, kept=kept,
                 reasons=reasons, latest_before=scan.latest, latest_after=latest_after,
                 state_action=action, state_before=text, state_after=after_text,
-                to_trash=to_trash, warnings=warnings, skipped=skipped, fallback_latest=fallback)
+                to_trash=to_trash, warnings=warnings, skipped=skipped, fallback_latest=fallback,
+                not_ok=not_ok)
+
+
+def _some_names(scan: DirectoryScan, limit: int = 10) -> str:
+    """The first checkpoint names, for an error message about a folder of any size."""
+    names = [c.name for c in scan.checkpoints[:limit]]
+    more = len(scan.checkpoints) - len(names)
+    return (", ".join(names) or "none") + (f" and {more} more" if more > 0 else "")
+
+
+def _checkpoint_files(directory: str, c: CheckpointInfo, warnings: list[str]
+                      ) -> tuple[list[PlannedFile], str | None]:
+    """(checkpoint ``c``'s files as they are on disk now, in deletion order; why it is refused,
+    or None)."""
+    if c.format == SAVEDMODEL:
+        return [], "a SavedModel folder is not pruned here (delete the folder itself)"
+    bad = [f.name for f in c.files if not _owned(f.name, c)]
+    try:
+        for f in c.files:
+            safe_path(directory, f.name)
+    except ValueError as e:
+        bad.append(str(e))
+    if bad:
+        return [], f"refused: {bad[0]} is not one of its own files in the folder"
+    mine = []
+    try:
+        for f in sorted(c.files, key=lambda f: _file_rank(f.name, c)):
+            pf = _planned_file(directory, f.name, c.name, f.kind, warnings)
+            if pf is not None:
+                mine.append(pf)
+    except (OSError, ValueError) as e:
+        return [], f"its files cannot be examined: {e}"
+    if not mine:
+        return [], "its files are already gone"
+    return mine, None
 
 
 def _latest_after(scan, after_raw, action, doomed, fallback) -> str | None:
@@ -541,9 +576,11 @@ def _mtime(directory: str) -> Callable[[str], float]:
     return get
 
 
-def state_after_deletion(raw: RawState, directory: str, doomed: set[str],
-                         fallback: list[str]) -> tuple[RawState | None, list[str]]:
-    """The state file once ``doomed`` are gone (None: remove it), and notes on what changed."""
+def state_after_deletion(raw: RawState, directory: str, doomed: set[str], fallback: list[str],
+                         not_ok: Collection[str] = ()) -> tuple[RawState | None, list[str]]:
+    """The state file once ``doomed`` are gone (None: remove it), and notes on what changed.
+    When the latest goes, the newest listed entry that is not in ``not_ok`` takes its place
+    (a partial or broken one only when nothing else is listed), else the best of ``fallback``."""
     notes = []
     pairs = []
     for entry, name, t in _entries(raw, directory):
@@ -556,8 +593,10 @@ def state_after_deletion(raw: RawState, directory: str, doomed: set[str],
         latest = statefile.resolve_on_disk(raw.model_checkpoint_path, directory)
         if latest in doomed:
             latest = None
+    if latest is None and pairs:
+        latest = next((n for n, _ in reversed(pairs) if n not in not_ok), pairs[-1][0])
     if latest is None:
-        latest = pairs[-1][0] if pairs else next(
+        latest = next(
             (n for n in fallback if n not in doomed and statefile.checkpoint_exists(directory, n)),
             None)
     return _build(pairs, latest, raw.last_preserved_timestamp, _mtime(directory)), notes
@@ -677,7 +716,7 @@ def execute_prune(plan: Plan, *, permanent: bool | None = None, progress: Progre
             current, _text, problem = _read_raw(directory)
             if problem is None and current is not None:
                 new, notes = state_after_deletion(current, directory, set(plan.deleted),
-                                                  plan.fallback_latest)
+                                                  plan.fallback_latest, plan.not_ok)
                 result.warnings.extend(notes)
                 result.state_action = _store_state(directory, new, current)
                 undo.state_before, undo.latest_written = current, \
@@ -699,6 +738,7 @@ def execute_prune(plan: Plan, *, permanent: bool | None = None, progress: Progre
         removed: list[trash.TrashedFile] = []
         error = None
         mine = plan.files_of(name)
+        gone = 0
         for f in mine:
             progress(done, total, f.name)
             try:
@@ -712,6 +752,7 @@ def execute_prune(plan: Plan, *, permanent: bool | None = None, progress: Progre
                             "is not a freedesktop.org trash this tool can read)")
                 result.files.append(f.name)
                 result.bytes += f.bytes
+                gone += 1
             except FileNotFoundError:
                 result.warnings.append(f"{f.name} had already disappeared")
             except (OSError, ValueError) as e:
@@ -726,7 +767,7 @@ def execute_prune(plan: Plan, *, permanent: bool | None = None, progress: Progre
             continue
         result.errors.append(error)
         left = [f.name for f in mine if os.path.lexists(os.path.join(directory, f.name))]
-        if any(f.name in result.files for f in mine):
+        if gone:
             result.partial[name] = left
             result.warnings.append(
                 f"{name} is half deleted: {', '.join(left)} remain and no longer form a "

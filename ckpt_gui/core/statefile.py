@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import tempfile
 from dataclasses import dataclass, field
+
+from google.protobuf import text_encoding
 
 from .naming import base_name
 
 STATE_FILE = "checkpoint"
+MAX_STATE_BYTES = 64 << 20   # some 1.5 million entries; TensorFlow's own are a few lines
 _LINE = re.compile(r'^\s*([A-Za-z_]+)\s*:\s*(.*?)\s*$')
 
 
@@ -107,16 +111,27 @@ def parse_state_text(text: str) -> RawState:
     return state
 
 
-def read_state_file(directory: str) -> RawState | None:
-    """The parsed state file, or None when there is none. Raises OSError/ValueError if unreadable."""
+def read_state_text(directory: str) -> str | None:
+    """The state file's text, or None when there is none. Raises OSError, or ValueError for a
+    binary file or one too big to be a state file (read whole, it could exhaust memory; read in
+    part, a rewrite would drop the entries beyond the cut)."""
     path = os.path.join(directory, STATE_FILE)
     if not os.path.isfile(path):
         return None
     with open(path, "rb") as f:
-        data = f.read(1 << 20)
+        data = f.read(MAX_STATE_BYTES + 1)
+    if len(data) > MAX_STATE_BYTES:
+        raise ValueError(f"the state file is larger than {MAX_STATE_BYTES >> 20} MB, "
+                         "not a CheckpointState text file")
     if b"\x00" in data:
         raise ValueError("the state file is binary, not a CheckpointState text file")
-    return parse_state_text(data.decode("utf-8", "replace"))
+    return data.decode("utf-8", "replace")
+
+
+def read_state_file(directory: str) -> RawState | None:
+    """The parsed state file, or None when there is none. Raises OSError/ValueError if unreadable."""
+    text = read_state_text(directory)
+    return None if text is None else parse_state_text(text)
 
 
 def resolve_entry(entry: str, directory: str, known: set[str]) -> str | None:
@@ -145,7 +160,9 @@ _V1_PATTERN = re.compile(r"-\?{5}-of-\d{5}$")
 
 
 def _quote(s: str) -> str:
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A string as TensorFlow's text format writes it (protobuf's C escapes of the UTF-8 bytes:
+    a newline in a name is ``\\n``, never a line break that would cut the entry in two)."""
+    return '"' + text_encoding.CEscape(s.encode("utf-8", "surrogateescape"), False) + '"'
 
 
 def format_state(latest: str | None, paths: list[str], timestamps: list[float] | None = None,
@@ -163,18 +180,61 @@ def format_state(latest: str | None, paths: list[str], timestamps: list[float] |
 
 
 def write_state_file(directory: str, text: str) -> None:
-    """Replace the state file atomically (temporary file in the same directory, then rename)."""
+    """Replace the state file atomically (temporary file in the same directory, then rename),
+    with the permissions and owner of the file it replaces (mkstemp makes a private 0600 file;
+    a state file others read, a group's training job for one, must stay readable to them). A new
+    state file gets the mode TensorFlow's would have (0666 less the umask)."""
+    path = os.path.join(directory, STATE_FILE)
+    try:
+        old = os.stat(path)
+    except FileNotFoundError:
+        old = None
     fd, tmp = tempfile.mkstemp(prefix=".checkpoint.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
+            _copy_ownership(f.fileno(), old)
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, os.path.join(directory, STATE_FILE))
+        os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _copy_ownership(fd: int, old: os.stat_result | None) -> None:
+    """Give the open file ``fd`` the mode and owner of ``old`` (the file it will replace). The
+    owner only where we may change it (root, or a group we belong to): otherwise the file is
+    ours, as any file we write."""
+    if old is None:
+        os.fchmod(fd, 0o666 & ~_umask())
+        return
+    if hasattr(os, "fchown"):
+        try:
+            os.fchown(fd, old.st_uid, old.st_gid)
+        except PermissionError:
+            try:
+                os.fchown(fd, -1, old.st_gid)
+            except PermissionError:
+                pass
+    os.fchmod(fd, stat.S_IMODE(old.st_mode))   # after chown, which may clear set-id bits
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux tells it (os.umask() can only
+    be read by setting it, a moment in which another thread's new file would get the wrong
+    mode)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def checkpoint_exists(directory: str, name: str) -> bool:

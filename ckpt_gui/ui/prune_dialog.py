@@ -6,6 +6,7 @@ deletion and the undo run in a worker through a TaskSlot, with ckpt_gui.core.pru
 """
 from __future__ import annotations
 
+import html
 import threading
 
 from PySide6.QtCore import Qt, Signal
@@ -17,7 +18,7 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QFor
 
 from ..core import prune
 from ..core.model import DirectoryScan
-from ..textfmt import human_bytes
+from ..textfmt import human_bytes, safe_name
 from .tasks import TaskSlot
 
 
@@ -48,7 +49,7 @@ class PruneDialog(QDialog):
         self.setObjectName("pruneDialog")
         self.resize(860, 680)
         self.scan = scan
-        self.selected = [n for n in selected if scan.checkpoint(n) is not None]
+        self.selected = self._present(selected)
         self.plan: prune.Plan | None = None
         self.last_result: prune.PruneResult | None = None
         self.last_restore: prune.RestoreResult | None = None
@@ -64,9 +65,16 @@ class PruneDialog(QDialog):
         (self.mode_selected if self.selected else self.mode_policy).setChecked(True)
         self.replan()
 
+    def _present(self, names: list[str]) -> list[str]:
+        """Those of ``names`` the scan holds (one set, not a search per name: a selection may
+        be a whole folder of thousands)."""
+        have = {c.name for c in self.scan.checkpoints}
+        return [n for n in names if n in have]
+
     # --- layout -------------------------------------------------------------------------------
     def _build(self) -> None:
         self.folder_label = QLabel()
+        self.folder_label.setTextFormat(Qt.PlainText)
         self.folder_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
 
         self.mode_selected = QRadioButton()
@@ -149,8 +157,10 @@ class PruneDialog(QDialog):
 
         self.summary_label = QLabel()
         self.summary_label.setObjectName("planSummary")
+        self.summary_label.setTextFormat(Qt.PlainText)
         self.summary_label.setWordWrap(True)
         self.warnings_label = QLabel()
+        self.warnings_label.setTextFormat(Qt.PlainText)   # names from disk, never markup
         self.warnings_label.setWordWrap(True)
         self.warnings_label.setStyleSheet("QLabel { color: #7a3e00; }")
 
@@ -179,6 +189,7 @@ class PruneDialog(QDialog):
         self.progress_bar = QProgressBar()
         self.progress_bar.hide()
         self.progress_label = QLabel()
+        self.progress_label.setTextFormat(Qt.PlainText)
         self.progress_label.hide()
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancel)
@@ -186,6 +197,7 @@ class PruneDialog(QDialog):
         self.result_label = QLabel()
         self.result_label.setObjectName("pruneResult")
         self.result_label.setWordWrap(True)
+        self.result_label.setTextFormat(Qt.PlainText)
         self.result_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
 
         self.delete_button = QPushButton("Delete…")
@@ -223,7 +235,7 @@ class PruneDialog(QDialog):
         layout.addLayout(buttons)
 
     def _update_counts(self) -> None:
-        self.folder_label.setText(f"Folder: {self.scan.directory}")
+        self.folder_label.setText(f"Folder: {safe_name(self.scan.directory)}")
         self.mode_selected.setText(f"Selected checkpoints ({len(self.selected)})")
         self.mode_selected.setEnabled(bool(self.selected))
         self.mode_orphans.setText(f"Orphan files ({len(self.scan.orphans)})")
@@ -285,18 +297,18 @@ class PruneDialog(QDialog):
             if name in plan.skipped:
                 action = "skip"
             size = human_bytes(sum(f.bytes for f in files)) if files else ""
-            label = name + ("  (latest)" if name == self.scan.latest else "")
-            item = QTreeWidgetItem([label, action, size, plan.reasons.get(name, "")])
+            label = safe_name(name) + ("  (latest)" if name == self.scan.latest else "")
+            item = QTreeWidgetItem([label, action, size, safe_name(plan.reasons.get(name, ""))])
             item.setData(0, Qt.UserRole, name)
             if action == "delete":
                 for f in files:
-                    item.addChild(QTreeWidgetItem([f.name, "", human_bytes(f.bytes),
-                                                   f"link to {f.link_target}" if f.link_target
-                                                   else ""]))
+                    item.addChild(QTreeWidgetItem([
+                        safe_name(f.name), "", human_bytes(f.bytes),
+                        f"link to {safe_name(f.link_target)}" if f.link_target else ""]))
             self.plan_tree.addTopLevelItem(item)
         for i in range(4):
             self.plan_tree.resizeColumnToContents(i)
-        self.files_text.setPlainText("\n".join(f.name for f in plan.files))
+        self.files_text.setPlainText("\n".join(safe_name(f.name) for f in plan.files))
         self.state_text.setPlainText(self._state_description(plan))
         if plan.empty:
             text = "Nothing to delete."
@@ -304,10 +316,10 @@ class PruneDialog(QDialog):
             what = "orphan file(s)" if plan.kind == prune.ORPHANS else "checkpoint(s)"
             text = (f"Deletes {len(plan.deleted)} {what}: {len(plan.files)} file(s), "
                     f"{human_bytes(plan.bytes)} freed. Latest afterwards: "
-                    f"{plan.latest_after or '(none)'}.")
+                    f"{safe_name(plan.latest_after or '(none)')}.")
         self.summary_label.setText(text)
         notes = plan.warnings + [f"{n}: {why}" for n, why in plan.skipped.items()]
-        self.warnings_label.setText("\n".join(notes))
+        self.warnings_label.setText("\n".join(safe_name(n) for n in notes))
         self._update_buttons()
 
     @staticmethod
@@ -317,7 +329,7 @@ class PruneDialog(QDialog):
         if plan.state_action == prune.STATE_REMOVE:
             return "(removed: no checkpoint is left for it to name)"
         prefix = "(unchanged)\n" if plan.state_action == prune.STATE_KEEP else ""
-        return prefix + (plan.state_after or "")
+        return prefix + safe_name(plan.state_after or "", keep="\n")
 
     # --- confirmation, execution --------------------------------------------------------------
     def running(self) -> bool:
@@ -339,8 +351,9 @@ class PruneDialog(QDialog):
         what = "orphan file(s)" if p.kind == prune.ORPHANS else "checkpoint(s)"
         latest = ""
         if p.kind == prune.CHECKPOINTS and p.latest_before in p.deleted:
-            latest = (f" This includes the latest, {p.latest_before}; the state file will name "
-                      f"{p.latest_after or 'nothing (it is removed)'}.")
+            latest = (f" This includes the latest, {html.escape(safe_name(p.latest_before))}; "
+                      "the state file will name "
+                      f"{html.escape(safe_name(p.latest_after or 'nothing (it is removed)'))}.")
         self.confirm_label.setText(
             f"<b>{len(p.deleted)} {what}, {len(p.files)} file(s), {human_bytes(p.bytes)}</b>: "
             f"{where}?{latest}")
@@ -405,7 +418,7 @@ class PruneDialog(QDialog):
         self.progress_bar.setRange(0, max(total, 1))
         self.progress_bar.setValue(done)
         if what:
-            self.progress_label.setText(what)
+            self.progress_label.setText(safe_name(what))
 
     def _done_running(self) -> None:
         self.progress_bar.hide()
@@ -418,7 +431,7 @@ class PruneDialog(QDialog):
         self._done_running()
         if result.scan_after is not None:
             self.scan = result.scan_after
-            self.selected = [n for n in self.selected if self.scan.checkpoint(n) is not None]
+            self.selected = self._present(self.selected)
             self._rebuild_pins()
             self._update_counts()
         if isinstance(result, prune.RestoreResult):
@@ -427,7 +440,7 @@ class PruneDialog(QDialog):
             text = f"Restored {len(result.restored)} from the trash ({len(result.files)} files)."
             if result.errors:
                 text += " Problems: " + "; ".join(result.errors)
-            self.result_label.setText(text)
+            self.result_label.setText(safe_name(text))
             if not self.mode_selected.isEnabled() and self.mode() == self.SELECTED:
                 self.mode_policy.setChecked(True)
             self.replan()
@@ -451,11 +464,11 @@ class PruneDialog(QDialog):
         parts += [f"Note: {w}" for w in r.warnings]
         if r.to_trash and r.undo_problem and r.deleted:
             parts.append(f"Undo is not available: {r.undo_problem}.")
-        return " ".join(parts)
+        return safe_name(" ".join(parts))
 
     def _on_failed(self, message: str, details: str) -> None:
         self._done_running()
-        self.result_label.setText(f"Failed: {message}")
+        self.result_label.setText(f"Failed: {safe_name(message)}")
         self.result_label.setToolTip(details)
         self.replan()
 
@@ -464,7 +477,8 @@ class PruneDialog(QDialog):
         self.pin_list.blockSignals(True)
         self.pin_list.clear()
         for c in self.scan.checkpoints:
-            item = QListWidgetItem(c.name + ("  (latest)" if c.name == self.scan.latest else ""))
+            item = QListWidgetItem(safe_name(c.name) + ("  (latest)" if c.name == self.scan.latest
+                                                        else ""))
             item.setData(Qt.UserRole, c.name)
             item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
             item.setCheckState(Qt.Checked if c.name in pinned else Qt.Unchecked)
