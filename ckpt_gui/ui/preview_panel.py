@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout,
                                QStackedWidget, QVBoxLayout, QWidget)
 
 from ..core.model import CheckpointInfo, VariableInfo
+from ..core.varnames import file_stem
 from ..core.preview import IMAGE, SCALAR, TEXT, VECTOR, TensorPreview, make_preview
 from .tasks import TaskSlot
 
@@ -142,7 +143,7 @@ class PreviewPanel(QWidget):
             self.task.cancel()
             self.clear()
             return
-        self.title.setText(f"<b>{var.model_path or var.path}</b> — {ckpt.name}")
+        self.title.setText(f"<b>{var.display_name}</b> — {ckpt.name}")
         self.task.submit(load_preview, ckpt, var.name)
 
     def clear(self, message: str = "Select a variable to preview it.") -> None:
@@ -314,8 +315,7 @@ class PreviewPanel(QWidget):
 
     def _suggested_name(self, ext: str) -> str:
         p = self.preview
-        base = p.variable.path.replace("/", "_") if p and p.variable else "tensor"
-        return f"{base}.{ext}"
+        return f"{file_stem(p.variable.display_name) if p and p.variable else 'tensor'}.{ext}"
 
     def export_tensor(self, kind: str, path: str | None = None) -> str | None:
         """Write the whole tensor to .npy or .csv (2-D at most; higher ranks are flattened)."""
@@ -336,7 +336,7 @@ class PreviewPanel(QWidget):
                 for row in rows:
                     w.writerow([x.decode("utf-8", "replace") if isinstance(x, bytes) else
                                 repr(x.item()) if hasattr(x, "item") else x for x in row])
-        self.status_message.emit(f"Exported {self.preview.variable.path} to {path}")
+        self.status_message.emit(f"Exported {self.preview.variable.display_name} to {path}")
         return path
 
     def export_plot(self, path: str | None = None) -> str | None:
