@@ -172,9 +172,7 @@ class VariableTreeModel(QAbstractItemModel):
         if role == Qt.ToolTipRole:
             if v is None:
                 return f"{node.path}: {human_count(node.params)} values, {human_bytes(node.bytes)}"
-            tip = [v.name, f"{human_count(v.size)} values"]
-            if v.slot_of:
-                tip.append(f"optimizer slot '{v.slot_name}' of {v.slot_of}")
+            tip = [v.display_name, f"key: {v.name}", f"{human_count(v.size)} values"]
             if v.problem:
                 tip.append(f"⚠ {v.problem}")
             return "\n".join(tip)

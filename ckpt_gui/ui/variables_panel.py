@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QSortFilterProxyModel, Qt, QTimer, Signal
-from PySide6.QtWidgets import QHeaderView, QLabel, QLineEdit, QTreeView, QVBoxLayout, QWidget
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (QHeaderView, QLabel, QLineEdit, QStackedWidget, QTreeView,
+                               QVBoxLayout, QWidget)
 
 from ..core.model import CheckpointInfo
 from ..core.vartree import MODEL, VariableTree, build_tree
@@ -45,6 +47,28 @@ def tree_thread() -> EngineThread:
     return _tree_thread
 
 
+class VariableFilter(QSortFilterProxyModel):
+    """Rows whose columns hold the filter text, or whose variable's display name or key does
+    (``dense/kernel`` finds the kernel, though the tree shows ``dense`` and ``kernel`` apart)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.needle = ""
+
+    def set_needle(self, text: str) -> None:
+        self.needle = text.lower()
+        self.setRecursiveFilteringEnabled(bool(text))  # (a match shows its parents)
+        self.setFilterFixedString(text)
+
+    def filterAcceptsRow(self, row, parent) -> bool:
+        if super().filterAcceptsRow(row, parent):
+            return True
+        node = self.sourceModel().index(row, 0, parent).internalPointer()
+        v = node.variable if node is not None else None
+        return v is not None and (self.needle in v.display_name.lower()
+                                  or self.needle in v.name.lower())
+
+
 class VariablesPanel(QWidget):
     variable_selected = Signal(object)   # VariableInfo or None
 
@@ -57,7 +81,7 @@ class VariablesPanel(QWidget):
         self.task.failed.connect(lambda message, _details: self.totals.setText(
             f"The variables cannot be listed: {message}"))
         self.model = VariableTreeModel(self)
-        self.proxy = QSortFilterProxyModel(self)
+        self.proxy = VariableFilter(self)
         self.proxy.setSourceModel(self.model)
         # Each tree is a new model (set_tree resets it), and filtering is asked for: no dynamic
         # re-filtering, and no recursive filtering while no filter is typed (both cost a big
@@ -75,19 +99,30 @@ class VariablesPanel(QWidget):
         self._filter_timer.setInterval(150)
         self._filter_timer.timeout.connect(lambda: self._apply_filter(self.filter.text()))
         self.filter.textChanged.connect(lambda *_: self._filter_timer.start())
+        QShortcut(QKeySequence(Qt.Key_Escape), self.filter, self.filter.clear,
+                  context=Qt.WidgetShortcut)
 
         self.tree = QTreeView()
         self.tree.setObjectName("variablesTree")
         self.tree.setModel(self.proxy)
         self.tree.setUniformRowHeights(True)
         self.tree.setAlternatingRowColors(True)
+        self.tree.setIndentation(14)
+        self.tree.setTextElideMode(Qt.ElideMiddle)  # a long name keeps its start and its end
         header = self.tree.header()
         header.setStretchLastSection(False)
-        header.setSectionResizeMode(0, QHeaderView.Stretch)
-        for column, width in ((1, 100), (2, 70), (3, 120), (4, 110)):
+        header.setSectionResizeMode(0, QHeaderView.Stretch)  # the names get what is left
+        for column in range(1, self.model.columnCount()):
             header.setSectionResizeMode(column, QHeaderView.Interactive)
-            header.resizeSection(column, width)
         self.tree.selectionModel().currentChanged.connect(self._on_current)
+
+        self.no_match = QLabel()
+        self.no_match.setObjectName("noMatch")
+        self.no_match.setAlignment(Qt.AlignCenter)
+        self.no_match.setWordWrap(True)
+        self.stack = QStackedWidget()  # the tree, or the message that nothing matches
+        self.stack.addWidget(self.tree)
+        self.stack.addWidget(self.no_match)
 
         self.totals = QLabel()
         self.totals.setObjectName("parameterTotals")
@@ -95,7 +130,7 @@ class VariablesPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.filter)
-        layout.addWidget(self.tree, 1)
+        layout.addWidget(self.stack, 1)
         layout.addWidget(self.totals)
 
     def set_checkpoint(self, ckpt: CheckpointInfo | None, select: str | None = None) -> None:
@@ -123,6 +158,7 @@ class VariablesPanel(QWidget):
     def _show(self, ckpt: CheckpointInfo | None, tree: VariableTree | None,
               previous: str | None) -> None:
         self.model.set_tree(tree)
+        self.stack.setCurrentWidget(self.tree)
         if tree is None:
             self.totals.clear()
             self.variable_selected.emit(None)
@@ -130,7 +166,11 @@ class VariablesPanel(QWidget):
         self.totals.setText(
             f"{human_count(tree.model_params)} model parameters · "
             f"{human_count(tree.optimizer_params)} optimizer values · {ckpt.n_variables} variables")
-        self._expand_defaults()
+        if self.filter.text():
+            self._apply_filter(self.filter.text())
+        else:
+            self._expand_defaults()
+            self._fit_columns()
         if previous and self.select(previous):
             return
         first = next((n for n in tree.root.walk() if n.variable is not None
@@ -178,10 +218,20 @@ class VariablesPanel(QWidget):
         if node is not None and node.variable is not None:
             self.variable_selected.emit(node.variable)
 
+    def _fit_columns(self) -> None:
+        """Shape, dtype, size and role as wide as what they show (of the rows laid out), the
+        names the rest: long ones elided in the middle, whole in their tooltip."""
+        for column in range(1, self.model.columnCount()):
+            self.tree.resizeColumnToContents(column)
+
     def _apply_filter(self, text: str):
-        self.proxy.setRecursiveFilteringEnabled(bool(text))  # (a match shows its parents)
-        self.proxy.setFilterFixedString(text)
+        self.proxy.set_needle(text)
         if text:
             self.tree.expandAll()
         else:
             self._expand_defaults()
+        nothing = bool(text) and self.model.tree is not None and self.proxy.rowCount() == 0
+        self.no_match.setText(f"No variable matches “{text}”.\nEsc clears the filter."
+                              if nothing else "")
+        self.stack.setCurrentWidget(self.no_match if nothing else self.tree)
+        self._fit_columns()
