@@ -233,5 +233,5 @@ def file_stem(display_name: str) -> str:
     """A file name for a variable's export, on any file system: ``model/dense/kernel ·
     adam momentum`` -> ``model_dense_kernel-adam_momentum``."""
     stem = display_name.replace(SLOT_SEPARATOR, "-")
-    stem = re.sub(r"[^\w.\-]+", "_", stem, flags=re.ASCII).strip("._-")
+    stem = re.sub(r"[^\w.\-]+", "_", stem).strip("._-")  # letters of any script stay
     return stem[:200] or "tensor"

@@ -1,0 +1,225 @@
+"""One readable name per variable (core/varnames.py): the tree, export file names and
+``ckpt-inspect show`` agree on it, and it leads back to the very tensor the writer saved."""
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import h5py
+import numpy as np
+import pytest
+
+from ckpt_gui import cli
+from ckpt_gui.core import scan_directory
+from ckpt_gui.core.model import VariableInfo
+from ckpt_gui.core.varnames import assign, file_stem, plain_display_names
+from ckpt_gui.core.vartree import build_tree
+
+LOAD_TIMEOUT = 60_000
+
+
+def _keras3_run(tf, directory, saves: int = 2):
+    """A Keras 3 Sequential trained with Adam, saved by CheckpointManager with the optimizer:
+    its kernels' keys are optimizer/_trainable_variables/N, their model paths
+    model/_functional/_operations/N/_kernel."""
+    import keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="hidden"),
+                              keras.layers.Dense(2, name="out")], name="net")
+    model.compile(optimizer=keras.optimizers.Adam(), loss="mse")
+    rng = np.random.default_rng(0)
+    manager = tf.train.CheckpointManager(
+        tf.train.Checkpoint(model=model, optimizer=model.optimizer), str(directory), 3)
+    for _ in range(saves):
+        model.fit(rng.random((8, 4)), rng.random((8, 2)), epochs=1, verbose=0)
+        manager.save()
+    return model
+
+
+def _tree_variable(ckpt, key: str) -> VariableInfo:
+    """The variable as the tree holds it (its row, not the copy beside its owner's slots)."""
+    return next(n.variable for n in build_tree(ckpt).root.walk()
+                if n.variable is not None and n.variable.name == key
+                and not n.name.startswith("["))
+
+
+def _show(capsys, directory, checkpoint: str, variable: str, n: int) -> dict:
+    assert cli.main(["show", str(directory), checkpoint, variable, "--json",
+                     "--values", str(n)]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def _round_trip(capsys, directory, checkpoint: str, key: str, truth: np.ndarray) -> str:
+    """Display name from the tree -> export file name -> ``ckpt-inspect show`` by that name
+    reads ``truth``; returns the display name."""
+    ckpt = scan_directory(str(directory)).checkpoint(checkpoint)
+    shown = _tree_variable(ckpt, key).display_name
+    stem = file_stem(shown)
+    assert stem and all(c.isalnum() or c in "._-" for c in stem) and stem.isascii()
+    out = _show(capsys, directory, checkpoint, shown, truth.size)
+    assert out["variable"]["name"] == key and out["variable"]["path"] == shown
+    np.testing.assert_array_equal(np.array(out["values"], truth.dtype).reshape(truth.shape),
+                                  truth)
+    return shown
+
+
+def test_keras3_kernel_has_one_name_everywhere(qtbot, tmp_path, tf, capsys):
+    from PySide6.QtCore import QSettings
+
+    from ckpt_gui.ui.main_window import MainWindow
+
+    _keras3_run(tf, tmp_path / "run")
+    reader = tf.train.load_checkpoint(str(tmp_path / "run" / "ckpt-2"))
+    key = "optimizer/_trainable_variables/0/.ATTRIBUTES/VARIABLE_VALUE"
+    truth = reader.get_tensor(key)
+    ckpt = scan_directory(str(tmp_path / "run")).checkpoint("ckpt-2")
+    v = ckpt.variable(key)
+    assert v.model_path == "model/_functional/_operations/1/_kernel"
+    assert v.display_name == "model/net/hidden/kernel"
+    assert _round_trip(capsys, tmp_path / "run", "ckpt-2", key, truth) == v.display_name
+    # the raw key and the old object path still find it
+    for old in (key, "model/_functional/_operations/1/_kernel"):
+        assert _show(capsys, tmp_path / "run", "latest", old, 1)["variable"]["name"] == key
+    # its Adam slots are named after it
+    slots = sorted(s.display_name for s in ckpt.variables if s.slot_of == key)
+    assert slots == ["model/net/hidden/kernel · adam momentum",
+                     "model/net/hidden/kernel · adam velocity"]
+    # the same names in the run's other checkpoint
+    first = scan_directory(str(tmp_path / "run")).checkpoint("ckpt-1")
+    assert [x.display_name for x in first.variables] == [x.display_name for x in ckpt.variables]
+
+    # the app: tree, preview title, export file name and status bar say the same name
+    window = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat))
+    qtbot.addWidget(window)
+    window.show()
+    with qtbot.waitSignal(window.directory_loaded, timeout=LOAD_TIMEOUT):
+        window.open_path(str(tmp_path / "run"))
+    with qtbot.waitSignal(window.preview.preview_ready, timeout=LOAD_TIMEOUT):
+        window.variables.select(key)
+    index = window.variables.tree.currentIndex()
+    assert index.data() == "kernel"
+    from PySide6.QtCore import Qt
+
+    assert index.data(Qt.ToolTipRole).splitlines()[:2] == [v.display_name, f"key: {key}"]
+    assert "model/net/hidden/kernel" in window.preview.title.text()
+    name = window.preview._suggested_name("npy")
+    assert name == "model_net_hidden_kernel.npy"
+    written = window.preview.export_tensor("npy", str(tmp_path / name))
+    np.testing.assert_array_equal(np.load(written), truth)
+    assert window.statusBar().currentMessage().startswith(f"Exported {v.display_name} to ")
+    window.close()
+
+
+def test_keras2_checkpoint_names_from_the_object_graph(corpus_copy, tf, capsys):
+    d = corpus_copy("charity-hd5f-keras-tf")
+    reader = tf.train.load_checkpoint(str(d / "weights.100.hd5f"))
+    ckpt = scan_directory(str(d)).checkpoint("weights.100.hd5f")
+    shown = {v.name: v.display_name for v in ckpt.variables}
+    key = "layer_with_weights-1/kernel/.ATTRIBUTES/VARIABLE_VALUE"
+    assert shown[key] == "dense_1/kernel"
+    assert shown["layer_with_weights-1/kernel/.OPTIMIZER_SLOT/optimizer/m/.ATTRIBUTES/"
+                 "VARIABLE_VALUE"] == "dense_1/kernel · Adam m"
+    assert shown["optimizer/iter/.ATTRIBUTES/VARIABLE_VALUE"] == "optimizer/iter"
+    assert len(set(shown.values())) == len(shown)
+    assert _round_trip(capsys, d, "weights.100.hd5f", key, reader.get_tensor(key)) == \
+        "dense_1/kernel"
+    # every checkpoint of the folder (one training run) names its weights alike
+    names = {tuple(v.display_name for v in c.variables)
+             for c in scan_directory(str(d)).checkpoints}
+    assert len(names) == 1
+
+
+def test_keras3_weights_h5_without_config_keeps_the_numbers(corpus_copy, capsys):
+    d = corpus_copy("churn-keras3-weights-h5")
+    ckpt = scan_directory(str(d)).checkpoints[0]
+    shown = {v.name: v.display_name for v in ckpt.variables}
+    # no config: a (12, 64) then a (64,) tensor look like kernel and bias, but are not named so
+    assert shown["layers/dense/vars/0"] == "dense/vars/0"
+    assert shown["layers/dense_1/vars/1"] == "dense_1/vars/1"
+    assert shown["optimizer/vars/2"] == "dense/vars/0 · adam momentum"
+    with h5py.File(d / "model.weights.h5", "r") as f:
+        truth = f["layers/dense_1/vars/0"][()]
+    assert _round_trip(capsys, d, "model.weights.h5", "layers/dense_1/vars/0", truth) == \
+        "dense_1/vars/0"
+
+
+def test_keras_archive_names_weights_from_its_config(tmp_path, tf, capsys):
+    import keras
+
+    inputs = keras.Input((4,))
+    x = keras.layers.Dense(3, name="hidden")(inputs)
+    x = keras.layers.BatchNormalization(name="norm")(x)
+    outputs = keras.layers.Dense(2, use_bias=False, name="logits")(x)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(np.ones((4, 4)), np.zeros((4, 2)), verbose=0)
+    (tmp_path / "arch").mkdir()
+    model.save(tmp_path / "arch" / "model.keras")
+    ckpt = scan_directory(str(tmp_path / "arch")).checkpoints[0]
+    shown = {v.name: v.display_name for v in ckpt.variables}
+    assert {k: s for k, s in shown.items() if k.startswith("layers/")} == {
+        "layers/dense/vars/0": "hidden/kernel", "layers/dense/vars/1": "hidden/bias",
+        "layers/batch_normalization/vars/0": "norm/gamma",
+        "layers/batch_normalization/vars/1": "norm/beta",
+        "layers/batch_normalization/vars/2": "norm/moving_mean",
+        "layers/batch_normalization/vars/3": "norm/moving_variance",
+        "layers/dense_1/vars/0": "logits/kernel"}  # no bias: use_bias=False in its config
+    with zipfile.ZipFile(tmp_path / "arch" / "model.keras") as z, \
+            h5py.File(io.BytesIO(z.read("model.weights.h5")), "r") as f:
+        truth = f["layers/dense_1/vars/0"][()]
+    np.testing.assert_array_equal(truth, model.get_layer("logits").kernel.numpy())
+    assert _round_trip(capsys, tmp_path / "arch", "model.keras", "layers/dense_1/vars/0",
+                       truth) == "logits/kernel"
+
+
+def test_unknown_names_fail_with_usage_error(tmp_path, tf, capsys):
+    _keras3_run(tf, tmp_path / "run", saves=1)
+    assert cli.main(["show", str(tmp_path / "run"), "latest", "model/net/nothing/kernel"]) == 2
+    assert "has no variable 'model/net/nothing/kernel'" in capsys.readouterr().err
+
+
+# --- the rules, on hand-made variables ------------------------------------------------------
+
+def _var(key: str, shape=(2, 2), role="weight", **kw) -> VariableInfo:
+    from ckpt_gui.core.roles import semantic_path
+
+    return VariableInfo(key, shape, "float32", 16, role, semantic_path(key), **kw)
+
+
+def test_clashing_names_fall_back_to_their_paths_then_keys():
+    a = _var("a/_kernel/.ATTRIBUTES/VARIABLE_VALUE")
+    b = _var("a/kernel/.ATTRIBUTES/VARIABLE_VALUE")
+    c = _var("c/kernel/.ATTRIBUTES/VARIABLE_VALUE")
+    assign([a, b, c])
+    assert [v.display_name for v in (a, b, c)] == ["a/_kernel", "a/kernel", "c/kernel"]
+    # two keys with one object path: the keys themselves
+    d, e = _var("x/.ATTRIBUTES/VARIABLE_VALUE"), _var("x")
+    assign([d, e])
+    assert [d.display_name, e.display_name] == [d.name, e.name]
+
+
+def test_plain_names_strip_the_attributes_underscore_only():
+    keys = ["_CHECKPOINTABLE_OBJECT_GRAPH", "net/_operations/0/_kernel", "layers/0/bias"]
+    paths = ["_CHECKPOINTABLE_OBJECT_GRAPH", "net/_operations/0/_kernel", "layers/0/bias"]
+    assert plain_display_names(keys, paths) == [
+        "_CHECKPOINTABLE_OBJECT_GRAPH", "net/_operations/0/kernel", "layers/0/bias"]
+
+
+def test_tf1_slots_are_named_after_their_variable():
+    w = _var("fc/w")
+    m = _var("fc/w/Adam", role="optimizer state", slot_of="fc/w", slot_name="m")
+    v = _var("fc/w/Adam_1", role="optimizer state", slot_of="fc/w", slot_name="v")
+    assign([w, m, v])
+    assert [x.display_name for x in (w, m, v)] == ["fc/w", "fc/w · Adam m", "fc/w · Adam v"]
+
+
+@pytest.mark.parametrize("shown, stem", [
+    ("model/dense/kernel · adam momentum", "model_dense_kernel-adam_momentum"),
+    ("a:b\\c*?<>|d", "a_b_c_d"),
+    ("../../etc/passwd", "etc_passwd"),
+    ("ключ/вес", "ключ_вес"),
+    ("", "tensor"),
+])
+def test_export_file_names_are_safe_everywhere(shown, stem):
+    assert file_stem(shown) == stem
