@@ -223,3 +223,67 @@ def test_tf1_slots_are_named_after_their_variable():
 ])
 def test_export_file_names_are_safe_everywhere(shown, stem):
     assert file_stem(shown) == stem
+
+
+# --- the variables panel ---------------------------------------------------------------------
+
+@pytest.fixture
+def panel_window(qtbot, tmp_path, tf, corpus_copy):
+    from PySide6.QtCore import QSettings
+
+    from ckpt_gui.ui.main_window import MainWindow
+
+    window = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat))
+    qtbot.addWidget(window)
+    window.resize(1024, 680)
+    window.show()
+    with qtbot.waitSignal(window.directory_loaded, timeout=LOAD_TIMEOUT):
+        window.open_path(str(corpus_copy("supercon-gan-tf2")))
+    qtbot.waitUntil(lambda: window.variables.model.tree is not None, timeout=LOAD_TIMEOUT)
+    yield window
+    window.close()
+
+
+def test_names_are_readable_in_a_small_window(qtbot, panel_window):
+    tree = panel_window.variables.tree
+    from PySide6.QtCore import Qt
+
+    assert tree.textElideMode() == Qt.ElideMiddle
+    header = tree.header()
+    # the names keep (about) 40% of the width; dtype and shape still show whole
+    assert header.sectionSize(0) >= 0.38 * tree.viewport().width()
+    fm = tree.fontMetrics()
+    for column, text in ((1, "147×256"), (2, "float32")):
+        assert header.sectionSize(column) >= fm.horizontalAdvance(text)
+
+
+def test_filter_says_when_nothing_matches_and_esc_clears_it(qtbot, panel_window):
+    from PySide6.QtCore import Qt
+
+    panel = panel_window.variables
+    panel.filter.setFocus()
+    qtbot.keyClicks(panel.filter, "no-such-variable")
+    qtbot.waitUntil(lambda: panel.stack.currentWidget() is panel.no_match)
+    assert panel.no_match.isVisible() and "no-such-variable" in panel.no_match.text()
+    qtbot.keyClick(panel.filter, Qt.Key_Escape)
+    assert panel.filter.text() == ""
+    qtbot.waitUntil(lambda: panel.stack.currentWidget() is panel.tree)
+    assert panel.tree.isVisible() and panel.proxy.rowCount() > 0
+    # a display name finds its variable though the tree shows it in pieces
+    panel.filter.setText("generator/dense_7/kernel")
+    qtbot.waitUntil(lambda: panel.stack.currentWidget() is panel.tree
+                    and panel.proxy.rowCount() > 0)
+    shown = []
+
+    def walk(parent):
+        for r in range(panel.proxy.rowCount(parent)):
+            index = panel.proxy.index(r, 0, parent)
+            node = panel.proxy.data(index, OBJECT_ROLE)
+            if node.variable is not None and not node.name.startswith("["):
+                shown.append(node.variable.display_name)
+            walk(index)
+
+    from ckpt_gui.ui.models import OBJECT_ROLE
+
+    walk(panel.proxy.index(-1, -1))
+    assert "generator/dense_7/kernel" in shown

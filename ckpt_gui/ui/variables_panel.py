@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSortFilterProxyModel, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import (QHeaderView, QLabel, QLineEdit, QStackedWidget, QTreeView,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QHeaderView, QLabel, QLineEdit, QStackedWidget,
+                               QStyledItemDelegate, QTreeView, QVBoxLayout, QWidget)
 
 from ..core.model import CheckpointInfo
 from ..core.vartree import MODEL, VariableTree, build_tree
@@ -45,6 +45,12 @@ def tree_thread() -> EngineThread:
     if _tree_thread is None:
         _tree_thread = EngineThread("ckpt_gui-trees")
     return _tree_thread
+
+
+class ElideRight(QStyledItemDelegate):
+    def initStyleOption(self, option, index) -> None:
+        super().initStyleOption(option, index)
+        option.textElideMode = Qt.ElideRight
 
 
 class VariableFilter(QSortFilterProxyModel):
@@ -109,12 +115,16 @@ class VariablesPanel(QWidget):
         self.tree.setAlternatingRowColors(True)
         self.tree.setIndentation(14)
         self.tree.setTextElideMode(Qt.ElideMiddle)  # a long name keeps its start and its end
+        self._elide_right = ElideRight(self.tree)  # (shape, dtype, size, role: their start)
+        for column in range(1, self.model.columnCount()):
+            self.tree.setItemDelegateForColumn(column, self._elide_right)
         header = self.tree.header()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(0, QHeaderView.Stretch)  # the names get what is left
         for column in range(1, self.model.columnCount()):
             header.setSectionResizeMode(column, QHeaderView.Interactive)
         self.tree.selectionModel().currentChanged.connect(self._on_current)
+        self._content_widths = [header.sectionSize(c) for c in range(1, header.count())]
 
         self.no_match = QLabel()
         self.no_match.setObjectName("noMatch")
@@ -221,8 +231,27 @@ class VariablesPanel(QWidget):
     def _fit_columns(self) -> None:
         """Shape, dtype, size and role as wide as what they show (of the rows laid out), the
         names the rest: long ones elided in the middle, whole in their tooltip."""
-        for column in range(1, self.model.columnCount()):
-            self.tree.resizeColumnToContents(column)
+        self._content_widths = [self.tree.sizeHintForColumn(c) + 12  # (the cell's margins)
+                                for c in range(1, self.model.columnCount())]
+        self._share_width()
+
+    def _share_width(self) -> None:
+        """The other columns at their content widths; when that would leave the names less
+        than 40% of the tree's width, size and role give way first (their text elided at the
+        end, down to a byte size's width), then shape and dtype."""
+        widths = list(self._content_widths)
+        excess = sum(widths) - self.tree.viewport().width() * 3 // 5
+        floor = self.tree.fontMetrics().horizontalAdvance("000.0 KB") + 12
+        for i in (2, 3, 0, 1):  # size, role, shape, dtype
+            give = max(min(excess, widths[i] - (floor if i in (2, 3) else 24)), 0)
+            widths[i] -= give
+            excess -= give
+        for column, width in enumerate(widths, start=1):
+            self.tree.header().resizeSection(column, width)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._share_width()
 
     def _apply_filter(self, text: str):
         self.proxy.set_needle(text)
