@@ -16,6 +16,8 @@ from ckpt_gui.core.model import VariableInfo
 from ckpt_gui.core.varnames import assign, file_stem, plain_display_names
 from ckpt_gui.core.vartree import build_tree
 
+from conftest import corpus_names
+
 LOAD_TIMEOUT = 60_000
 
 
@@ -171,6 +173,17 @@ def test_keras_archive_names_weights_from_its_config(tmp_path, tf, capsys):
     np.testing.assert_array_equal(truth, model.get_layer("logits").kernel.numpy())
     assert _round_trip(capsys, tmp_path / "arch", "model.keras", "layers/dense_1/vars/0",
                        truth) == "logits/kernel"
+
+
+@pytest.mark.parametrize("name", corpus_names())
+def test_every_corpus_variable_is_found_by_its_unique_display_name(corpus_copy, name):
+    for ckpt in scan_directory(str(corpus_copy(name))).checkpoints:
+        shown = [v.display_name for v in ckpt.variables]
+        assert len(set(shown)) == len(shown), ckpt.name
+        assert all(".ATTRIBUTES" not in s for s in shown)
+        for v in ckpt.variables:
+            assert ckpt.variable(v.display_name) is v
+            assert ckpt.variable(v.name) is v
 
 
 def test_unknown_names_fail_with_usage_error(tmp_path, tf, capsys):
