@@ -113,6 +113,26 @@ def test_keras3_kernel_has_one_name_everywhere(qtbot, tmp_path, tf, capsys):
     window.close()
 
 
+def test_a_weight_keeps_its_name_when_the_optimizer_starts_tracking_it(tmp_path, tf):
+    import keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="hidden")],
+                             name="net")
+    model.compile(optimizer="adam", loss="mse")
+    manager = tf.train.CheckpointManager(
+        tf.train.Checkpoint(model=model, optimizer=model.optimizer), str(tmp_path), 3)
+    manager.save()  # before training: the kernel's key is the model's path
+    model.fit(np.ones((4, 4)), np.zeros((4, 3)), verbose=0)
+    manager.save()  # after: the optimizer's (optimizer/_trainable_variables/0)
+    before, after = scan_directory(str(tmp_path)).checkpoints
+    kernels = [next(v for v in c.variables if v.shape == (4, 3) and not v.slot_of)
+               for c in (before, after)]
+    assert [v.name for v in kernels] == [
+        "model/_functional/_operations/1/_kernel/.ATTRIBUTES/VARIABLE_VALUE",
+        "optimizer/_trainable_variables/0/.ATTRIBUTES/VARIABLE_VALUE"]
+    assert [v.display_name for v in kernels] == ["model/net/hidden/kernel"] * 2
+
+
 def test_keras2_checkpoint_names_from_the_object_graph(corpus_copy, tf, capsys):
     d = corpus_copy("charity-hd5f-keras-tf")
     reader = tf.train.load_checkpoint(str(d / "weights.100.hd5f"))
