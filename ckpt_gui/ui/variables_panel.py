@@ -8,7 +8,7 @@ from PySide6.QtWidgets import (QHeaderView, QLabel, QLineEdit, QStackedWidget,
 
 from ..core.model import CheckpointInfo
 from ..core.vartree import MODEL, VariableTree, build_tree
-from .models import OBJECT_ROLE, VariableTreeModel, human_count
+from .models import FILTER_ROLE, OBJECT_ROLE, VariableTreeModel, human_count
 from .tasks import EngineThread, TaskSlot
 
 # From this many variables the tree is built in the worker (about 10 ms per 1,000 variables
@@ -53,28 +53,6 @@ class ElideRight(QStyledItemDelegate):
         option.textElideMode = Qt.ElideRight
 
 
-class VariableFilter(QSortFilterProxyModel):
-    """Rows whose columns hold the filter text, or whose variable's display name or key does
-    (``dense/kernel`` finds the kernel, though the tree shows ``dense`` and ``kernel`` apart)."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.needle = ""
-
-    def set_needle(self, text: str) -> None:
-        self.needle = text.lower()
-        self.setRecursiveFilteringEnabled(bool(text))  # (a match shows its parents)
-        self.setFilterFixedString(text)
-
-    def filterAcceptsRow(self, row, parent) -> bool:
-        if super().filterAcceptsRow(row, parent):
-            return True
-        node = self.sourceModel().index(row, 0, parent).internalPointer()
-        v = node.variable if node is not None else None
-        return v is not None and (self.needle in v.display_name.lower()
-                                  or self.needle in v.name.lower())
-
-
 class VariablesPanel(QWidget):
     variable_selected = Signal(object)   # VariableInfo or None
 
@@ -87,14 +65,15 @@ class VariablesPanel(QWidget):
         self.task.failed.connect(lambda message, _details: self.totals.setText(
             f"The variables cannot be listed: {message}"))
         self.model = VariableTreeModel(self)
-        self.proxy = VariableFilter(self)
+        self.proxy = QSortFilterProxyModel(self)
         self.proxy.setSourceModel(self.model)
         # Each tree is a new model (set_tree resets it), and filtering is asked for: no dynamic
         # re-filtering, and no recursive filtering while no filter is typed (both cost a big
         # model's tree a tenth of a second per selection).
         self.proxy.setDynamicSortFilter(False)
         self.proxy.setFilterCaseSensitivity(Qt.CaseInsensitive)
-        self.proxy.setFilterKeyColumn(-1)
+        self.proxy.setFilterRole(FILTER_ROLE)  # name, display name, key, shape, dtype, role
+        self.proxy.setFilterKeyColumn(0)
 
         self.filter = QLineEdit()
         self.filter.setObjectName("variableFilter")
@@ -254,7 +233,8 @@ class VariablesPanel(QWidget):
         self._share_width()
 
     def _apply_filter(self, text: str):
-        self.proxy.set_needle(text)
+        self.proxy.setRecursiveFilteringEnabled(bool(text))  # (a match shows its parents)
+        self.proxy.setFilterFixedString(text)
         if text:
             self.tree.expandAll()
         else:
