@@ -320,3 +320,25 @@ def test_filter_says_when_nothing_matches_and_esc_clears_it(qtbot, panel_window)
 
     walk(panel.proxy.index(-1, -1))
     assert "generator/dense_7/kernel" in shown
+
+
+def test_a_strange_config_leaves_the_numbers():
+    from ckpt_gui.core.varnames import keras3_h5_names
+
+    class Group(dict):
+        attrs = {"name": "dense"}
+
+    f = {"layers/dense/vars": Group()}
+    kernel, bias = _var("layers/dense/vars/0", (3, 2)), _var("layers/dense/vars/1", (2,))
+    for config in (None, [], {"config": {"layers": [{"class_name": ["Dense"],
+                                                     "config": {"name": "dense"}}]}},
+                   {"config": {"layers": [{"class_name": "Dense", "config": {"name": "dense"}}]}}):
+        names = keras3_h5_names(f, [kernel, bias], config)
+        expected = (["dense/kernel", "dense/bias"] if config and config["config"]["layers"][0]
+                    ["class_name"] == "Dense" else ["dense/vars/0", "dense/vars/1"])
+        assert [names[kernel.name], names[bias.name]] == expected
+    # ranks that do not fit the class: the numbers stay
+    swapped = [_var("layers/dense/vars/0", (2,)), _var("layers/dense/vars/1", (3, 2))]
+    names = keras3_h5_names(f, swapped, {"config": {"layers": [
+        {"class_name": "Dense", "config": {"name": "dense"}}]}})
+    assert sorted(names.values()) == ["dense/vars/0", "dense/vars/1"]

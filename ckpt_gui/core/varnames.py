@@ -206,18 +206,20 @@ def _child_config(layer: dict | None, segment: str, name: str | None,
         return next((c for c in config.get("layers") or [] if isinstance(c, dict)
                      and isinstance(c.get("config"), dict) and c["config"].get("name") == name),
                     None)
-    if segment == "cell" and f"{layer.get('class_name')}Cell" in _WEIGHTS_OF_CLASS:
-        return {"class_name": f"{layer['class_name']}Cell", "config": config}
+    cell = f"{layer.get('class_name')}Cell"
+    if segment == "cell" and cell in _WEIGHTS_OF_CLASS:
+        return {"class_name": cell, "config": config}
     return None
 
 
 def _weight_names(layer: dict | None, shapes: list[tuple[int, ...]]) -> list[str] | None:
     """The names of a layer's numbered weights from its class and config, when their count
     and ranks agree with ``shapes``; else None (the numbers stay)."""
-    if not isinstance(layer, dict) or layer.get("class_name") not in _WEIGHTS_OF_CLASS:
-        return None
+    class_name = layer.get("class_name") if isinstance(layer, dict) else None
+    if not isinstance(class_name, str) or class_name not in _WEIGHTS_OF_CLASS:
+        return None  # (a config is a file's word: any JSON may stand there)
     config = layer.get("config") if isinstance(layer.get("config"), dict) else {}
-    names = [n for n in _WEIGHTS_OF_CLASS[layer["class_name"]]
+    names = [n for n in _WEIGHTS_OF_CLASS[class_name]
              if not (n == "bias" and config.get("use_bias") is False
                      or n == "gamma" and config.get("scale") is False
                      or n == "beta" and config.get("center") is False)]
