@@ -182,7 +182,7 @@ class RestoreDialog(QDialog):
         self.report_table = QTableWidget(0, 5)
         self.report_table.setObjectName("reportTable")
         self.report_table.setHorizontalHeaderLabels(
-            ["Variable / tensor", "Checkpoint key", "Shape", "Result", "How"])
+            ["Variable / tensor", "Checkpoint tensor", "Shape", "Result", "How"])
         self.report_table.verticalHeader().setVisible(False)
         self.report_table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         rh = self.report_table.horizontalHeader()
