@@ -91,7 +91,7 @@ class TrendPanel(QWidget):
         self._label = var.display_name
         self.build()
         self.title.setText(f"<b>{var.display_name}</b> across checkpoints — reading…")
-        self.task.submit(trend_job, scan, var.name, var.shape)
+        self.task.submit(trend_job, scan, var.display_name, var.shape)  # (its key may change)
 
     def _on_progress(self, done: int, total: int, what: str) -> None:
         if total:
