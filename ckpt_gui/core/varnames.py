@@ -69,7 +69,7 @@ def assign(variables: list[VariableInfo], resolved: dict[str, str] | None = None
     for v in slots:
         label = labels.get(v.name) or _optimizer_label(v)
         what = v.slot_name if label in ("", v.slot_name) else f"{label} {v.slot_name}"
-        v.display = f"{by_key[v.slot_of].display}{SLOT_SEPARATOR}{what}"
+        v.display = f"{by_key[v.slot_of].display_name}{SLOT_SEPARATOR}{what}"
     if slots:
         final = _unique([v.display for v in variables], [v.path for v in variables],
                         [v.name for v in variables])
