@@ -71,7 +71,7 @@ def test_keras3_kernel_has_one_name_everywhere(qtbot, tmp_path, tf, capsys):
 
     from ckpt_gui.ui.main_window import MainWindow
 
-    _keras3_run(tf, tmp_path / "run")
+    model = _keras3_run(tf, tmp_path / "run")
     reader = tf.train.load_checkpoint(str(tmp_path / "run" / "ckpt-2"))
     key = "optimizer/_trainable_variables/0/.ATTRIBUTES/VARIABLE_VALUE"
     truth = reader.get_tensor(key)
@@ -83,10 +83,10 @@ def test_keras3_kernel_has_one_name_everywhere(qtbot, tmp_path, tf, capsys):
     # the raw key and the old object path still find it
     for old in (key, "model/_functional/_operations/1/_kernel"):
         assert _show(capsys, tmp_path / "run", "latest", old, 1)["variable"]["name"] == key
-    # its Adam slots are named after it
+    # its Adam slots are named after it and the optimizer's own name (adam, adam_1, ...)
     slots = sorted(s.display_name for s in ckpt.variables if s.slot_of == key)
-    assert slots == ["model/net/hidden/kernel · adam momentum",
-                     "model/net/hidden/kernel · adam velocity"]
+    assert slots == [f"model/net/hidden/kernel · {model.optimizer.name} momentum",
+                     f"model/net/hidden/kernel · {model.optimizer.name} velocity"]
     # the same names in the run's other checkpoint
     first = scan_directory(str(tmp_path / "run")).checkpoint("ckpt-1")
     assert [x.display_name for x in first.variables] == [x.display_name for x in ckpt.variables]

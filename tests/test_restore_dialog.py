@@ -88,7 +88,8 @@ def test_guide_checkpoint_restore_report_sample_and_save(qtbot, tmp_path, settin
     assert [r[1] for r in rows] == ["model"] * 4 + ["optimizer"] * 10
     assert all(dlg.mapping_table.item(i, 0).checkState() == Qt.Checked for i in range(14))
     assert {r[5] for r in rows[:4]} == {"object path"}
-    assert dlg.key_combo(0).currentText() == "model/sequential/dense/kernel"  # its display name
+    # the tensor by its display name: the model attribute, then the weight's own path
+    assert dlg.key_combo(0).currentText() == f"model/{model.layers[0].kernel.path}"
     assert "14" not in dlg.mapping_label.text() and "4 of 4 model variables" in \
         dlg.mapping_label.text()
     root_items = [dlg.root_combo.itemData(i) for i in range(dlg.root_combo.count())]
