@@ -329,6 +329,20 @@ def test_filter_says_when_nothing_matches_and_esc_clears_it(qtbot, panel_window)
     assert "generator/dense_7/kernel" in shown
 
 
+def test_keras_hdf5_weights_are_named_as_keras_names_them(tmp_path, tf, capsys):
+    import keras
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="hidden")],
+                             name="net")
+    (tmp_path / "h5").mkdir()
+    model.save(tmp_path / "h5" / "m.h5")  # legacy HDF5: model_weights/<layer>/<weight name>
+    key = "model_weights/hidden/net/hidden/kernel"
+    with h5py.File(tmp_path / "h5" / "m.h5", "r") as f:
+        truth = f[key][()]
+    np.testing.assert_array_equal(truth, model.get_layer("hidden").kernel.numpy())
+    assert _round_trip(capsys, tmp_path / "h5", "m.h5", key, truth) == "net/hidden/kernel"
+
+
 def test_a_strange_config_leaves_the_numbers():
     from ckpt_gui.core.varnames import keras3_h5_names
 

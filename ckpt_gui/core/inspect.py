@@ -15,8 +15,9 @@ import numpy as np
 
 from . import bundle, checksum, hdf5, objgraph, roles, varnames
 from .discover import Candidate
-from .model import (BROKEN, COUNTER, HDF5_FORMATS, KERAS_ARCHIVE, METADATA, NORMALIZATION, OK, OPTIMIZER, TF_V2,
-                    PARTIAL, TF_V1, CheckpointInfo, FileInfo, VariableInfo, VariableRows)
+from .model import (BROKEN, COUNTER, HDF5_FORMATS, KERAS_ARCHIVE, KERAS_H5, METADATA,
+                    NORMALIZATION, OK, OPTIMIZER, TF_V2, PARTIAL, TF_V1, CheckpointInfo,
+                    FileInfo, VariableInfo, VariableRows)
 from .naming import checkpoint_number
 
 FILE_KINDS = (("index", ".index"), ("meta", ".meta"), ("savedmodel", "saved_model.pb"))
@@ -599,6 +600,8 @@ def _inspect_hdf5(info: CheckpointInfo) -> None:
         optimizer = hdf5.optimizer_name(f)
         infer_slots(info.variables, optimizer_name=optimizer)
         config = hdf5.archive_config(info.path) if info.format == KERAS_ARCHIVE else None
-        varnames.assign(info.variables, varnames.keras3_h5_names(f, info.variables, config),
+        resolved = (varnames.keras2_h5_names(f, info.variables) if info.format == KERAS_H5
+                    else varnames.keras3_h5_names(f, info.variables, config))
+        varnames.assign(info.variables, resolved,
                         dict.fromkeys((v.name for v in info.variables if v.slot_of), optimizer))
         _read_counters(info, lambda v: hdf5.read_dataset(f, v.name))

@@ -231,6 +231,26 @@ def _weight_names(layer: dict | None, shapes: list[tuple[int, ...]]) -> list[str
     return names
 
 
+def keras2_h5_names(f, variables: list[VariableInfo]) -> dict[str, str]:
+    """key -> the weight's own name, for ``[model_weights/]<layer>/<weight>`` keys of a Keras
+    HDF5 file ``f`` (h5py) whose layer group lists ``<weight>`` in its ``weight_names``
+    (``model_weights/hidden/sequential/hidden/kernel`` is ``sequential/hidden/kernel``)."""
+    listed: dict[str, set[str]] = {}
+    resolved = {}
+    for v in variables:
+        root = "model_weights/" if v.name.startswith("model_weights/") else ""
+        layer, _, weight = v.name[len(root):].partition("/")
+        group = root + layer
+        if group not in listed:
+            stored = f.get(group)
+            names = stored.attrs.get("weight_names") if stored is not None else None
+            listed[group] = {n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n)
+                             for n in (names if names is not None else [])}
+        if "/" in weight and weight in listed[group]:
+            resolved[v.name] = _OUTPUT_INDEX.sub("", weight)
+    return resolved
+
+
 def file_stem(display_name: str) -> str:
     """A file name for a variable's export, on any file system: ``model/dense/kernel ·
     adam momentum`` -> ``model_dense_kernel-adam_momentum``."""
