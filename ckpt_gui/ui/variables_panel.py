@@ -103,7 +103,7 @@ class VariablesPanel(QWidget):
         for column in range(1, self.model.columnCount()):
             header.setSectionResizeMode(column, QHeaderView.Interactive)
         self.tree.selectionModel().currentChanged.connect(self._on_current)
-        self._content_widths = [header.sectionSize(c) for c in range(1, header.count())]
+        self._content_widths = [header.sectionSize(c) for c in range(header.count())]
 
         self.no_match = QLabel()
         self.no_match.setObjectName("noMatch")
@@ -211,15 +211,17 @@ class VariablesPanel(QWidget):
         """Shape, dtype, size and role as wide as what they show (of the rows laid out), the
         names the rest: long ones elided in the middle, whole in their tooltip."""
         self._content_widths = [self.tree.sizeHintForColumn(c) + 12  # (the cell's margins)
-                                for c in range(1, self.model.columnCount())]
+                                for c in range(self.model.columnCount())]
         self._share_width()
 
     def _share_width(self) -> None:
         """The other columns at their content widths; when that would leave the names less
-        than 40% of the tree's width, size and role give way first (their text elided at the
+        than they need, up to 40% of the tree's width, size and role give way first (their text elided at the
         end, down to a byte size's width), then shape and dtype."""
-        widths = list(self._content_widths)
-        excess = sum(widths) - self.tree.viewport().width() * 3 // 5
+        name, *widths = self._content_widths
+        width = self.tree.viewport().width()
+        name += 2 * self.tree.indentation()  # (room for the branch marks, measured or not)
+        excess = sum(widths) - (width - min(name, width * 2 // 5))
         floor = self.tree.fontMetrics().horizontalAdvance("000.0 KB") + 12
         for i in (2, 3, 0, 1):  # size, role, shape, dtype
             give = max(min(excess, widths[i] - (floor if i in (2, 3) else 24)), 0)
