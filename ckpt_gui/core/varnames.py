@@ -14,7 +14,9 @@ CLI (text, JSON ``path``, ``show``) all show ``VariableInfo.display_name``. It i
    (``layers/dense_1``) and stores the layer's name beside them (``head``); its weights are
    numbered (``vars/0``) and get their names (``kernel``, ``bias``) from the layer's class only
    where the model's config is at hand (a ``.keras`` archive) and their count and ranks agree;
-   else they stay numbered (a rank-2 then a rank-1 tensor is only a hint).
+   else they stay numbered (a rank-2 then a rank-1 tensor is only a hint). A Keras HDF5 file
+   (``model_weights/<layer>/<weight>``) names a weight as its layer group's ``weight_names``
+   list it.
 3. The attribute's leading underscore goes: ``_kernel`` is ``kernel``.
 4. An optimizer slot is named after the variable it belongs to: ``model/dense/kernel · adam
    momentum`` (the optimizer's own name where Keras gave it, else its attribute).
@@ -22,7 +24,8 @@ CLI (text, JSON ``path``, ``show``) all show ``VariableInfo.display_name``. It i
    then to the key itself.
 
 Everything comes from the index layout, the object graph and the config, never from values,
-so the checkpoints of one training run name a weight alike, and a layout's names are made once.
+so the checkpoints of one training run name a weight alike, and names are made once per index
+layout (and object graph), not per checkpoint.
 """
 from __future__ import annotations
 
