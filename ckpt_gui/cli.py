@@ -118,7 +118,7 @@ def cmd_show(args) -> int:
         stats = tensor_stats(value, bins=args.bins)
         t2 = time.perf_counter()
     except ReadError as e:
-        fail(f"{ckpt.name}: {var.name} cannot be read: {e}")
+        fail(f"{ckpt.name}: {var.display_name} cannot be read: {e}")
         return EXIT_PROBLEMS
     values = first_values(value, args.values)
     if args.json:
@@ -127,10 +127,13 @@ def cmd_show(args) -> int:
         json.dump(out, sys.stdout, indent=2)
         print()
         return EXIT_OK
-    print(f"{safe_name(ckpt.name)}: {safe_name(var.name)}")
+    print(f"{safe_name(ckpt.name)}: {safe_name(var.display_name)}")
+    print(f"  key {safe_name(var.name)}")
     print(f"  shape {list(var.shape)}  dtype {var.dtype}  role {var.role}  {human_bytes(var.bytes)}")
     if var.slot_of:
-        print(f"  optimizer slot {safe_name(var.slot_name)!r} of {safe_name(var.slot_of)}")
+        owner = ckpt.variable(var.slot_of)
+        print(f"  optimizer slot {safe_name(var.slot_name)!r} of "
+              f"{safe_name(owner.display_name if owner else var.slot_of)}")
     if stats.min is not None:
         print(f"  min {stats.min:.6g}  max {stats.max:.6g}  mean {stats.mean:.6g}  "
               f"std {stats.std:.6g}  L2 {stats.l2:.6g}")
@@ -162,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="statistics, histogram and first values of one variable")
     p.add_argument("directory")
     p.add_argument("checkpoint", help="checkpoint name (as scan lists it) or 'latest'")
-    p.add_argument("variable", help="variable name or object path")
+    p.add_argument("variable", help="variable: its name as scan shows it (JSON path), its key "
+                   "(JSON name) or its object path")
     p.add_argument("--json", action="store_true")
     p.add_argument("--bins", type=int, default=50)
     p.add_argument("--values", type=int, default=20, help="how many first values to print")

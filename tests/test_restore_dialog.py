@@ -88,7 +88,8 @@ def test_guide_checkpoint_restore_report_sample_and_save(qtbot, tmp_path, settin
     assert [r[1] for r in rows] == ["model"] * 4 + ["optimizer"] * 10
     assert all(dlg.mapping_table.item(i, 0).checkState() == Qt.Checked for i in range(14))
     assert {r[5] for r in rows[:4]} == {"object path"}
-    assert dlg.key_combo(0).currentText() == "optimizer/_trainable_variables/0"
+    # the tensor by its display name: the model attribute, then the weight's own path
+    assert dlg.key_combo(0).currentText() == f"model/{model.layers[0].kernel.path}"
     assert "14" not in dlg.mapping_label.text() and "4 of 4 model variables" in \
         dlg.mapping_label.text()
     root_items = [dlg.root_combo.itemData(i) for i in range(dlg.root_combo.count())]
@@ -154,7 +155,7 @@ def test_add_template_remembered_review_and_edit_mapping(qtbot, tmp_path, settin
     checked = [dlg.mapping_table.item(i, 0).checkState() == Qt.Checked for i in range(len(rows))]
     assert checked == [True, True, False, False]
     assert rows[2][5] == "suggested (order and shape) — tick to apply"
-    assert dlg.key_combo(2).currentText() == "model/out/_kernel"
+    assert dlg.key_combo(2).currentText() == "model/out/kernel"  # its display name
     # only tensors of the variable's own shape are offered
     kernel_choices = [dlg.key_combo(0).itemData(i) for i in range(dlg.key_combo(0).count())]
     assert kernel_choices[0] is None and all(

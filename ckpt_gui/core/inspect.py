@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import bundle, checksum, hdf5, objgraph, roles
+from . import bundle, checksum, hdf5, objgraph, roles, varnames
 from .discover import Candidate
-from .model import (BROKEN, COUNTER, HDF5_FORMATS, METADATA, NORMALIZATION, OK, OPTIMIZER, TF_V2,
-                    PARTIAL, TF_V1, CheckpointInfo, FileInfo, VariableInfo, VariableRows)
+from .model import (BROKEN, COUNTER, HDF5_FORMATS, KERAS_ARCHIVE, KERAS_H5, METADATA,
+                    NORMALIZATION, OK, OPTIMIZER, TF_V2, PARTIAL, TF_V1, CheckpointInfo,
+                    FileInfo, VariableInfo, VariableRows)
 from .naming import checkpoint_number
 
 FILE_KINDS = (("index", ".index"), ("meta", ".meta"), ("savedmodel", "saved_model.pb"))
@@ -198,10 +199,13 @@ def _decode_graph(index: bundle.BundleIndex, layout: "_V2Layout", raw: bytes
 
 
 def _attach_slots(variables: list[VariableInfo], graph: objgraph.ObjectGraph | None) -> None:
+    """Optimizer slots to their variables, and the display names that follow."""
     if graph is not None:
         _attach_graph(variables, graph)
+        varnames.assign_from_graph(variables, graph)
     else:  # optimizer state without an object graph: TF1 slots named after their variable
         attach_name_based_slots(variables)
+        varnames.assign(variables)
 
 
 def _rows_with_slots(info: CheckpointInfo, index: bundle.BundleIndex, layout: "_V2Layout",
@@ -277,7 +281,8 @@ class _V2Layout:
     # and (row, shard, start in those bytes, size, path, struct) per counter, in index order
     counter_plan: tuple[dict[int, tuple[int, int]], list[tuple]] | None
     graph_row: int | None          # the object graph's row
-    needs_graph: bool              # optimizer state: the graph says which slot is whose
+    needs_graph: bool              # optimizer state: the graph says which slot is whose;
+                                   # Keras wrappers: it says the layers' names
     keras_layers: bool             # a root named like a Keras layer (layer_with_weights-0)
     # object graph bytes (None: none, or unreadable) -> (rows with slots attached, the
     # problem decoding it)
@@ -318,7 +323,8 @@ def _v2_layout(index: bundle.BundleIndex) -> _V2Layout:
     counters = ({names[i]: i for i, role in enumerate(role_list) if role == COUNTER}
                 if COUNTER in role_list else {})
     lines = "\n" + "\n".join(names)  # a key's path is its start
-    needs_graph = OPTIMIZER in role_list or "_trainable_variables" in lines
+    needs_graph = (OPTIMIZER in role_list or "_trainable_variables" in lines
+                   or varnames.has_wrappers(lines))  # (its full names name the layers)
     graph_row = _find(names, roles.OBJECT_GRAPH_KEY)
     to_read = {shards[i] for i in counters.values()}
     if needs_graph and graph_row is not None:
@@ -562,6 +568,7 @@ def _inspect_v1(info: CheckpointInfo) -> None:
             bytes=(int(np.prod(shape)) if shape else 1) * _itemsize(dtype),
             role=roles.classify(name, shape, dtype), path=roles.semantic_path(name)))
     attach_name_based_slots(info.variables)
+    varnames.assign(info.variables)
     if any(v.role == COUNTER for v in info.variables):
         from .tfrt import tf
 
@@ -590,5 +597,11 @@ def _inspect_hdf5(info: CheckpointInfo) -> None:
             info.variables.append(VariableInfo(
                 name=ds.name, shape=ds.shape, dtype=ds.dtype, bytes=ds.bytes,
                 role=roles.classify(ds.name, ds.shape, ds.dtype), path=roles.semantic_path(ds.name)))
-        infer_slots(info.variables, optimizer_name=hdf5.optimizer_name(f))
+        optimizer = hdf5.optimizer_name(f)
+        infer_slots(info.variables, optimizer_name=optimizer)
+        config = hdf5.archive_config(info.path) if info.format == KERAS_ARCHIVE else None
+        resolved = (varnames.keras2_h5_names(f, info.variables) if info.format == KERAS_H5
+                    else varnames.keras3_h5_names(f, info.variables, config))
+        varnames.assign(info.variables, resolved,
+                        dict.fromkeys((v.name for v in info.variables if v.slot_of), optimizer))
         _read_counters(info, lambda v: hdf5.read_dataset(f, v.name))

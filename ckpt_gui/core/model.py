@@ -1,6 +1,7 @@
 """Plain data returned by the engine: what the CLI prints and the GUI shows."""
 from __future__ import annotations
 
+import operator
 import threading
 from dataclasses import asdict, dataclass, field
 
@@ -37,7 +38,8 @@ class VariableInfo:
     dtype: str
     bytes: int
     role: str
-    path: str                      # object path for display, e.g. model/layer_with_weights-0/kernel
+    path: str                      # the key's object path, e.g. model/layer_with_weights-0/kernel
+    display: str | None = None     # what every face shows: see display_name
     shard: int | None = None       # data file index for V2 bundles
     readable: bool | None = None   # None: not checked
     problem: str | None = None
@@ -45,6 +47,13 @@ class VariableInfo:
     slot_name: str | None = None
     model_path: str | None = None  # where the model holds it, when the key goes through an
                                    # optimizer (Keras 3: optimizer/_trainable_variables/N)
+
+    @property
+    def display_name(self) -> str:
+        """The one readable name of this variable in the tree, titles, file names, the status
+        bar and the CLI, made by the engine (core/varnames.py: ``dense/kernel``,
+        ``dense/kernel · adam momentum``); unique within its checkpoint."""
+        return self.display or self.model_path or self.path
 
     @property
     def size(self) -> int:
@@ -61,26 +70,29 @@ def _family(variables) -> frozenset:
 class VariableRows:
     """The variables of every checkpoint with one index layout (a training run's checkpoints),
     as columns of VariableInfo's fields; each variable's path is made from its name when the
-    VariableInfo objects are. ``slots``: the slot_of, slot_name and model_path columns, when
-    the object graph (or the TF1 naming) said which optimizer slot is whose."""
+    VariableInfo objects are (display names too: a layout's, once for all its checkpoints).
+    ``slots``: the slot_of, slot_name and model_path columns, when the object graph (or the
+    TF1 naming) said which optimizer slot is whose."""
     __slots__ = ("names", "shapes", "dtypes", "sizes", "roles", "shards", "slots", "_family",
-                 "_paths")
+                 "_paths", "_displays")
 
     def __init__(self, names: list[str], shapes: list[tuple[int, ...]], dtypes: list[str],
                  sizes: list[int], roles: list[str], shards: list[int | None],
-                 slots: tuple[list, list, list] | None = None, paths: list[str] | None = None):
+                 slots: tuple[list, list, list] | None = None, paths: list[str] | None = None,
+                 displays: list[str] | None = None):
         self.names, self.shapes, self.dtypes = names, shapes, dtypes
         self.sizes, self.roles, self.shards, self.slots = sizes, roles, shards, slots
         self._family: frozenset | None = None
-        self._paths = paths
+        self._paths, self._displays = paths, displays
 
     @classmethod
     def of(cls, variables: list[VariableInfo]) -> "VariableRows":
         """Columns of made variables (for others to copy: one training run's checkpoints)."""
         columns = [[getattr(v, f) for v in variables] for f in (
             "name", "shape", "dtype", "bytes", "role", "shard", "slot_of", "slot_name",
-            "model_path", "path")]
-        return cls(*columns[:6], slots=tuple(columns[6:9]), paths=columns[9])
+            "model_path", "path", "display")]
+        return cls(*columns[:6], slots=tuple(columns[6:9]), paths=columns[9],
+                   displays=columns[10])
 
     def __len__(self) -> int:
         return len(self.names)
@@ -91,8 +103,12 @@ class VariableRows:
             from .roles import semantic_paths  # (roles imports this module)
 
             self._paths = semantic_paths(self.names)
+        if self._displays is None:
+            from .varnames import plain_display_names
+
+            self._displays = plain_display_names(self.names, self._paths)
         columns = [self.names, self.shapes, self.dtypes, self.sizes, self.roles, self._paths,
-                   self.shards]
+                   self._displays, self.shards]
         if self.slots is not None:
             n = len(self.names)
             columns += [[None] * n, [None] * n, *self.slots]  # readable, problem: unknown
@@ -107,6 +123,8 @@ class VariableRows:
 
 
 _MAKING = threading.Lock()
+_KEY, _PATH, _MODEL_PATH = (operator.attrgetter(f) for f in ("name", "path", "model_path"))
+_DISPLAY_NAME = operator.attrgetter("display_name")
 
 
 @dataclass
@@ -177,13 +195,12 @@ class CheckpointInfo:
         return _family(self._variables)
 
     def variable(self, name: str) -> VariableInfo | None:
-        """The variable with this key, or else with this object path."""
-        for v in self.variables:
-            if v.name == name:
-                return v
-        for v in self.variables:
-            if v.path == name:
-                return v
+        """The variable with this key, or else this display name, or else this object path
+        (the key's or the model's: what earlier versions showed)."""
+        for field_of in (_KEY, _DISPLAY_NAME, _PATH, _MODEL_PATH):
+            for v in self.variables:
+                if field_of(v) == name:
+                    return v
         return None
 
     def training_progress(self) -> int | float | None:

@@ -25,25 +25,28 @@ class ObjectGraph:
     key_to_node: dict[str, int]               # checkpoint key -> node id owning it
     slot_owner: dict[str, tuple[str, str]]    # slot key -> (original variable key, slot name)
     order: list[str]                          # variable keys in depth-first object order
+    full_names: dict[str, str]                # checkpoint key -> the variable's own name
+                                              # (Keras: <layer>/<weight>, e.g. dense/kernel)
 
 
 def _text(b: bytes | None) -> str:
     return (b or b"").decode("utf-8", "replace")
 
 
-def _raw_nodes_fast(data: bytes) -> list:
+def _raw_nodes_fast(data: bytes, full_names: bool = False) -> list:
     try:
         graph = fastproto.TrackableObjectGraph.FromString(bytes(data))
     except fastproto.DecodeError as e:
         raise pw.WireError(str(e) or "not a TrackableObjectGraph") from None
     return [([(c.node_id, _text(c.local_name)) for c in node.children],
-             [(_text(a.name), _text(a.checkpoint_key)) for a in node.attributes],
+             [(_text(a.name), _text(a.checkpoint_key), _text(a.full_name)) if full_names
+              else (_text(a.name), _text(a.checkpoint_key)) for a in node.attributes],
              [(sv.original_variable_node_id, _text(sv.slot_name), sv.slot_variable_node_id)
               for sv in node.slot_variables])
             for node in graph.nodes]
 
 
-def _raw_nodes_wire(data: bytes) -> list:
+def _raw_nodes_wire(data: bytes, full_names: bool = False) -> list:
     raw_nodes = []
     for node_bytes in pw.fields(data).get(1, []):
         node = pw.fields(node_bytes)
@@ -54,7 +57,8 @@ def _raw_nodes_wire(data: bytes) -> list:
         attributes = []
         for attr in node.get(2, []):
             a = pw.fields(attr)
-            attributes.append((_text(pw.first(a, 1)), _text(pw.first(a, 3))))
+            attribute = (_text(pw.first(a, 1)), _text(pw.first(a, 3)))
+            attributes.append(attribute + (_text(pw.first(a, 2)),) if full_names else attribute)
         slots = []
         for slot in node.get(3, []):
             s = pw.fields(slot)
@@ -63,17 +67,19 @@ def _raw_nodes_wire(data: bytes) -> list:
     return raw_nodes
 
 
-def raw_nodes(data: bytes) -> list:
+def raw_nodes(data: bytes, full_names: bool = False) -> list:
     """Every node with every edge, as stored: ([(child id, local name)], [(attribute name,
-    checkpoint key)], [(original id, slot name, slot id)]). WireError if malformed or empty."""
-    nodes = _raw_nodes_fast(data) if fastproto.AVAILABLE else _raw_nodes_wire(data)
+    checkpoint key)], [(original id, slot name, slot id)]); ``full_names``: each attribute
+    with the variable's full name as a third item. WireError if malformed or empty."""
+    read = _raw_nodes_fast if fastproto.AVAILABLE else _raw_nodes_wire
+    nodes = read(data, full_names)
     if not nodes:
         raise pw.WireError("the object graph has no nodes")
     return nodes
 
 
 def decode(data: bytes) -> ObjectGraph:
-    return _build(raw_nodes(data))
+    return _build(raw_nodes(data, full_names=True))
 
 
 def _build(raw_nodes: list) -> ObjectGraph:
@@ -95,14 +101,17 @@ def _build(raw_nodes: list) -> ObjectGraph:
             queue.append(child_id)
 
     key_to_node: dict[str, int] = {}
+    full_names: dict[str, str] = {}
     for nid, (_, attributes, _) in enumerate(raw_nodes):
         node = nodes.get(nid)
         if node is None:
             node = nodes[nid] = ObjectNode(nid, f"(node {nid})", f"(unreachable)/{nid}")
-        for _, key in attributes:
+        for _, key, full_name in attributes:
             if key:
                 node.variables.append(key)
                 key_to_node[key] = nid
+                if full_name:
+                    full_names[key] = full_name
 
     slot_owner: dict[str, tuple[str, str]] = {}
     for nid, (_, _, slots) in enumerate(raw_nodes):
@@ -121,4 +130,4 @@ def _build(raw_nodes: list) -> ObjectGraph:
         node = stack.pop()
         order.extend(node.variables)
         stack.extend(reversed(node.children))
-    return ObjectGraph(nodes[0], nodes, key_to_node, slot_owner, order)
+    return ObjectGraph(nodes[0], nodes, key_to_node, slot_owner, order, full_names)

@@ -64,18 +64,18 @@ class VariableTree:
 
 
 def display_path(v: VariableInfo, by_name: dict[str, VariableInfo]) -> str:
-    """Where a variable sits in the tree: the model's own path for a model variable saved
-    through its optimizer, and ``<optimizer>/<owner path>/<slot name>`` for optimizer slots
-    (``.OPTIMIZER_SLOT`` keys and Keras 3's anonymous ``optimizer/_variables/N`` alike)."""
+    """Where a variable sits in the tree: its display name (the model's own path, see
+    core/varnames.py), and ``<optimizer>/<owner's display name>/<slot name>`` for optimizer
+    slots (``.OPTIMIZER_SLOT`` keys and Keras 3's anonymous ``optimizer/_variables/N`` alike)."""
     if v.slot_of and v.slot_name:
         owner = by_name.get(v.slot_of)
-        owner_path = (owner.model_path or owner.path) if owner else v.slot_of
+        owner_path = owner.display_name if owner else v.slot_of
         if SLOT_MARKER in v.name:
             optimizer = v.name.split(SLOT_MARKER, 1)[1].split("/", 1)[0]
         else:  # net/optimizer/_variables/3 -> net/optimizer
             optimizer = v.path.rsplit("/", 2)[0] if v.path.count("/") >= 2 else "optimizer"
         return f"{optimizer}/{owner_path}/{v.slot_name}"
-    return v.model_path or v.path
+    return v.display_name
 
 
 def build_tree(ckpt: CheckpointInfo) -> VariableTree:
@@ -92,9 +92,9 @@ def build_tree(ckpt: CheckpointInfo) -> VariableTree:
         node = section
         for part in parts[:-1]:
             node = node.child(part)
-        leaf = node.add(TreeNode(parts[-1] if parts else v.name, v.path, v))
+        leaf = node.add(TreeNode(parts[-1] if parts else v.name, v.display_name, v))
         for slot in slots_of.get(v.name, ()):  # its optimizer slots, shown again beside it
-            leaf.add(TreeNode(f"[{slot.slot_name}]", slot.path, slot))
+            leaf.add(TreeNode(f"[{slot.slot_name}]", slot.display_name, slot))
     root.children = [s for s in root.children if s.children]
     for i, section in enumerate(root.children):
         section.index = i

@@ -14,6 +14,7 @@ from ..textfmt import counters_text, human_bytes, human_count  # noqa: F401 (pan
 
 SORT_ROLE = Qt.UserRole + 1
 OBJECT_ROLE = Qt.UserRole + 2
+FILTER_ROLE = Qt.UserRole + 3  # what the variables filter searches
 STATUS_COLORS = {OK: QColor("#2e7d32"), PARTIAL: QColor("#ef6c00"), BROKEN: QColor("#c62828")}
 
 
@@ -103,6 +104,10 @@ class PythonSortProxy(QSortFilterProxyModel):
             return str(a) < str(b)
 
 
+def _shape_text(v) -> str:
+    return "×".join(map(str, v.shape)) if v.shape else "scalar"
+
+
 class VariableTreeModel(QAbstractItemModel):
     """Adapter over core.vartree: groups by object path, optimizer state and counters apart."""
 
@@ -167,14 +172,15 @@ class VariableTreeModel(QAbstractItemModel):
             if v is None:
                 unit = "params" if node.path.split("/", 1)[0] == "Model" else "values"
                 return {"Size": f"{human_count(node.params)} {unit}"}.get(col, "")
-            return {"Shape": "×".join(map(str, v.shape)) if v.shape else "scalar",
-                    "Dtype": v.dtype, "Size": human_bytes(v.bytes), "Role": v.role}[col]
+            return {"Shape": _shape_text(v), "Dtype": v.dtype, "Size": human_bytes(v.bytes),
+                    "Role": v.role}[col]
+        if role == FILTER_ROLE:  # (a display name finds its variable, shown here in pieces)
+            return node.name if v is None else "\n".join(
+                (node.name, v.display_name, v.name, _shape_text(v), v.dtype, v.role))
         if role == Qt.ToolTipRole:
             if v is None:
                 return f"{node.path}: {human_count(node.params)} values, {human_bytes(node.bytes)}"
-            tip = [v.name, f"{human_count(v.size)} values"]
-            if v.slot_of:
-                tip.append(f"optimizer slot '{v.slot_name}' of {v.slot_of}")
+            tip = [v.display_name, f"key: {v.name}", f"{human_count(v.size)} values"]
             if v.problem:
                 tip.append(f"⚠ {v.problem}")
             return "\n".join(tip)

@@ -5,6 +5,7 @@ nothing. pyqtgraph is imported when the panel is first built, after the window i
 from __future__ import annotations
 
 import csv
+import html
 
 import numpy as np
 from PySide6.QtCore import QSettings, Qt, Signal
@@ -15,6 +16,8 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QPla
 from ..core.model import CheckpointInfo, VariableInfo
 from ..core.preview import (IMAGE, MAX_ABS, MEAN, RANGE_MODES, TREE, VECTOR, TensorPreview,
                             make_preview)
+from ..core.varnames import file_stem
+from ..textfmt import safe_name
 from .savedir import remember as remember_save
 from .savedir import save_path
 from .tasks import TaskSlot
@@ -40,11 +43,6 @@ def reslice_preview(previous: TensorPreview, index: tuple[int, ...], blocks: str
     """Worker: another 2-D slice, or other blocks, of an already loaded tensor."""
     return make_preview(previous.checkpoint, previous.variable, previous.array, index,
                         stats=previous.stats, blocks=blocks)
-
-
-def variable_label(var: VariableInfo) -> str:
-    """The variable's name as the panel shows it (title and exported picture)."""
-    return var.model_path or var.path
 
 
 class PreviewPanel(QWidget):
@@ -191,8 +189,9 @@ class PreviewPanel(QWidget):
         if ckpt is None or var is None:
             self.clear()
             return
-        self.clear(f"Reading {variable_label(var)} …")
-        self.title.setText(f"<b>{variable_label(var)}</b> — {ckpt.name}")
+        self.clear(f"Reading {safe_name(var.display_name)} …")
+        self.title.setText(f"<b>{html.escape(safe_name(var.display_name))}</b> — "
+                           f"{html.escape(safe_name(ckpt.name))}")
         self.task.submit(load_preview, ckpt, var.name, self.blocks.currentText())
 
     def clear(self, message: str = PROMPT) -> None:
@@ -306,8 +305,7 @@ class PreviewPanel(QWidget):
 
     def _suggested_name(self, ext: str) -> str:
         p = self.preview
-        base = p.variable.path.replace("/", "_") if p and p.variable else "tensor"
-        return f"{base}.{ext}"
+        return f"{file_stem(p.variable.display_name) if p and p.variable else 'tensor'}.{ext}"
 
     def export_tensor(self, kind: str, path: str | None = None) -> str | None:
         """Write the whole tensor to .npy or .csv (2-D at most; higher ranks are flattened)."""
@@ -330,7 +328,7 @@ class PreviewPanel(QWidget):
                 for row in rows:
                     w.writerow([x.decode("utf-8", "replace") if isinstance(x, bytes) else
                                 repr(x.item()) if hasattr(x, "item") else x for x in row])
-        self.status_message.emit(f"Exported {self.preview.variable.path} to {path}")
+        self.status_message.emit(f"Exported {self.preview.variable.display_name} to {path}")
         return path
 
     def plot_title(self) -> list[str]:
@@ -338,7 +336,7 @@ class PreviewPanel(QWidget):
         then the caption (colour range, blocks, NaN/Inf counts)."""
         p = self.preview
         where = f", slice {list(p.index)}" if p.index else ""
-        return [f"{variable_label(p.variable)} — {p.checkpoint}",
+        return [f"{safe_name(p.variable.display_name)} — {safe_name(p.checkpoint)}",
                 f"shape {list(p.array.shape)} {p.array.dtype}{where}",
                 *self.tensor_plot.caption_text().splitlines()]
 

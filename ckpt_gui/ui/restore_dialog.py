@@ -77,11 +77,6 @@ def save_job(session, path, *, state):
         return session.save(path)
 
 
-def _short(key: str | None) -> str:
-    suffix = "/.ATTRIBUTES/VARIABLE_VALUE"
-    if key and key.endswith(suffix):
-        return key[: -len(suffix)]
-    return key or ""
 
 
 class RestoreDialog(QDialog):
@@ -103,6 +98,7 @@ class RestoreDialog(QDialog):
         self.resize(1000, 760)
         self.scan = scan
         self.ckpt = scan.checkpoint(checkpoint_name)
+        self._display_names: dict[str, str] | None = None  # key -> display name, see _shown
         if self.ckpt is None:
             raise ValueError(f"{scan.directory} has no checkpoint {checkpoint_name!r}")
         self.settings = settings or QSettings("ckpt_gui", "ckpt_gui")
@@ -188,7 +184,7 @@ class RestoreDialog(QDialog):
         self.report_table = QTableWidget(0, 5)
         self.report_table.setObjectName("reportTable")
         self.report_table.setHorizontalHeaderLabels(
-            ["Variable / tensor", "Checkpoint key", "Shape", "Result", "How"])
+            ["Variable / tensor", "Checkpoint tensor", "Shape", "Result", "How"])
         self.report_table.verticalHeader().setVisible(False)
         self.report_table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         rh = self.report_table.horizontalHeader()
@@ -395,7 +391,7 @@ class RestoreDialog(QDialog):
             if e.key and e.key not in keys:
                 keys.insert(0, e.key)
             for k in keys:
-                combo.addItem(_short(k), k)
+                combo.addItem(self._shown(k), k)
             combo.setCurrentIndex(max(combo.findData(e.key), 0) if e.key else 0)
             combo.currentIndexChanged.connect(lambda _i, r=row: self._on_key_chosen(r))
             t.setCellWidget(row, 4, combo)
@@ -405,14 +401,19 @@ class RestoreDialog(QDialog):
         self._filling = False
         self._update_mapping_label()
 
-    @staticmethod
-    def _how_text(e) -> str:
+    def _shown(self, key: str | None) -> str:
+        """A checkpoint tensor as every face names it (its display name), by its key."""
+        if self._display_names is None:
+            self._display_names = {v.name: v.display_name for v in self.ckpt.variables}
+        return self._display_names.get(key, key or "")
+
+    def _how_text(self, e) -> str:
         if e.key and e.apply:
             return e.how
         if e.key:
             return e.how + " — tick to apply"
         if e.mismatch_key:
-            return (f"shape mismatch: {_short(e.mismatch_key)} is {list(e.mismatch_shape)}")
+            return (f"shape mismatch: {self._shown(e.mismatch_key)} is {list(e.mismatch_shape)}")
         return "missing in checkpoint" if e.group == "model" else "not in checkpoint"
 
     def key_combo(self, row: int) -> QComboBox:
@@ -483,20 +484,20 @@ class RestoreDialog(QDialog):
         self.mapping_table.setEnabled(True)
         rows = []
         for r in report.restored:
-            rows.append((r.variable, _short(r.key), str(r.shape),
+            rows.append((r.variable, self._shown(r.key), str(r.shape),
                          "restored, verified" if r.verified else "restored, NOT equal", r.how))
         for name in report.missing_in_checkpoint:
             rows.append((name, "", "", "missing in checkpoint", ""))
         for m in report.shape_mismatch:
-            rows.append((m.variable, _short(m.key), str(m.variable_shape),
+            rows.append((m.variable, self._shown(m.key), str(m.variable_shape),
                          f"shape mismatch (checkpoint {m.checkpoint_shape})", ""))
         for r in report.optimizer.entries:
-            rows.append((r.variable, _short(r.key), str(r.shape),
+            rows.append((r.variable, self._shown(r.key), str(r.shape),
                          "optimizer, verified" if r.verified else "optimizer, NOT equal", r.how))
         for name in report.optimizer.missing:
             rows.append((name, "", "", "optimizer state not restored", ""))
         for key in report.unused_in_checkpoint:
-            rows.append(("", _short(key), "", "unused in checkpoint", ""))
+            rows.append(("", self._shown(key), "", "unused in checkpoint", ""))
         t = self.report_table
         t.setRowCount(len(rows))
         for i, row in enumerate(rows):

@@ -89,10 +89,10 @@ class TrendPanel(QWidget):
         if key == self._shown_key:
             return
         self._shown_key = key
-        self._label = var.model_path or var.path
+        self._label = var.display_name
         self.build()
-        self.title.setText(f"<b>{var.model_path or var.path}</b> across checkpoints — reading…")
-        self.task.submit(trend_job, scan, var.name, var.shape)
+        self.title.setText(f"<b>{var.display_name}</b> across checkpoints — reading…")
+        self.task.submit(trend_job, scan, var.display_name, var.shape)  # (its key may change)
 
     def _on_progress(self, done: int, total: int, what: str) -> None:
         if total:

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QSortFilterProxyModel, Qt, QTimer, Signal
-from PySide6.QtWidgets import QHeaderView, QLabel, QLineEdit, QTreeView, QVBoxLayout, QWidget
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (QHeaderView, QLabel, QLineEdit, QStackedWidget,
+                               QStyledItemDelegate, QTreeView, QVBoxLayout, QWidget)
 
 from ..core.model import CheckpointInfo
 from ..core.vartree import MODEL, VariableTree, build_tree
-from .models import OBJECT_ROLE, VariableTreeModel, human_count
+from .models import FILTER_ROLE, OBJECT_ROLE, VariableTreeModel, human_count
 from .tasks import EngineThread, TaskSlot
 
 # From this many variables the tree is built in the worker (about 10 ms per 1,000 variables
@@ -45,6 +47,12 @@ def tree_thread() -> EngineThread:
     return _tree_thread
 
 
+class ElideRight(QStyledItemDelegate):
+    def initStyleOption(self, option, index) -> None:
+        super().initStyleOption(option, index)
+        option.textElideMode = Qt.ElideRight
+
+
 class VariablesPanel(QWidget):
     variable_selected = Signal(object)   # VariableInfo or None
 
@@ -64,7 +72,8 @@ class VariablesPanel(QWidget):
         # model's tree a tenth of a second per selection).
         self.proxy.setDynamicSortFilter(False)
         self.proxy.setFilterCaseSensitivity(Qt.CaseInsensitive)
-        self.proxy.setFilterKeyColumn(-1)
+        self.proxy.setFilterRole(FILTER_ROLE)  # name, display name, key, shape, dtype, role
+        self.proxy.setFilterKeyColumn(0)
 
         self.filter = QLineEdit()
         self.filter.setObjectName("variableFilter")
@@ -75,19 +84,34 @@ class VariablesPanel(QWidget):
         self._filter_timer.setInterval(150)
         self._filter_timer.timeout.connect(lambda: self._apply_filter(self.filter.text()))
         self.filter.textChanged.connect(lambda *_: self._filter_timer.start())
+        QShortcut(QKeySequence(Qt.Key_Escape), self.filter, self.filter.clear,
+                  context=Qt.WidgetShortcut)
 
         self.tree = QTreeView()
         self.tree.setObjectName("variablesTree")
         self.tree.setModel(self.proxy)
         self.tree.setUniformRowHeights(True)
         self.tree.setAlternatingRowColors(True)
+        self.tree.setIndentation(14)
+        self.tree.setTextElideMode(Qt.ElideMiddle)  # a long name keeps its start and its end
+        self._elide_right = ElideRight(self.tree)  # (shape, dtype, size, role: their start)
+        for column in range(1, self.model.columnCount()):
+            self.tree.setItemDelegateForColumn(column, self._elide_right)
         header = self.tree.header()
         header.setStretchLastSection(False)
-        header.setSectionResizeMode(0, QHeaderView.Stretch)
-        for column, width in ((1, 100), (2, 70), (3, 120), (4, 110)):
+        header.setSectionResizeMode(0, QHeaderView.Stretch)  # the names get what is left
+        for column in range(1, self.model.columnCount()):
             header.setSectionResizeMode(column, QHeaderView.Interactive)
-            header.resizeSection(column, width)
         self.tree.selectionModel().currentChanged.connect(self._on_current)
+        self._content_widths = [header.sectionSize(c) for c in range(header.count())]
+
+        self.no_match = QLabel()
+        self.no_match.setObjectName("noMatch")
+        self.no_match.setAlignment(Qt.AlignCenter)
+        self.no_match.setWordWrap(True)
+        self.stack = QStackedWidget()  # the tree, or the message that nothing matches
+        self.stack.addWidget(self.tree)
+        self.stack.addWidget(self.no_match)
 
         self.totals = QLabel()
         self.totals.setObjectName("parameterTotals")
@@ -95,7 +119,7 @@ class VariablesPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.filter)
-        layout.addWidget(self.tree, 1)
+        layout.addWidget(self.stack, 1)
         layout.addWidget(self.totals)
 
     def set_checkpoint(self, ckpt: CheckpointInfo | None, select: str | None = None) -> None:
@@ -123,6 +147,7 @@ class VariablesPanel(QWidget):
     def _show(self, ckpt: CheckpointInfo | None, tree: VariableTree | None,
               previous: str | None) -> None:
         self.model.set_tree(tree)
+        self.stack.setCurrentWidget(self.tree)
         if tree is None:
             self.totals.clear()
             self.variable_selected.emit(None)
@@ -130,7 +155,11 @@ class VariablesPanel(QWidget):
         self.totals.setText(
             f"{human_count(tree.model_params)} model parameters · "
             f"{human_count(tree.optimizer_params)} optimizer values · {ckpt.n_variables} variables")
-        self._expand_defaults()
+        if self.filter.text():
+            self._apply_filter(self.filter.text())
+        else:
+            self._expand_defaults()
+            self._fit_columns()
         if previous and self.select(previous):
             return
         first = next((n for n in tree.root.walk() if n.variable is not None
@@ -178,6 +207,33 @@ class VariablesPanel(QWidget):
         if node is not None and node.variable is not None:
             self.variable_selected.emit(node.variable)
 
+    def _fit_columns(self) -> None:
+        """Shape, dtype, size and role as wide as what they show (of the rows laid out), the
+        names the rest: long ones elided in the middle, whole in their tooltip."""
+        self._content_widths = [self.tree.sizeHintForColumn(c) + 12  # (the cell's margins)
+                                for c in range(self.model.columnCount())]
+        self._share_width()
+
+    def _share_width(self) -> None:
+        """The other columns at their content widths; when that would leave the names less
+        than they need, up to 40% of the tree's width, size and role give way first (their text elided at the
+        end, down to a byte size's width), then shape and dtype."""
+        name, *widths = self._content_widths
+        width = self.tree.viewport().width()
+        name += 2 * self.tree.indentation()  # (room for the branch marks, measured or not)
+        excess = sum(widths) - (width - min(name, width * 2 // 5))
+        floor = self.tree.fontMetrics().horizontalAdvance("000.0 KB") + 12
+        for i in (2, 3, 0, 1):  # size, role, shape, dtype
+            give = max(min(excess, widths[i] - (floor if i in (2, 3) else 24)), 0)
+            widths[i] -= give
+            excess -= give
+        for column, width in enumerate(widths, start=1):
+            self.tree.header().resizeSection(column, width)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._share_width()
+
     def _apply_filter(self, text: str):
         self.proxy.setRecursiveFilteringEnabled(bool(text))  # (a match shows its parents)
         self.proxy.setFilterFixedString(text)
@@ -185,3 +241,8 @@ class VariablesPanel(QWidget):
             self.tree.expandAll()
         else:
             self._expand_defaults()
+        nothing = bool(text) and self.model.tree is not None and self.proxy.rowCount() == 0
+        self.no_match.setText(f"No variable matches “{text}”.\nEsc clears the filter."
+                              if nothing else "")
+        self.stack.setCurrentWidget(self.no_match if nothing else self.tree)
+        self._fit_columns()

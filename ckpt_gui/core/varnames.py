@@ -1,0 +1,262 @@
+"""One readable name per variable (its display name), made once here for every face.
+
+The tree, the preview's title, export file names, the status bar, the Restore dialog and the
+CLI (text, JSON ``path``, ``show``) all show ``VariableInfo.display_name``. It is made so:
+
+1. From the model's own object path: ``model_path`` when the key reaches the variable through an
+   optimizer (Keras 3 saves a kernel as ``optimizer/_trainable_variables/0`` when the optimizer
+   is tracked before the model), else the key's path (no ``/.ATTRIBUTES/VARIABLE_VALUE``, ``:0``).
+2. Keras's wrapper segments (``layer_with_weights-N``, ``layer-N``, Keras 3's ``_functional``,
+   ``_operations/N``, ``_layers/N``) are replaced by the layer's own name where the checkpoint
+   says it: the variable's full name in the object graph (Keras names a variable
+   ``<layer>/<weight>``), the root attribute kept: ``model/_operations/1/_kernel`` is
+   ``model/dense/kernel``. A Keras 3 ``.weights.h5`` names its layer groups after their class
+   (``layers/dense_1``) and stores the layer's name beside them (``head``); its weights are
+   numbered (``vars/0``) and get their names (``kernel``, ``bias``) from the layer's class only
+   where the model's config is at hand (a ``.keras`` archive) and their count and ranks agree;
+   else they stay numbered (a rank-2 then a rank-1 tensor is only a hint). A Keras HDF5 file
+   (``model_weights/<layer>/<weight>``) names a weight as its layer group's ``weight_names``
+   list it.
+3. The attribute's leading underscore goes: ``_kernel`` is ``kernel``.
+4. An optimizer slot is named after the variable it belongs to: ``model/dense/kernel · adam
+   momentum`` (the optimizer's own name where Keras gave it, else its attribute).
+5. Names are unique within a checkpoint: names that clash fall back to the key's object path,
+   then to the key itself.
+
+Everything comes from the index layout, the object graph and the config, never from values,
+so the checkpoints of one training run name a weight alike, and names are made once per index
+layout (and object graph), not per checkpoint.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from .model import VariableInfo
+from .roles import SLOT_MARKER, is_optimizer_segment, tf1_slot
+
+SLOT_SEPARATOR = " · "
+_WRAPPER = re.compile(r"layer_with_weights-\d+|layer-\d+|_functional|_operations|_layers"
+                      r"|_self_tracked_trackables").fullmatch
+_OUTPUT_INDEX = re.compile(r":\d+$")
+
+
+def plain_display_names(names: list[str], paths: list[str]) -> list[str]:
+    """Display names from the keys alone (no object graph, no slots known): each path with its
+    attribute's leading underscore dropped, unique. A whole layout at once (10,000 keys)."""
+    text = "\n" + "\n".join(paths)
+    shown = [_tidy(p) for p in paths] if "/_" in text or "\n_" in text else list(paths)
+    return _unique(shown, paths, names)
+
+
+def has_wrappers(lines: str) -> bool:
+    """Whether keys (joined, each after a newline) go through Keras wrapper segments that the
+    object graph's full names can replace by layer names."""
+    return any(w in lines for w in ("layer_with_weights-", "/_operations/", "/_functional/",
+                                    "/_layers/", "\nlayer-", "/layer-"))
+
+
+def assign(variables: list[VariableInfo], resolved: dict[str, str] | None = None,
+           labels: dict[str, str] | None = None) -> None:
+    """Give every variable its display name, once its optimizer slots are attached.
+    ``resolved``: key -> the path with the layer's own name (from the graph or a config);
+    ``labels``: slot key -> the optimizer's own name."""
+    resolved, labels = resolved or {}, labels or {}
+    by_key = {v.name: v for v in variables}
+    owners = [v for v in variables if not _is_slot(v, by_key)]
+    shown = _unique([_tidy(resolved.get(v.name) or v.model_path or v.path) for v in owners],
+                    [v.path for v in owners], [v.name for v in owners])
+    for v, name in zip(owners, shown):
+        v.display = name
+    slots = [v for v in variables if _is_slot(v, by_key)]
+    for v in slots:
+        label = labels.get(v.name) or _optimizer_label(v)
+        what = v.slot_name if label in ("", v.slot_name) else f"{label} {v.slot_name}"
+        v.display = f"{by_key[v.slot_of].display_name}{SLOT_SEPARATOR}{what}"
+    if slots:
+        final = _unique([v.display for v in variables], [v.path for v in variables],
+                        [v.name for v in variables])
+        for v, name in zip(variables, final):
+            v.display = name
+
+
+def assign_from_graph(variables: list[VariableInfo], graph) -> None:
+    """assign() with the layer names and optimizer names the object graph's full names say."""
+    resolved, labels = {}, {}
+    for v in variables:
+        full = graph.full_names.get(v.name)
+        if not full:
+            continue
+        full = _OUTPUT_INDEX.sub("", full)
+        if v.slot_of:
+            if "/" in full:  # Keras: Adam/dense/kernel/m, adam/dense_kernel_momentum
+                labels[v.name] = full.split("/", 1)[0]
+        else:
+            merged = _with_layer_name(v.model_path or v.path, full)
+            if merged:
+                resolved[v.name] = merged
+    assign(variables, resolved, labels)
+
+
+def _with_layer_name(path: str, full: str) -> str | None:
+    """``path`` with its Keras wrapper segments replaced by the variable's full name, when
+    the full name is a layer's (``dense/kernel``) and ends as the path does."""
+    if "/" not in full:
+        return None
+    segments = path.split("/")
+    if segments[-1].lstrip("_") != full.rsplit("/", 1)[-1].lstrip("_"):
+        return None
+    for i, segment in enumerate(segments[:-1]):
+        if _WRAPPER(segment):
+            return "/".join(segments[:i] + [full])
+    return None
+
+
+def _is_slot(v: VariableInfo, by_key: dict[str, VariableInfo]) -> bool:
+    return bool(v.slot_of and v.slot_name and v.slot_of in by_key and v.slot_of != v.name)
+
+
+def _tidy(path: str) -> str:
+    """Without the attribute's leading underscore (``_kernel``: Keras 3's private name); a
+    key that is no object's attribute (``_CHECKPOINTABLE_OBJECT_GRAPH``) stays as it is."""
+    head, sep, last = path.rpartition("/")
+    return f"{head}/{last.lstrip('_')}" if sep and last.startswith("_") and last.strip("_") \
+        else path
+
+
+def _unique(shown: list[str], paths: list[str], keys: list[str]) -> list[str]:
+    """``shown``, each name that clashes replaced by its path, then by its key."""
+    for fallback in (paths, keys, keys):
+        counts = Counter(shown)
+        if len(counts) == len(shown):
+            break
+        shown = [s if counts[s] == 1 else f for s, f in zip(shown, fallback)]
+    return shown
+
+
+def _optimizer_label(slot: VariableInfo) -> str:
+    """The optimizer of a slot, from its key: ``.OPTIMIZER_SLOT/<optimizer>/m``, TF1's
+    ``w/Adam_1``, else the optimizer's attribute (``net/optimizer/_variables/3``)."""
+    if SLOT_MARKER in slot.name:
+        return slot.name.split(SLOT_MARKER, 1)[1].split("/", 1)[0]
+    if tf1_slot(slot.path):
+        return re.sub(r"_\d+$", "", slot.path.rsplit("/", 1)[-1])
+    return next((s for s in reversed(slot.path.split("/")[:-1]) if is_optimizer_segment(s)), "")
+
+
+# --- Keras 3 .weights.h5 and .keras ------------------------------------------------------------
+
+# The weights a Keras 3 layer creates, in the order it creates them (its build()).
+_KERNEL_BIAS = ("kernel", "bias")
+_WEIGHTS_OF_CLASS = {
+    **dict.fromkeys(("Dense", "EinsumDense", "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose",
+                     "Conv2DTranspose", "Conv3DTranspose", "DepthwiseConv1D",
+                     "DepthwiseConv2D"), _KERNEL_BIAS),
+    "SeparableConv1D": ("depthwise_kernel", "pointwise_kernel", "bias"),
+    "SeparableConv2D": ("depthwise_kernel", "pointwise_kernel", "bias"),
+    "Embedding": ("embeddings",),
+    "BatchNormalization": ("gamma", "beta", "moving_mean", "moving_variance"),
+    "LayerNormalization": ("gamma", "beta"),
+    "GroupNormalization": ("gamma", "beta"),
+    "PReLU": ("alpha",),
+    **dict.fromkeys(("LSTMCell", "GRUCell", "SimpleRNNCell"),
+                    ("kernel", "recurrent_kernel", "bias")),
+}
+_VARS = re.compile(r"(.*)/vars/(\d+)$")
+
+
+def keras3_h5_names(f, variables: list[VariableInfo], config: dict | None) -> dict[str, str]:
+    """key -> path with the layer's own name, for ``layers/<group>/vars/<i>`` keys of a Keras 3
+    weights file ``f`` (h5py); ``config``: the model's config (config.json), or None."""
+    groups: dict[str, list[VariableInfo]] = {}
+    for v in variables:
+        m = _VARS.match(v.name)
+        if m and (m.group(1) == "layers" or m.group(1).startswith("layers/")):
+            groups.setdefault(m.group(1), []).append(v)
+    resolved = {}
+    for group, members in groups.items():
+        names, layer = _layer_path(f, group, config)
+        weights = _weight_names(layer, [v.shape for v in members])
+        for i, v in enumerate(sorted(members, key=lambda v: int(v.name.rsplit("/", 1)[1]))):
+            resolved[v.name] = "/".join(names + ([weights[i]] if weights else
+                                                 ["vars", v.name.rsplit("/", 1)[1]]))
+    return resolved
+
+
+def _layer_path(f, group: str, config: dict | None) -> tuple[list[str], dict | None]:
+    """The layer names along ``group`` (``layers/functional/layers/dense_1``: each layer's
+    own name, stored in its vars group) and that layer's config, when ``config`` has it."""
+    segments, names, layer = group.split("/"), [], config
+    for i, segment in enumerate(segments):
+        if segment == "layers":
+            continue
+        stored = f.get("/".join(segments[:i + 1] + ["vars"]))
+        name = stored.attrs.get("name") if stored is not None else None
+        name = name.decode("utf-8", "replace") if isinstance(name, bytes) else name
+        names.append(name if isinstance(name, str) and name else segment)
+        layer = _child_config(layer, segment, name, after_layers=segments[i - 1] == "layers")
+    return names, layer
+
+
+def _child_config(layer: dict | None, segment: str, name: str | None,
+                  after_layers: bool) -> dict | None:
+    """The config of a layer's child: a layer of a Functional/Sequential model by its name,
+    or an RNN's cell (``cell``: the RNN's class + ``Cell``)."""
+    if not isinstance(layer, dict):
+        return None
+    config = layer.get("config") if isinstance(layer.get("config"), dict) else {}
+    if after_layers:
+        return next((c for c in config.get("layers") or [] if isinstance(c, dict)
+                     and isinstance(c.get("config"), dict) and c["config"].get("name") == name),
+                    None)
+    cell = f"{layer.get('class_name')}Cell"
+    if segment == "cell" and cell in _WEIGHTS_OF_CLASS:
+        return {"class_name": cell, "config": config}
+    return None
+
+
+def _weight_names(layer: dict | None, shapes: list[tuple[int, ...]]) -> list[str] | None:
+    """The names of a layer's numbered weights from its class and config, when their count
+    and ranks agree with ``shapes``; else None (the numbers stay)."""
+    class_name = layer.get("class_name") if isinstance(layer, dict) else None
+    if not isinstance(class_name, str) or class_name not in _WEIGHTS_OF_CLASS:
+        return None  # (a config is a file's word: any JSON may stand there)
+    config = layer.get("config") if isinstance(layer.get("config"), dict) else {}
+    names = [n for n in _WEIGHTS_OF_CLASS[class_name]
+             if not (n == "bias" and config.get("use_bias") is False
+                     or n == "gamma" and config.get("scale") is False
+                     or n == "beta" and config.get("center") is False)]
+    if len(names) != len(shapes):
+        return None
+    for name, shape in zip(names, shapes):
+        if ("kernel" in name or name == "embeddings") != (len(shape) >= 2):
+            return None
+    return names
+
+
+def keras2_h5_names(f, variables: list[VariableInfo]) -> dict[str, str]:
+    """key -> the weight's own name, for ``[model_weights/]<layer>/<weight>`` keys of a Keras
+    HDF5 file ``f`` (h5py) whose layer group lists ``<weight>`` in its ``weight_names``
+    (``model_weights/hidden/sequential/hidden/kernel`` is ``sequential/hidden/kernel``)."""
+    listed: dict[str, set[str]] = {}
+    resolved = {}
+    for v in variables:
+        root = "model_weights/" if v.name.startswith("model_weights/") else ""
+        layer, _, weight = v.name[len(root):].partition("/")
+        group = root + layer
+        if group not in listed:
+            stored = f.get(group)
+            names = stored.attrs.get("weight_names") if stored is not None else None
+            listed[group] = {n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n)
+                             for n in (names if names is not None else [])}
+        if "/" in weight and weight in listed[group]:
+            resolved[v.name] = _OUTPUT_INDEX.sub("", weight)
+    return resolved
+
+
+def file_stem(display_name: str) -> str:
+    """A file name for a variable's export, on any file system: ``model/dense/kernel ·
+    adam momentum`` -> ``model_dense_kernel-adam_momentum``."""
+    stem = display_name.replace(SLOT_SEPARATOR, "-")
+    stem = re.sub(r"[^\w.\-]+", "_", stem).strip("._-")  # letters of any script stay
+    return stem[:200] or "tensor"
