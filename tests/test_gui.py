@@ -492,7 +492,7 @@ def test_save_dialogs_open_in_the_last_folder_saved_into(qtbot, window, corpus_c
     window.preview.export_tensor("csv")   # then where the person saved last
     window.preview.export_plot()          # last saved into the checkpoint folder: not there
     assert [os.path.dirname(s) for s in starts] == [str(home), str(exports), str(home)]
-    assert os.path.basename(starts[0]) == "layer_with_weights-1_bias.npy"
+    assert os.path.basename(starts[0]) == "dense_1_bias.npy"  # its display name
     assert np.load(exports / "bias.npy").shape == (30,)
 
 

@@ -230,7 +230,7 @@ def test_escape_sequences_in_names_never_reach_the_terminal(tmp_path, tf, capsys
     assert [code for code, _, _ in outputs] == [0, 0, 0, 2]
     for _, out, err in outputs:
         assert not any(ch in out + err for ch in "\x1b\x07\u202e")
-    assert shown in outputs[0][1] and outputs[1][1].startswith(shown + ": v/")
+    assert shown in outputs[0][1] and outputs[1][1].startswith(shown + ": v\n")  # its display name
     assert f"  - {shown} (older than the last 1)" in outputs[2][1]
     code, out, _ = run_cli(capsys, "scan", d, "--json")       # JSON: valid, and exact
     assert [c["name"] for c in json.loads(out)["checkpoints"]] == [EVIL, "ok-2"]

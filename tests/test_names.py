@@ -95,6 +95,7 @@ def test_keras3_kernel_has_one_name_everywhere(qtbot, tmp_path, tf, capsys):
     window = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat))
     qtbot.addWidget(window)
     window.show()
+    window.after_first_paint()  # as the app does once the window is painted
     with qtbot.waitSignal(window.directory_loaded, timeout=LOAD_TIMEOUT):
         window.open_path(str(tmp_path / "run"))
     with qtbot.waitSignal(window.preview.preview_ready, timeout=LOAD_TIMEOUT):

@@ -203,6 +203,29 @@ def test_cancel_a_verification(qtbot, window, corpus_copy):
     assert not window.progress.isVisible() and not window.cancel_action.isEnabled()
 
 
+def test_esc_in_the_filter_clears_it_first_then_cancels(qtbot, window, corpus_copy):
+    """Esc is both "clear the filter" and "cancel": a filter holding text takes it, an empty
+    one leaves it to the window."""
+    open_dir(qtbot, window, corpus_copy("charity-hd5f-keras-tf"))
+    window.variables.filter.setFocus()
+    window.variables.filter.setText("kernel")
+    landed = []
+
+    def on_step(step):
+        if not isinstance(step, Started):
+            landed.append(step.name)
+            if len(landed) == 1:
+                QTest.keyClick(window.variables.filter, Qt.Key_Escape)  # clears the filter
+                assert window.variables.filter.text() == ""
+                QTest.keyClick(window.variables.filter, Qt.Key_Escape)  # cancels
+    window.verify_task.partial.connect(on_step)
+    with qtbot.waitSignal(window.verify_task.busy, timeout=LOAD_TIMEOUT,
+                          check_params_cb=lambda busy: not busy):
+        window.verify_all()
+    assert landed == ["weights.05.hd5f"]
+    assert window.checkpoints.verify_summary.text().startswith("Verification cancelled: 1 of 20")
+
+
 # --- the watcher ----------------------------------------------------------------------------
 
 def test_a_data_file_truncated_in_place_is_seen_without_refresh(qtbot, window, corpus_copy):

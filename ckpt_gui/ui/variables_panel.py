@@ -1,8 +1,7 @@
 """The variables of the selected checkpoint as the model's object tree, with a filter."""
 from __future__ import annotations
 
-from PySide6.QtCore import QSortFilterProxyModel, Qt, QTimer, Signal
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtCore import QEvent, QSortFilterProxyModel, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QHeaderView, QLabel, QLineEdit, QStackedWidget,
                                QStyledItemDelegate, QTreeView, QVBoxLayout, QWidget)
 
@@ -47,6 +46,23 @@ def tree_thread() -> EngineThread:
     return _tree_thread
 
 
+
+class FilterEdit(QLineEdit):
+    """A filter box that Esc clears while it holds text; an empty box leaves Esc to the
+    window (which cancels a running verification or scan)."""
+
+    def event(self, e: QEvent) -> bool:
+        if e.type() == QEvent.ShortcutOverride and e.key() == Qt.Key_Escape and self.text():
+            e.accept()  # the key comes here instead of triggering the window's Esc shortcut
+            return True
+        return super().event(e)
+
+    def keyPressEvent(self, e) -> None:
+        if e.key() == Qt.Key_Escape and self.text():
+            self.clear()
+            return
+        super().keyPressEvent(e)
+
 class ElideRight(QStyledItemDelegate):
     def initStyleOption(self, option, index) -> None:
         super().initStyleOption(option, index)
@@ -75,7 +91,7 @@ class VariablesPanel(QWidget):
         self.proxy.setFilterRole(FILTER_ROLE)  # name, display name, key, shape, dtype, role
         self.proxy.setFilterKeyColumn(0)
 
-        self.filter = QLineEdit()
+        self.filter = FilterEdit()
         self.filter.setObjectName("variableFilter")
         self.filter.setPlaceholderText("Filter variables (name, shape, dtype, role)…  Ctrl+F")
         self.filter.setClearButtonEnabled(True)
@@ -84,8 +100,6 @@ class VariablesPanel(QWidget):
         self._filter_timer.setInterval(150)
         self._filter_timer.timeout.connect(lambda: self._apply_filter(self.filter.text()))
         self.filter.textChanged.connect(lambda *_: self._filter_timer.start())
-        QShortcut(QKeySequence(Qt.Key_Escape), self.filter, self.filter.clear,
-                  context=Qt.WidgetShortcut)
 
         self.tree = QTreeView()
         self.tree.setObjectName("variablesTree")
