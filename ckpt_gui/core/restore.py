@@ -39,8 +39,9 @@ import numpy as np
 from . import hdf5, objgraph, protowire as pw
 from .model import (COUNTER, HDF5_FORMATS, KERAS3_H5, KERAS_ARCHIVE, KERAS_H5, METADATA,
                     CheckpointInfo)
-from .templates import (CHECKPOINT_CONFIG, LoadedTemplate, TemplateRef, load as load_template,
-                        resolve as resolve_template, sample_input_for)
+from .templates import (CHECKPOINT_CONFIG, CheckpointConfig, LoadedTemplate, TemplateError,
+                        TemplateRef, load as load_template, resolve as resolve_template,
+                        sample_input_for)
 
 Progress = Callable[[int, int, str], None]
 
@@ -629,6 +630,18 @@ class CheckpointSide:
             return [v.name for v in self.ckpt.variables if v.name in self.slot_of
                     or (v.role in (COUNTER, "optimizer state") and "/" not in v.path)]
         return [v.name for v in self.ckpt.variables if v.path.startswith(prefix + "/")]
+
+    def template_config(self, root: str) -> CheckpointConfig | None:
+        """The config under ``root`` with the bounds a model built from it keeps: files only
+        in the checkpoint's folder, variables the size of the checkpoint's tensors."""
+        text = self.config_for(root)
+        if text is None:
+            return None
+        return CheckpointConfig(
+            text, folder=os.path.dirname(self.ckpt.path),
+            tensor_shapes={tuple(int(d) for d in self.vars[k].shape) for k in self.vars
+                           if self._assignable(k)},
+            checkpoint_bytes=int(self.ckpt.bytes or 0))
 
     def config_for(self, root: str) -> str | None:
         """The Keras model config the checkpoint carries for the model under ``root``."""
@@ -1512,8 +1525,8 @@ class RestoreSession:
             hint_root = root if root is not None else self._guess_root()
             config = None
             if self.template_ref.kind == CHECKPOINT_CONFIG:
-                config = side.config_for(hint_root or "")
-            self.loaded = load_template(self.template_ref, config_json=config,
+                config = side.template_config(hint_root or "")
+            self.loaded = load_template(self.template_ref, config=config,
                                         input_hints=self._input_hints(hint_root or ""))
             self.template_side = TemplateSide(self.loaded)
             self._dirty = False

@@ -22,11 +22,15 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import sys
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ..textfmt import human_bytes
+from .limits import memory_budget
 
 PYTHON, KERAS_FILE, CHECKPOINT_CONFIG = "python", "keras", "checkpoint"
 CHECKPOINT_TEMPLATE = "checkpoint"   # the template name that means "the checkpoint's own config"
@@ -130,7 +134,8 @@ def _location(ref: TemplateRef, exc: BaseException) -> str:
     if ref.path is None:
         return ""
     if isinstance(exc, SyntaxError) and exc.filename and _same(exc.filename, ref.path):
-        return f" (line {exc.lineno})"
+        text = (exc.text or "").strip()
+        return f" (line {exc.lineno}: {text})" if text else f" (line {exc.lineno})"
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if _same(f.filename, ref.path)]
     if not frames:
         return ""
@@ -145,10 +150,22 @@ def _same(a: str, b: str) -> bool:
         return False
 
 
+def _message(exc: BaseException, limit: int = 300) -> str:
+    """One line: the exception's type and the first line of its text (a SyntaxError's text
+    without its own "(file, line N)", which _location says once)."""
+    if isinstance(exc, RecursionError):
+        return "the config is nested too deeply"
+    text = exc.msg if isinstance(exc, SyntaxError) and exc.msg else str(exc)
+    lines = text.strip().splitlines()
+    first = lines[0].strip() if lines else ""
+    if len(first) > limit:
+        first = first[:limit].rstrip() + " ..."
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
 def _error(ref: TemplateRef, what: str, exc: BaseException) -> TemplateError:
-    text = str(exc).strip()
-    text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    return TemplateError(f"template {ref.name}: {what} failed: {text}{_location(ref, exc)}")
+    return TemplateError(f"template {ref.name}: {what} failed: {_message(exc)}"
+                         f"{_location(ref, exc)}")
 
 
 def _import_python(ref: TemplateRef):
@@ -190,9 +207,9 @@ def _is_optimizer(obj) -> bool:
     return isinstance(obj, keras.optimizers.Optimizer)
 
 
-def load(ref: TemplateRef, *, config_json: str | None = None,
+def load(ref: TemplateRef, *, config: CheckpointConfig | None = None,
          input_hints: list[tuple] | None = None) -> LoadedTemplate:
-    """Import/build the template. ``config_json`` is the checkpoint's own config (for
+    """Import/build the template. ``config`` is the checkpoint's own config (for
     ``checkpoint``); ``input_hints`` are input shapes (with batch) to try on an unbuilt model."""
     from .tfrt import tf
 
@@ -200,7 +217,8 @@ def load(ref: TemplateRef, *, config_json: str | None = None,
     module = None
     optimizer = None
     sample = None
-    shape_hint = None
+    hints = list(input_hints or [])
+    rebuild = None
     if ref.kind == PYTHON:
         module = _import_python(ref)
         build = getattr(module, "build_model", None)
@@ -219,22 +237,26 @@ def load(ref: TemplateRef, *, config_json: str | None = None,
             sample = _call(ref, module.sample_input, "sample_input()")
         shape = getattr(module, "INPUT_SHAPE", None)
         if shape is not None:
-            shape_hint = (1, *tuple(shape))
+            hints.insert(0, (1, *tuple(shape)))
+        rebuild = build
     elif ref.kind == KERAS_FILE:
         import keras
 
-        try:
-            model = keras.saving.load_model(ref.path, compile=True)
+        try:   # safe mode: a lambda's pickled code, a vocabulary file, a SavedModel are refused
+            model = keras.saving.load_model(ref.path, compile=True, safe_mode=True)
         except BaseException as e:
             if isinstance(e, KeyboardInterrupt):
                 raise
             raise _error(ref, "loading the model file", e) from None
     elif ref.kind == CHECKPOINT_CONFIG:
-        if not config_json:
+        if config is None or not config.text:
             raise TemplateError("template checkpoint: this checkpoint carries no Keras model "
                                 "config (.ATTRIBUTES/OBJECT_CONFIG_JSON); choose a template")
-        model = _call(ref, lambda: model_from_config_json(config_json), "building from the "
-                                                                         "checkpoint's config")
+        rebuild = config_builder(config)
+        hint = _call(ref, lambda: check_before_allocating(rebuild, config, hints),
+                     "building from the checkpoint's config")
+        hints = [hint] if hint else []
+        model = _call(ref, rebuild, "building from the checkpoint's config")
     else:
         raise TemplateError(f"template {ref.name}: unknown kind {ref.kind}")
 
@@ -242,13 +264,7 @@ def load(ref: TemplateRef, *, config_json: str | None = None,
     if from_model:
         optimizer = model.optimizer
     loaded = LoadedTemplate(ref, model, optimizer, sample)
-    rebuild = None
-    if ref.kind == PYTHON:
-        rebuild = module.build_model
-    elif ref.kind == CHECKPOINT_CONFIG:
-        rebuild = lambda: model_from_config_json(config_json)  # noqa: E731
-    _ensure_built(loaded, ([shape_hint] if shape_hint else []) + list(input_hints or []),
-                  rebuild)
+    _ensure_built(loaded, hints, rebuild)
     if from_model and loaded.model is not model:   # the compiled optimizer of the rebuilt model
         new = getattr(loaded.model, "optimizer", None)
         optimizer = loaded.optimizer = new if _is_optimizer(new) else None
@@ -258,23 +274,207 @@ def load(ref: TemplateRef, *, config_json: str | None = None,
     return loaded
 
 
+# --- the checkpoint's own config: a template that comes with the download ---------------------
+
+@dataclass
+class CheckpointConfig:
+    """The Keras model config a checkpoint carries, and what a model built from it may use:
+    files only inside ``folder`` (the checkpoint's own), variables only as large as the
+    checkpoint's tensors and the memory budget allow."""
+    text: str
+    folder: str
+    tensor_shapes: set[tuple[int, ...]]   # the shape of every tensor the checkpoint holds
+    checkpoint_bytes: int                 # its files' size on disk
+
+
+# Arguments that name a file: the lookups' and TextVectorization's vocabulary (and idf_weights
+# beside it), and any argument named like a path. A string written as a path (absolute, ~, a
+# URL, a ".." segment) counts too, whatever its argument.
+VOCABULARY_ARGUMENTS = frozenset({"vocabulary"})
+PATH_ARGUMENTS = VOCABULARY_ARGUMENTS | {"idf_weights", "filepath", "file_path", "vocab_file",
+                                         "vocabulary_file", "merges_file", "spm_proto", "proto"}
+_PATH_ARGUMENT_SUFFIXES = ("_file", "_path", "_filepath", "_filename", "_dir")
+_WRITTEN_AS_PATH = re.compile(r"^(/|~|\\\\|[A-Za-z]:[\\/]|[A-Za-z][A-Za-z0-9+.-]*://)"
+                              r"|(^|[\\/])\.\.([\\/]|$)")
+# Variables of shapes the checkpoint does not hold may take this much beyond its size on disk.
+UNHELD_ALLOWANCE = 16 << 20
+
+
+def _parse_config(text: str):
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise TemplateError("the checkpoint's model config is nested too deeply to read; "
+                            "refused") from None
+    except ValueError as e:
+        raise TemplateError(f"the checkpoint's model config is not valid JSON ({e}); "
+                            f"refused") from None
+
+
+def _names_a_path(argument, value: str) -> bool:
+    if not value:
+        return False
+    if isinstance(argument, str) and (argument in PATH_ARGUMENTS
+                                      or argument.endswith(_PATH_ARGUMENT_SUFFIXES)):
+        return True
+    return _WRITTEN_AS_PATH.search(value) is not None
+
+
+def _file_inside(folder: str, argument, value: str) -> str:
+    """The real path of ``value`` when it is a regular file inside ``folder``; else refused,
+    deciding "outside" from the text alone, so that nothing outside is ever touched."""
+    what = "a vocabulary file" if argument in VOCABULARY_ARGUMENTS else "a file"
+    outside = TemplateError(f"the checkpoint's model config names {what} outside the "
+                            f"checkpoint ({value}); refused")
+    if value.startswith("~") or "://" in value:
+        raise outside
+    root = os.path.normpath(os.path.abspath(folder))
+    candidate = os.path.normpath(os.path.join(root, value))
+    if os.path.commonpath([root, candidate]) != root:
+        raise outside
+    real_root, real = os.path.realpath(root), os.path.realpath(candidate)
+    if os.path.commonpath([real_root, real]) != real_root:   # a link inside that leads out
+        raise outside
+    if not os.path.isfile(real):
+        raise TemplateError(f"the checkpoint's model config names {what} that is not a file "
+                            f"in the checkpoint's folder ({value}); refused")
+    return real
+
+
+def _vocabulary_lines(path: str, layer_config: dict, budget: int) -> list:
+    """The file's lines, as Keras reads a vocabulary file (ints for an integer lookup)."""
+    size = os.path.getsize(path)
+    if size > budget:
+        raise TemplateError(f"the vocabulary file {path} is {human_bytes(size)}, over the "
+                            f"memory budget of {human_bytes(budget)}; refused")
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = f.read().splitlines()
+    while lines and lines[-1] == "":
+        lines.pop()
+    if "int" not in str(layer_config.get("vocabulary_dtype", "")):
+        return lines
+    try:
+        return [int(line) for line in lines]
+    except ValueError:
+        raise TemplateError(f"the vocabulary file {path} of an integer lookup holds a line "
+                            f"that is not an integer; refused") from None
+
+
+def vet_paths(config, folder: str, budget: int):
+    """Refuse every file the config names outside ``folder``, before Keras sees the config.
+    A vocabulary file inside it is replaced by its lines (Keras's safe mode refuses every
+    vocabulary file, inside or not). Walks without recursion: the config may be deep."""
+    stack = [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            items = list(node.items())
+        elif isinstance(node, list):
+            items = [(None, v) for v in node]
+        else:
+            continue
+        for argument, value in items:
+            if isinstance(value, (dict, list)):
+                stack.append(value)
+            elif isinstance(value, str) and _names_a_path(argument, value):
+                path = _file_inside(folder, argument, value)
+                if argument in VOCABULARY_ARGUMENTS:
+                    node[argument] = _vocabulary_lines(path, node, budget)
+    return config
+
+
+def config_builder(config: CheckpointConfig):
+    """A function that builds a fresh model from the checkpoint's config (parsed, and its paths
+    vetted, once here), under Keras's safe mode."""
+    parsed = vet_paths(_parse_config(config.text), config.folder, memory_budget())
+    text = json.dumps(parsed)   # each build parses its own copy: Keras 2's loader edits it
+    return lambda: model_from_config_json(text)
+
+
 def model_from_config_json(text: str):
     """A Keras model from a config JSON as Keras 2 or 3 wrote it: a whole model's config, or
-    a list of layer configs (built as a Sequential)."""
+    a list of layer configs (built as a Sequential). In safe mode: no lambda's code runs, no
+    vocabulary file or SavedModel is read."""
     import keras
+    from keras.src.legacy.saving import saving_utils   # Keras 2 configs
+    from keras.src.saving.serialization_lib import SafeModeScope
 
     config = json.loads(text) if isinstance(text, str) else text
 
     def build(cfg):
         if isinstance(cfg, dict) and "module" in cfg:   # Keras 3 serialization
-            return keras.saving.deserialize_keras_object(cfg)
-        from keras.src.legacy.saving import saving_utils   # Keras 2 configs
-
+            return keras.saving.deserialize_keras_object(cfg, safe_mode=True)
         return saving_utils.model_from_config(cfg)
 
-    if isinstance(config, list):
-        return keras.Sequential([build(c) for c in config])
-    return build(config)
+    with SafeModeScope(True):
+        if isinstance(config, list):
+            return keras.Sequential([build(c) for c in config])
+        return build(config)
+
+
+def _abstract_variables(build, hints: list[tuple]) -> tuple[list[tuple[str, tuple, str]],
+                                                            tuple | None]:
+    """The variables the model would have, and the input shape that built it (None: built
+    already), from a model built in a StatelessScope: Keras defers every variable's
+    initializer there, and a symbolic input computes nothing, so nothing is allocated."""
+    import keras
+    from keras.src.backend.common import global_state
+
+    pending = "uninitialized_variables"
+    before = list(global_state.get_global_attribute(pending, [], set_to_default=True))
+    try:
+        with keras.StatelessScope(initialize_variables=False):
+            model, used = build(), None
+            if not (model.built and model.weights):
+                for shape in hints:
+                    try:
+                        model(keras.KerasTensor(shape))
+                    except Exception:
+                        model = build()
+                        continue
+                    if model.weights:
+                        used = shape
+                        break
+            return [(v.path, tuple(int(d) for d in v.shape), _dtype_name(v.dtype))
+                    for v in model.weights], used
+    finally:   # the deferred variables are dropped, never initialized
+        global_state.set_global_attribute(pending, before)
+
+
+def _dtype_name(dtype) -> str:
+    return getattr(dtype, "name", None) or str(dtype)
+
+
+def _nbytes(shape: tuple, dtype: str) -> int:
+    import numpy as np
+
+    try:
+        size = np.dtype(dtype).itemsize
+    except TypeError:
+        size = 8
+    return int(np.prod(shape, dtype=np.float64)) * size
+
+
+def check_before_allocating(build, config: CheckpointConfig, hints: list[tuple]) -> tuple | None:
+    """Refuse a model whose variables would exceed the memory budget, or whose variables of
+    shapes the checkpoint does not hold would outweigh the checkpoint itself: a few bytes of
+    config can ask for gigabytes. Returns the input shape that builds the model."""
+    variables, used = _abstract_variables(build, hints)
+    sizes = [(path, shape, _nbytes(shape, dtype)) for path, shape, dtype in variables]
+    total, budget = sum(n for _, _, n in sizes), memory_budget()
+    if total > budget:
+        path, shape, n = max(sizes, key=lambda v: v[2])
+        raise TemplateError(f"the checkpoint's model config asks for {human_bytes(total)} of "
+                            f"variables, over the memory budget of {human_bytes(budget)} (the "
+                            f"largest: {path} of shape {list(shape)}, {human_bytes(n)}); "
+                            f"refused before allocating them")
+    unheld = [v for v in sizes if v[1] not in config.tensor_shapes]
+    if sum(n for _, _, n in unheld) > config.checkpoint_bytes + UNHELD_ALLOWANCE:
+        path, shape, n = max(unheld, key=lambda v: v[2])
+        raise TemplateError(f"the checkpoint's model config asks for {path} of shape "
+                            f"{list(shape)} ({human_bytes(n)}), and the checkpoint holds no "
+                            f"tensor of that shape; refused before allocating it")
+    return used
 
 
 def _ensure_built(loaded: LoadedTemplate, hints: list[tuple], rebuild=None) -> None:
