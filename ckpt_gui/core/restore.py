@@ -641,7 +641,8 @@ class CheckpointSide:
             text, folder=os.path.dirname(self.ckpt.path),
             tensor_shapes={tuple(int(d) for d in self.vars[k].shape) for k in self.vars
                            if self._assignable(k)},
-            checkpoint_bytes=int(self.ckpt.bytes or 0))
+            checkpoint_bytes=int(self.ckpt.bytes or 0),
+            archive=self.ckpt.path if self.fmt == KERAS_ARCHIVE else None)
 
     def config_for(self, root: str) -> str | None:
         """The Keras model config the checkpoint carries for the model under ``root``."""

@@ -158,8 +158,9 @@ def _message(exc: BaseException, limit: int = 300) -> str:
     text = exc.msg if isinstance(exc, SyntaxError) and exc.msg else str(exc)
     lines = text.strip().splitlines()
     first = lines[0].strip() if lines else ""
-    if len(first) > limit:
-        first = first[:limit].rstrip() + " ..."
+    if len(first) > limit:   # Keras's long messages say it in their first sentence
+        end = first.find(". ", 40)
+        first = first[:end + 1] if 0 < end < limit else first[:limit].rstrip() + " ..."
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
@@ -189,6 +190,8 @@ def _import_python(ref: TemplateRef):
 def _call(ref: TemplateRef, fn, what: str):
     try:
         return fn()
+    except TemplateError:
+        raise
     except BaseException as e:
         if isinstance(e, KeyboardInterrupt):
             raise
@@ -252,11 +255,11 @@ def load(ref: TemplateRef, *, config: CheckpointConfig | None = None,
         if config is None or not config.text:
             raise TemplateError("template checkpoint: this checkpoint carries no Keras model "
                                 "config (.ATTRIBUTES/OBJECT_CONFIG_JSON); choose a template")
-        rebuild = config_builder(config)
-        hint = _call(ref, lambda: check_before_allocating(rebuild, config, hints),
-                     "building from the checkpoint's config")
+        what = "building from the checkpoint's config"
+        rebuild = _call(ref, lambda: config_builder(config), what)
+        hint = _call(ref, lambda: check_before_allocating(rebuild, config, hints), what)
         hints = [hint] if hint else []
-        model = _call(ref, rebuild, "building from the checkpoint's config")
+        model = _call(ref, rebuild, what)
     else:
         raise TemplateError(f"template {ref.name}: unknown kind {ref.kind}")
 
@@ -265,6 +268,9 @@ def load(ref: TemplateRef, *, config: CheckpointConfig | None = None,
         optimizer = model.optimizer
     loaded = LoadedTemplate(ref, model, optimizer, sample)
     _ensure_built(loaded, hints, rebuild)
+    if config is not None and config.archive and ref.kind == CHECKPOINT_CONFIG:
+        _call(ref, lambda: load_archive_assets(loaded.model, config.archive),
+              "loading the archive's assets")
     if from_model and loaded.model is not model:   # the compiled optimizer of the rebuilt model
         new = getattr(loaded.model, "optimizer", None)
         optimizer = loaded.optimizer = new if _is_optimizer(new) else None
@@ -285,6 +291,7 @@ class CheckpointConfig:
     folder: str
     tensor_shapes: set[tuple[int, ...]]   # the shape of every tensor the checkpoint holds
     checkpoint_bytes: int                 # its files' size on disk
+    archive: str | None = None            # a .keras archive: its assets are the layers' files
 
 
 # Arguments that name a file: the lookups' and TextVectorization's vocabulary (and idf_weights
@@ -412,6 +419,32 @@ def model_from_config_json(text: str):
         return build(config)
 
 
+def load_archive_assets(model, archive: str) -> None:
+    """Load the files a .keras archive keeps for its layers (an adapted lookup's vocabulary)
+    into the model built from its config, as keras.saving.load_model does: only the
+    archive's assets are extracted, once their size is within the memory budget."""
+    import tempfile
+    import zipfile
+
+    from keras.src.saving import saving_lib
+
+    with zipfile.ZipFile(archive) as zf:
+        members = [i for i in zf.infolist() if i.filename.startswith("assets/")
+                   and not i.is_dir()]
+        if not members:
+            return
+        size, budget = sum(i.file_size for i in members), memory_budget()
+        if size > budget:
+            raise TemplateError(f"the archive's assets are {human_bytes(size)}, over the "
+                                f"memory budget of {human_bytes(budget)}; refused")
+        with tempfile.TemporaryDirectory(prefix="ckpt_gui_assets_") as tmp:
+            for info in members:
+                zf.extract(info, tmp)   # zipfile drops absolute paths and ".." segments
+            store = saving_lib.DiskIOStore(os.path.join(tmp, "assets"), mode="r")
+            saving_lib._load_state(model, weights_store=None, assets_store=store,
+                                   inner_path="", visited_saveables=set())
+
+
 def _abstract_variables(build, hints: list[tuple]) -> tuple[list[tuple[str, tuple, str]],
                                                             tuple | None]:
     """The variables the model would have, and the input shape that built it (None: built
@@ -529,6 +562,8 @@ def sample_input_for(loaded: LoadedTemplate, seed: int = 0):
             return np.zeros(shape, dtype=dtype)
         if dtype == "bool":
             return np.zeros(shape, dtype=bool)
+        if dtype == "string":   # a lookup's input: empty strings (the out-of-vocabulary token)
+            return np.full(shape, "", dtype=object)
         return rng.standard_normal(shape).astype(dtype if "float" in dtype else "float32")
 
     inputs = None
