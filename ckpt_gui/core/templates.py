@@ -153,15 +153,27 @@ def _same(a: str, b: str) -> bool:
 def _message(exc: BaseException, limit: int = 300) -> str:
     """One line: the exception's type and the first line of its text (a SyntaxError's text
     without its own "(file, line N)", which _location says once)."""
-    if isinstance(exc, RecursionError):
-        return "the config is nested too deeply"
+    if _caused_by(exc, RecursionError):   # Keras re-raises it as a TypeError of one layer
+        return "nested too deeply (maximum recursion depth exceeded)"
     text = exc.msg if isinstance(exc, SyntaxError) and exc.msg else str(exc)
     lines = text.strip().splitlines()
     first = lines[0].strip() if lines else ""
-    if len(first) > limit:   # Keras's long messages say it in their first sentence
-        end = first.find(". ", 40)
-        first = first[:end + 1] if 0 < end < limit else first[:limit].rstrip() + " ..."
+    end = first.find(". ", 20)
+    if len(first) > 120 and end > 0:   # Keras's long messages say it in their first sentence
+        first = first[:end + 1]
+    if len(first) > limit:
+        first = first[:limit].rstrip() + " ..."
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def _caused_by(exc: BaseException, kind: type) -> bool:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, kind):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _error(ref: TemplateRef, what: str, exc: BaseException) -> TemplateError:
@@ -540,6 +552,10 @@ def _ensure_built(loaded: LoadedTemplate, hints: list[tuple], rebuild=None) -> N
             loaded.notes.append(f"the template's model was built by calling it on {what}")
             return
     detail = f" (tried {'; '.join(errors[:3])})" if errors else ""
+    if ref.kind == CHECKPOINT_CONFIG:
+        raise TemplateError(f"template checkpoint: the model the checkpoint's config describes "
+                            f"is not built and could not be built from the checkpoint's "
+                            f"shapes{detail}; choose a template")
     raise TemplateError(f"template {ref.name}: build_model() returned a model that is not built "
                         f"and could not be built from the checkpoint's shapes{detail}; give it "
                         f"keras.Input(...) or define sample_input() in the template")
