@@ -91,7 +91,9 @@ def _print_report(report, template_desc: str) -> None:
                                                   if not r.verified)))
     s = report.sample
     if s is not None:
-        if s.error:
+        if s.skipped:
+            print(f"Sample run: not run: {s.skipped}")
+        elif s.error:
             print(f"Sample run: failed: {s.error}")
         else:
             values = ", ".join(f"{v:.6g}" for v in s.first_values)

@@ -380,6 +380,28 @@ def test_memory_budget_refuses_a_template_over_it(tmp_path, tf):
     assert [r["shape"] for r in json.loads(result["out"])["restored"]] == [[8, 100], [100]]
 
 
+@pytest.mark.parametrize("with_input", [True, False])
+def test_sample_run_asking_for_terabytes_is_not_run(tmp_path, tf, with_input):
+    """RepeatVector(1,000,000,000) has no variables: the restore goes on, but running the model
+    once would take 30 GB of outputs, so it is not run. Without an input layer the model is
+    built on a symbolic input, never on data."""
+    config = dense_config(4)
+    config["config"]["layers"].append({"class_name": "RepeatVector",
+                                       "config": {"name": "repeat", "n": 1_000_000_000}})
+    if not with_input:
+        config["config"]["layers"].pop(0)
+    rng = np.random.default_rng(2)
+    write_tf_checkpoint(tf, tmp_path / "ckpt" / "ckpt-1", config,
+                        [rng.standard_normal((8, 4)).astype("float32"), np.zeros(4, "float32")])
+    result = run_restore(tmp_path / "ckpt", "latest", "--template", "checkpoint",
+                         env={"CKPT_GUI_MEMORY_BUDGET": "1e9"})
+    assert result["code"] == 0, result["err"]
+    assert "Model variables restored: 2 of 2" in result["out"]
+    assert ("Sample run: not run: its layers' outputs would take 29.8 GB, over the memory "
+            "budget of 953.7 MB") in result["out"]
+    assert result["peak_mb"] < PEAK_LIMIT_MB
+
+
 # --- broken configs: one line, exit 2 ----------------------------------------------------------
 
 def test_deeply_nested_json_config_is_one_line(tmp_path, tf):

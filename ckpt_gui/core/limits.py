@@ -5,8 +5,9 @@ import os
 
 
 def memory_budget() -> int:
-    """Bytes: CKPT_GUI_MEMORY_BUDGET when set, else a quarter of the physical memory."""
-    env = os.environ.get("CKPT_GUI_MEMORY_BUDGET", "").strip()
-    if env:
-        return int(env)
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+    """Bytes: CKPT_GUI_MEMORY_BUDGET when set (and a number), else a quarter of the physical
+    memory."""
+    try:
+        return max(int(float(os.environ["CKPT_GUI_MEMORY_BUDGET"])), 0)
+    except (KeyError, ValueError):
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4

@@ -39,8 +39,10 @@ import numpy as np
 from . import hdf5, objgraph, protowire as pw
 from .model import (COUNTER, HDF5_FORMATS, KERAS3_H5, KERAS_ARCHIVE, KERAS_H5, METADATA,
                     CheckpointInfo)
-from .templates import (CHECKPOINT_CONFIG, CheckpointConfig, LoadedTemplate, TemplateError,
-                        TemplateRef, load as load_template, resolve as resolve_template,
+from ..textfmt import human_bytes
+from .limits import memory_budget
+from .templates import (CHECKPOINT_CONFIG, CheckpointConfig, LoadedTemplate, TemplateRef,
+                        activation_bytes, load as load_template, resolve as resolve_template,
                         sample_input_for)
 
 Progress = Callable[[int, int, str], None]
@@ -217,6 +219,7 @@ class SampleRun:
     first_values: list[float]
     finite: bool
     error: str | None = None
+    skipped: str | None = None   # why the model was not run at all
 
 
 @dataclass
@@ -1619,6 +1622,13 @@ def save_model(loaded: LoadedTemplate, path: str) -> str:
 def run_sample(loaded: LoadedTemplate | None, n_values: int = 8) -> SampleRun:
     if loaded is None:
         return SampleRun(None, None, [], False, "no template loaded")
+    if loaded.ref.kind == CHECKPOINT_CONFIG:   # a few bytes of config can ask for terabytes
+        need, budget = activation_bytes(loaded.model), memory_budget()
+        if need is None or need > budget:
+            return SampleRun(None, None, [], False, skipped=(
+                "the size of its layers' outputs is not known before running it"
+                if need is None else f"its layers' outputs would take {human_bytes(need)}, "
+                f"over the memory budget of {human_bytes(budget)}"))
     try:
         x = sample_input_for(loaded)
         if x is None:

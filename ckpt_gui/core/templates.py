@@ -523,16 +523,19 @@ def check_before_allocating(build, config: CheckpointConfig, hints: list[tuple])
 
 
 def _ensure_built(loaded: LoadedTemplate, hints: list[tuple], rebuild=None) -> None:
+    import keras
     import numpy as np
 
     model, ref = loaded.model, loaded.ref
     if getattr(model, "built", False) and model.weights:
         return
+    symbolic = ref.kind == CHECKPOINT_CONFIG   # a downloaded config is not run on data here
     tries = []
     if loaded.sample_input is not None:
         tries.append(("sample_input()", loaded.sample_input))
     for shape in hints:
-        tries.append((f"an input of shape {tuple(shape)}", np.zeros(shape, dtype="float32")))
+        x = keras.KerasTensor(shape) if symbolic else np.zeros(shape, dtype="float32")
+        tries.append((f"an input of shape {tuple(shape)}", x))
     errors = []
     for i, (what, x) in enumerate(tries):
         if i and rebuild is not None:   # a failed call may have fixed the model's input shape
@@ -547,8 +550,7 @@ def _ensure_built(loaded: LoadedTemplate, hints: list[tuple], rebuild=None) -> N
                           if str(e).strip() else f"{what}: {type(e).__name__}")
             continue
         if model.weights:
-            loaded.input_shape = tuple(np.shape(x)) if not isinstance(x, (dict, list, tuple)) \
-                else None
+            loaded.input_shape = tuple(x.shape) if hasattr(x, "shape") else None
             loaded.notes.append(f"the template's model was built by calling it on {what}")
             return
     detail = f" (tried {'; '.join(errors[:3])})" if errors else ""
@@ -559,6 +561,30 @@ def _ensure_built(loaded: LoadedTemplate, hints: list[tuple], rebuild=None) -> N
     raise TemplateError(f"template {ref.name}: build_model() returned a model that is not built "
                         f"and could not be built from the checkpoint's shapes{detail}; give it "
                         f"keras.Input(...) or define sample_input() in the template")
+
+
+def activation_bytes(model, batch: int = 2) -> int | None:
+    """What the outputs of the model's layers take in one run on ``batch`` examples, from their
+    symbolic shapes (unknown dimensions 1), summed over nested models; None when a layer's
+    output is not known before running it (a subclassed model)."""
+    import keras
+
+    total, stack = 0, list(getattr(model, "layers", None) or [])
+    if not stack:
+        return None
+    while stack:
+        layer = stack.pop()
+        if isinstance(getattr(layer, "layers", None), list):
+            stack.extend(layer.layers)
+        try:
+            outputs = keras.tree.flatten(layer.output)
+        except (AttributeError, ValueError):
+            return None
+        for t in outputs:
+            shape = tuple(batch if i == 0 else (d if d is not None else 1)
+                          for i, d in enumerate(t.shape))
+            total += _nbytes(shape, _dtype_name(t.dtype))
+    return total
 
 
 def sample_input_for(loaded: LoadedTemplate, seed: int = 0):
