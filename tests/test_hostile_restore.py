@@ -175,12 +175,13 @@ def dense_weights(model) -> list[np.ndarray]:
 
 
 def rewrite_archive_config(path: Path, edit) -> None:
-    """Rewrite config.json inside a .keras archive (every other member as it was)."""
+    """Rewrite config.json inside a .keras archive (every other member as it was): ``edit``
+    changes the parsed config in place, or returns the new text."""
     with zipfile.ZipFile(path) as zf:
         members = {i.filename: zf.read(i) for i in zf.infolist()}
     config = json.loads(members["config.json"])
-    edit(config)
-    members["config.json"] = json.dumps(config).encode()
+    text = edit(config)
+    members["config.json"] = (text if text is not None else json.dumps(config)).encode()
     with zipfile.ZipFile(path, "w") as zf:
         for name, data in members.items():
             zf.writestr(name, data)
@@ -404,10 +405,17 @@ def test_sample_run_asking_for_terabytes_is_not_run(tmp_path, tf, with_input):
 
 # --- broken configs: one line, exit 2 ----------------------------------------------------------
 
-def test_deeply_nested_json_config_is_one_line(tmp_path, tf):
-    depth = 100_000
-    write_tf_checkpoint(tf, tmp_path / "ckpt" / "ckpt-1", "[" * depth + "]" * depth,
-                        [np.zeros((8, 4), "float32"), np.zeros(4, "float32")])
+@pytest.mark.parametrize("kind", ["tf", "keras"])
+def test_deeply_nested_json_config_is_one_line(tmp_path, tf, kind):
+    """Before: a RecursionError traceback."""
+    deep = "[" * 100_000 + "]" * 100_000
+    if kind == "tf":
+        write_tf_checkpoint(tf, tmp_path / "ckpt" / "ckpt-1", deep,
+                            [np.zeros((8, 4), "float32"), np.zeros(4, "float32")])
+    else:   # a real archive, its config.json replaced
+        (tmp_path / "ckpt").mkdir()
+        lookup_model().save(tmp_path / "ckpt" / "model.keras")
+        rewrite_archive_config(tmp_path / "ckpt" / "model.keras", lambda _: deep)
     result = run_restore(tmp_path / "ckpt", "latest", "--template", "checkpoint")
     assert_refused(result, "ckpt-inspect: the checkpoint's model config is nested too deeply "
                            "to read; refused")

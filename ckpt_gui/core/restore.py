@@ -41,8 +41,8 @@ from .model import (COUNTER, HDF5_FORMATS, KERAS3_H5, KERAS_ARCHIVE, KERAS_H5, M
                     CheckpointInfo)
 from ..textfmt import human_bytes
 from .limits import memory_budget
-from .templates import (CHECKPOINT_CONFIG, CheckpointConfig, LoadedTemplate, TemplateRef,
-                        activation_bytes, load as load_template, resolve as resolve_template,
+from .templates import (CHECKPOINT_CONFIG, CheckpointConfig, LoadedTemplate, TemplateError,
+                        TemplateRef, activation_bytes, load as load_template, resolve as resolve_template,
                         sample_input_for)
 
 Progress = Callable[[int, int, str], None]
@@ -326,6 +326,7 @@ class CheckpointSide:
         self.legacy_layers: list[tuple[str, list[str]]] = []   # (layer name, keys) for .h5
         self.legacy_optimizer: list[str] = []
         self.config_json: dict[str, str] = {}    # root -> config JSON text
+        self.config_problem: str | None = None   # why the config cannot be read
         for v in ckpt.variables:
             if v.slot_of:
                 self.slot_of[v.name] = (v.slot_of, v.slot_name or "")
@@ -394,9 +395,13 @@ class CheckpointSide:
         if self.fmt == KERAS_ARCHIVE:
             import json
 
-            cfg = hdf5.archive_config(self.ckpt.path)
-            if cfg is not None:
-                self.config_json[""] = json.dumps(cfg)
+            try:
+                cfg = hdf5.archive_config(self.ckpt.path)
+                if cfg is not None:
+                    self.config_json[""] = json.dumps(cfg)
+            except RecursionError:
+                self.config_problem = ("the checkpoint's model config is nested too deeply to "
+                                       "read; refused")
         if self.legacy_optimizer:
             self._legacy_slots()
 
@@ -637,6 +642,8 @@ class CheckpointSide:
     def template_config(self, root: str) -> CheckpointConfig | None:
         """The config under ``root`` with the bounds a model built from it keeps: files only
         in the checkpoint's folder, variables the size of the checkpoint's tensors."""
+        if self.config_problem:
+            raise TemplateError(self.config_problem)
         text = self.config_for(root)
         if text is None:
             return None
@@ -689,15 +696,10 @@ class CheckpointSide:
                     layered = sorted(found)
                     break
         if layered:
-            import json
-
-            configs = []
-            for _, k in layered:
-                text = read(k)
-                if not text:
-                    return None
-                configs.append(json.loads(text))
-            text = json.dumps(configs)
+            texts = [read(k) for _, k in layered]
+            if not all(texts):
+                return None
+            text = "[" + ", ".join(texts) + "]"   # parsed (and judged) when a model is built
             self.config_json[root] = text
             return text
         return None

@@ -280,7 +280,7 @@ def load(ref: TemplateRef, *, config: CheckpointConfig | None = None,
         optimizer = model.optimizer
     loaded = LoadedTemplate(ref, model, optimizer, sample)
     _ensure_built(loaded, hints, rebuild)
-    if config is not None and config.archive and ref.kind == CHECKPOINT_CONFIG:
+    if ref.kind == CHECKPOINT_CONFIG and config.archive:
         _call(ref, lambda: load_archive_assets(loaded.model, config.archive),
               "loading the archive's assets")
     if from_model and loaded.model is not model:   # the compiled optimizer of the rebuilt model
