@@ -7,13 +7,18 @@ A template is one of
   * a Keras ``.keras`` file (or a whole-model Keras ``.h5``): its architecture, and its optimizer
     when it was saved compiled;
   * ``checkpoint``: the Keras model config a checkpoint carries itself (Keras 2 era TF-format
-    checkpoints store ``.ATTRIBUTES/OBJECT_CONFIG_JSON``).
+    checkpoints store ``.ATTRIBUTES/OBJECT_CONFIG_JSON``, a whole-model .h5 its
+    ``model_config``, a .keras archive its config.json). That config came with the download,
+    so it is built only in Keras's safe mode (no lambda's code runs), may name files only
+    inside the checkpoint's folder (refused before Keras sees it otherwise), and its variables
+    are sized on an abstract build (nothing allocated) against the checkpoint's shapes and the
+    memory budget before the real build.
 
 Built-in templates are the files of ``resources/templates`` (see ``ckpt_gui/paths.py`` for
 where that folder is in a source checkout and in an installed wheel).
 
-A template that fails to import or build raises ``TemplateError`` whose text is the template's own
-error (type, message, and the line of the template file), never a traceback of ours.
+A template that fails to import or build raises ``TemplateError`` whose text is one line: the
+template's own error (type, message, and the line of the template file), never a traceback.
 """
 from __future__ import annotations
 
