@@ -381,6 +381,28 @@ def test_memory_budget_refuses_a_template_over_it(tmp_path, tf):
     assert [r["shape"] for r in json.loads(result["out"])["restored"]] == [[8, 100], [100]]
 
 
+def test_keras_template_file_over_the_budget_is_refused_before_loading(tmp_path, tf):
+    """A .keras template (Keras's own file, its config edited to Dense(50,000,000)) picked from
+    a downloaded folder: sized on an abstract build before Keras loads it."""
+    import keras
+
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4, name="dense")],
+                             name="sequential")
+    model.save(tmp_path / "template.keras")
+
+    def widen(config):
+        config["config"]["layers"][-1]["config"]["units"] = 50_000_000
+    rewrite_archive_config(tmp_path / "template.keras", widen)
+    write_tf_checkpoint(tf, tmp_path / "ckpt" / "ckpt-1", dense_config(4),
+                        [np.zeros((8, 4), "float32"), np.zeros(4, "float32")])
+    result = run_restore(tmp_path / "ckpt", "latest", "--template", tmp_path / "template.keras",
+                         env={"CKPT_GUI_MEMORY_BUDGET": "1e9"})
+    assert_refused(result, f"ckpt-inspect: template {tmp_path / 'template.keras'}: its model "
+                           f"config asks for 1.7 GB of variables, over the memory budget of "
+                           f"953.7 MB (the largest: dense/kernel of shape [8, 50000000], "
+                           f"1.5 GB); refused before allocating them")
+
+
 @pytest.mark.parametrize("with_input", [True, False])
 def test_sample_run_asking_for_terabytes_is_not_run(tmp_path, tf, with_input):
     """RepeatVector(1,000,000,000) has no variables: the restore goes on, but running the model

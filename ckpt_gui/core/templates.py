@@ -262,6 +262,7 @@ def load(ref: TemplateRef, *, config: CheckpointConfig | None = None,
     elif ref.kind == KERAS_FILE:
         import keras
 
+        _call(ref, lambda: _check_model_file(ref), "loading the model file")
         try:   # safe mode: a lambda's pickled code, a vocabulary file, a SavedModel are refused
             model = keras.saving.load_model(ref.path, compile=True, safe_mode=True)
         except BaseException as e:
@@ -505,19 +506,28 @@ def _nbytes(shape: tuple, dtype: str) -> int:
     return int(np.prod(shape, dtype=np.float64)) * size
 
 
+def _variable_sizes(build, hints: list[tuple]) -> tuple[list[tuple[str, tuple, int]],
+                                                        tuple | None]:
+    variables, used = _abstract_variables(build, hints)
+    return [(path, shape, _nbytes(shape, dtype)) for path, shape, dtype in variables], used
+
+
+def _within_budget(sizes: list[tuple[str, tuple, int]], whose: str) -> None:
+    total, budget = sum(n for _, _, n in sizes), memory_budget()
+    if total > budget:
+        path, shape, n = max(sizes, key=lambda v: v[2])
+        raise TemplateError(f"{whose} asks for {human_bytes(total)} of variables, over the "
+                            f"memory budget of {human_bytes(budget)} (the largest: {path} of "
+                            f"shape {list(shape)}, {human_bytes(n)}); refused before "
+                            f"allocating them")
+
+
 def check_before_allocating(build, config: CheckpointConfig, hints: list[tuple]) -> tuple | None:
     """Refuse a model whose variables would exceed the memory budget, or whose variables of
     shapes the checkpoint does not hold would outweigh the checkpoint itself: a few bytes of
     config can ask for gigabytes. Returns the input shape that builds the model."""
-    variables, used = _abstract_variables(build, hints)
-    sizes = [(path, shape, _nbytes(shape, dtype)) for path, shape, dtype in variables]
-    total, budget = sum(n for _, _, n in sizes), memory_budget()
-    if total > budget:
-        path, shape, n = max(sizes, key=lambda v: v[2])
-        raise TemplateError(f"the checkpoint's model config asks for {human_bytes(total)} of "
-                            f"variables, over the memory budget of {human_bytes(budget)} (the "
-                            f"largest: {path} of shape {list(shape)}, {human_bytes(n)}); "
-                            f"refused before allocating them")
+    sizes, used = _variable_sizes(build, hints)
+    _within_budget(sizes, "the checkpoint's model config")
     unheld = [v for v in sizes if v[1] not in config.tensor_shapes]
     if sum(n for _, _, n in unheld) > config.checkpoint_bytes + UNHELD_ALLOWANCE:
         path, shape, n = max(unheld, key=lambda v: v[2])
@@ -525,6 +535,38 @@ def check_before_allocating(build, config: CheckpointConfig, hints: list[tuple])
                             f"{list(shape)} ({human_bytes(n)}), and the checkpoint holds no "
                             f"tensor of that shape; refused before allocating it")
     return used
+
+
+def _model_file_config(path: str) -> str | None:
+    """The model config a .keras archive (config.json) or a whole-model .h5 (model_config)
+    carries; None when it has none."""
+    import zipfile
+
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            try:
+                info = zf.getinfo("config.json")
+            except KeyError:
+                return None
+            if info.file_size > memory_budget():
+                raise TemplateError(f"template {path}: its config.json is "
+                                    f"{human_bytes(info.file_size)}, over the memory budget; "
+                                    f"refused")
+            return zf.read(info).decode("utf-8", "replace")
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        config = f.attrs.get("model_config")
+    return config.decode("utf-8", "replace") if isinstance(config, bytes) else config
+
+
+def _check_model_file(ref: TemplateRef) -> None:
+    """A model file's variables, sized on an abstract build, within the memory budget before
+    Keras loads it (a template picked from a downloaded folder is as hostile as the folder)."""
+    text = _model_file_config(ref.path)
+    if text:
+        sizes, _ = _variable_sizes(lambda: model_from_config_json(text), [])
+        _within_budget(sizes, f"template {ref.name}: its model config")
 
 
 def _ensure_built(loaded: LoadedTemplate, hints: list[tuple], rebuild=None) -> None:
