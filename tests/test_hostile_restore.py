@@ -312,15 +312,16 @@ def test_vocabulary_inside_the_folder_is_used(tmp_path, tf, canary):
 
 
 def test_keras_archive_with_an_adapted_lookup_restores_with_its_vocabulary(tmp_path, tf):
-    """Positive control: a .keras archive whose StringLookup was adapted (its vocabulary is an
-    asset inside the archive) restores from its own config, exit 0, and the saved model keeps
-    the vocabulary and the weights."""
+    """Positive control: a compiled .keras archive whose StringLookup was adapted (its
+    vocabulary is an asset inside the archive) restores from its own config, exit 0, and the
+    saved model keeps the vocabulary and the weights."""
     import keras
 
     inputs = keras.Input((1,), dtype="string")
     lookup = keras.layers.StringLookup(output_mode="one_hot", name="lookup")
     lookup.adapt(np.array([["x"], ["y"], ["y"], ["z"]]))
     model = keras.Model(inputs, keras.layers.Dense(2, name="out")(lookup(inputs)))
+    model.compile(optimizer="adam", loss="mse")
     (tmp_path / "ckpt").mkdir()
     model.save(tmp_path / "ckpt" / "model.keras")
     saved = tmp_path / "restored.keras"
@@ -448,7 +449,8 @@ def test_deeply_nested_models_are_one_line(tmp_path, tf):
     parser or Keras is the first to run out of stack, it is one line)."""
     config = json.dumps(dense_config(4))
     for i in range(320):   # as text: json.dumps would run out of stack here too
-        config = f'{{"class_name": "Sequential", "config": {{"name": "s{i}", "layers": [{config}]}}}}'
+        config = ('{"class_name": "Sequential", "config": {"name": "s%d", "layers": [%s]}}'
+                  % (i, config))
     write_tf_checkpoint(tf, tmp_path / "ckpt" / "ckpt-1", config,
                         [np.zeros((8, 4), "float32"), np.zeros(4, "float32")])
     result = run_restore(tmp_path / "ckpt", "latest", "--template", "checkpoint")

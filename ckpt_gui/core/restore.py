@@ -42,8 +42,8 @@ from .model import (COUNTER, HDF5_FORMATS, KERAS3_H5, KERAS_ARCHIVE, KERAS_H5, M
 from ..textfmt import human_bytes
 from .limits import memory_budget
 from .templates import (CHECKPOINT_CONFIG, CheckpointConfig, LoadedTemplate, TemplateError,
-                        TemplateRef, activation_bytes, load as load_template, resolve as resolve_template,
-                        sample_input_for)
+                        TemplateRef, activation_bytes, load as load_template,
+                        resolve as resolve_template, sample_input_for)
 
 Progress = Callable[[int, int, str], None]
 

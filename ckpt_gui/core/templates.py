@@ -274,9 +274,10 @@ def load(ref: TemplateRef, *, config: CheckpointConfig | None = None,
             raise TemplateError("template checkpoint: this checkpoint carries no Keras model "
                                 "config (.ATTRIBUTES/OBJECT_CONFIG_JSON); choose a template")
         what = "building from the checkpoint's config"
-        rebuild = _call(ref, lambda: config_builder(config), what)
-        hint = _call(ref, lambda: check_before_allocating(rebuild, config, hints), what)
+        text = _call(ref, lambda: vetted_config(config), what)
+        hint = _call(ref, lambda: check_before_allocating(text, config, hints), what)
         hints = [hint] if hint else []
+        rebuild = lambda: model_from_config_json(text)   # noqa: E731
         model = _call(ref, rebuild, what)
     else:
         raise TemplateError(f"template {ref.name}: unknown kind {ref.kind}")
@@ -408,23 +409,24 @@ def vet_paths(config, folder: str, budget: int):
     return config
 
 
-def config_builder(config: CheckpointConfig):
-    """A function that builds a fresh model from the checkpoint's config (parsed, and its paths
-    vetted, once here), under Keras's safe mode."""
-    parsed = vet_paths(_parse_config(config.text), config.folder, memory_budget())
-    text = json.dumps(parsed)   # each build parses its own copy: Keras 2's loader edits it
-    return lambda: model_from_config_json(text)
+def vetted_config(config: CheckpointConfig) -> str:
+    """The checkpoint's config as JSON text to build from (each build parses its own copy:
+    Keras 2's loader edits it), its paths vetted."""
+    return json.dumps(vet_paths(_parse_config(config.text), config.folder, memory_budget()))
 
 
-def model_from_config_json(text: str):
+def model_from_config_json(text: str, compile: bool = True):
     """A Keras model from a config JSON as Keras 2 or 3 wrote it: a whole model's config, or
-    a list of layer configs (built as a Sequential). In safe mode: no lambda's code runs, no
-    vocabulary file or SavedModel is read."""
+    a list of layer configs (built as a Sequential); without its optimizer unless
+    ``compile``. In safe mode: no lambda's code runs, no vocabulary file or SavedModel is
+    read."""
     import keras
     from keras.src.legacy.saving import saving_utils   # Keras 2 configs
     from keras.src.saving.serialization_lib import SafeModeScope
 
     config = json.loads(text) if isinstance(text, str) else text
+    if not compile and isinstance(config, dict):
+        config.pop("compile_config", None)
 
     def build(cfg):
         if isinstance(cfg, dict) and "module" in cfg:   # Keras 3 serialization
@@ -522,11 +524,12 @@ def _within_budget(sizes: list[tuple[str, tuple, int]], whose: str) -> None:
                             f"allocating them")
 
 
-def check_before_allocating(build, config: CheckpointConfig, hints: list[tuple]) -> tuple | None:
+def check_before_allocating(text: str, config: CheckpointConfig,
+                            hints: list[tuple]) -> tuple | None:
     """Refuse a model whose variables would exceed the memory budget, or whose variables of
     shapes the checkpoint does not hold would outweigh the checkpoint itself: a few bytes of
     config can ask for gigabytes. Returns the input shape that builds the model."""
-    sizes, used = _variable_sizes(build, hints)
+    sizes, used = _variable_sizes(lambda: model_from_config_json(text, compile=False), hints)
     _within_budget(sizes, "the checkpoint's model config")
     unheld = [v for v in sizes if v[1] not in config.tensor_shapes]
     if sum(n for _, _, n in unheld) > config.checkpoint_bytes + UNHELD_ALLOWANCE:
@@ -565,7 +568,7 @@ def _check_model_file(ref: TemplateRef) -> None:
     Keras loads it (a template picked from a downloaded folder is as hostile as the folder)."""
     text = _model_file_config(ref.path)
     if text:
-        sizes, _ = _variable_sizes(lambda: model_from_config_json(text), [])
+        sizes, _ = _variable_sizes(lambda: model_from_config_json(text, compile=False), [])
         _within_budget(sizes, f"template {ref.name}: its model config")
 
 
