@@ -124,16 +124,16 @@ def canary(tmp_path):
     watch.close()
 
 
-def lookup_model(layer="StringLookup"):
+def lookup_model(layer="StringLookup", vocabulary=("a", "b", "c")):
     """A real Keras model: a string lookup (or TextVectorization) into a Dense layer."""
     import keras
 
     inputs = keras.Input((1,), dtype="string")
     if layer == "StringLookup":
-        x = keras.layers.StringLookup(vocabulary=["a", "b", "c"], output_mode="one_hot",
+        x = keras.layers.StringLookup(vocabulary=list(vocabulary), output_mode="one_hot",
                                       name="lookup")(inputs)
     else:
-        x = keras.layers.TextVectorization(vocabulary=["a", "b", "c"], output_mode="multi_hot",
+        x = keras.layers.TextVectorization(vocabulary=list(vocabulary), output_mode="multi_hot",
                                            name="lookup")(inputs)
     return keras.Model(inputs, keras.layers.Dense(2, name="out")(x))
 
@@ -308,6 +308,22 @@ def test_vocabulary_inside_the_folder_is_used(tmp_path, tf, canary):
         assert lookup.get_vocabulary() == ["[UNK]", "a", "b", "c"]
         for have, want in zip(dense_weights(session.loaded.model), dense_weights(model)):
             np.testing.assert_array_equal(have, want)
+    assert watch.events() == 0
+
+
+def test_tokens_that_look_like_paths_are_only_tokens(tmp_path, tf, canary):
+    """A vocabulary given as a list in the config may hold "/", "../" or a URL as tokens: they
+    name no file, so nothing is refused and nothing is opened."""
+    _, watch = canary
+    tokens = ["a", "/", "../outside/canary.txt", "https://example.com"]
+    model = lookup_model(vocabulary=tokens)
+    write_tf_checkpoint(tf, tmp_path / "ckpt" / "ckpt-1", keras2_config(model),
+                        dense_weights(model))
+    session = RestoreSession(scan_directory(str(tmp_path / "ckpt")).checkpoint("ckpt-1"),
+                             "checkpoint")
+    report = session.run()
+    assert report.complete and [r.shape for r in report.restored] == [[5, 2], [2]]
+    assert session.loaded.model.get_layer("lookup").get_vocabulary() == ["[UNK]", *tokens]
     assert watch.events() == 0
 
 

@@ -337,11 +337,10 @@ def _parse_config(text: str):
                             f"refused") from None
 
 
-def _names_a_path(argument, value: str) -> bool:
+def _names_a_path(argument: str, value: str) -> bool:
     if not value:
         return False
-    if isinstance(argument, str) and (argument in PATH_ARGUMENTS
-                                      or argument.endswith(_PATH_ARGUMENT_SUFFIXES)):
+    if argument in PATH_ARGUMENTS or argument.endswith(_PATH_ARGUMENT_SUFFIXES):
         return True
     return _WRITTEN_AS_PATH.search(value) is not None
 
@@ -389,20 +388,20 @@ def _vocabulary_lines(path: str, layer_config: dict, budget: int) -> list:
 def vet_paths(config, folder: str, budget: int):
     """Refuse every file the config names outside ``folder``, before Keras sees the config.
     A vocabulary file inside it is replaced by its lines (Keras's safe mode refuses every
-    vocabulary file, inside or not). Walks without recursion: the config may be deep."""
+    vocabulary file, inside or not). The strings of a list are data (a vocabulary's "/" token
+    names no file). Walks without recursion: the config may be deep."""
     stack = [config]
     while stack:
         node = stack.pop()
-        if isinstance(node, dict):
-            items = list(node.items())
-        elif isinstance(node, list):
-            items = [(None, v) for v in node]
-        else:
+        if isinstance(node, list):
+            stack.extend(v for v in node if isinstance(v, (dict, list)))
             continue
-        for argument, value in items:
+        if not isinstance(node, dict):
+            continue
+        for argument, value in list(node.items()):
             if isinstance(value, (dict, list)):
                 stack.append(value)
-            elif isinstance(value, str) and _names_a_path(argument, value):
+            elif isinstance(value, str) and _names_a_path(str(argument), value):
                 path = _file_inside(folder, argument, value)
                 if argument in VOCABULARY_ARGUMENTS:
                     node[argument] = _vocabulary_lines(path, node, budget)
