@@ -10,7 +10,9 @@ JSON: {"checkpoint", "template", "root", "mode": "native"|"mapped",
        "unused_in_checkpoint": [keys], "shape_mismatch": [{"variable", "key", "variable_shape",
        "checkpoint_shape"}], "optimizer_restored": bool, "verified": bool, "saved": path|null}
 Exit codes: 0 every model variable restored and verified, 1 some were not, 2 bad usage (also a
-template that fails to import or build, or a root that must be chosen with --root).
+template that fails to import or build, a checkpoint's own config that is refused -- a file
+outside the checkpoint's folder, more memory than the checkpoint or the budget allow, code -- or
+a root that must be chosen with --root). Every error is one line on stderr.
 """
 from __future__ import annotations
 
@@ -91,7 +93,9 @@ def _print_report(report, template_desc: str) -> None:
                                                   if not r.verified)))
     s = report.sample
     if s is not None:
-        if s.error:
+        if s.skipped:
+            print(f"Sample run: not run: {s.skipped}")
+        elif s.error:
             print(f"Sample run: failed: {s.error}")
         else:
             values = ", ".join(f"{v:.6g}" for v in s.first_values)

@@ -609,14 +609,16 @@ def test_template_errors_are_the_templates_own_text(tmp_path, corpus_copy, capsy
                   "build_model() failed: RuntimeError: needs a GPU (line 3"),
         "notmodel": ("def build_model():\n    return 42\n", "returned int, not a Keras model"),
         "nobuild": ("X = 1\n", "defines no build_model() function"),
-        "syntax": ("def build_model(:\n", "import failed: SyntaxError"),
+        "syntax": ("def build_model(:\n", "import failed: SyntaxError: invalid syntax "
+                                          "(line 2: def build_model(:)"),
     }
     for name, (body, expected) in cases.items():
         t = template(tmp_path, name, body)
         code, out, err = run_cli(capsys, "restore", d, "latest", "--template", t, "--json")
         assert code == 2 and out == "", name
         assert expected in err, (name, err)
-        assert "Traceback" not in err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+        assert len(re.findall(r"line \d", err)) <= 1, err   # issue 11: "(line 1) (line 1)"
     # as a process: no traceback of ours either
     t = template(tmp_path, "import", cases["import"][0])
     p = subprocess.run([sys.executable, "-m", "ckpt_gui.cli", "restore", str(d), "latest",

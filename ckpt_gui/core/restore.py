@@ -39,7 +39,10 @@ import numpy as np
 from . import hdf5, objgraph, protowire as pw
 from .model import (COUNTER, HDF5_FORMATS, KERAS3_H5, KERAS_ARCHIVE, KERAS_H5, METADATA,
                     CheckpointInfo)
-from .templates import (CHECKPOINT_CONFIG, LoadedTemplate, TemplateRef, load as load_template,
+from ..textfmt import human_bytes
+from .limits import memory_budget
+from .templates import (CHECKPOINT_CONFIG, CheckpointConfig, LoadedTemplate, TemplateError,
+                        TemplateRef, activation_bytes, load as load_template,
                         resolve as resolve_template, sample_input_for)
 
 Progress = Callable[[int, int, str], None]
@@ -216,6 +219,7 @@ class SampleRun:
     first_values: list[float]
     finite: bool
     error: str | None = None
+    skipped: str | None = None   # why the model was not run at all
 
 
 @dataclass
@@ -322,6 +326,7 @@ class CheckpointSide:
         self.legacy_layers: list[tuple[str, list[str]]] = []   # (layer name, keys) for .h5
         self.legacy_optimizer: list[str] = []
         self.config_json: dict[str, str] = {}    # root -> config JSON text
+        self.config_problem: str | None = None   # why the config cannot be read
         for v in ckpt.variables:
             if v.slot_of:
                 self.slot_of[v.name] = (v.slot_of, v.slot_name or "")
@@ -390,9 +395,13 @@ class CheckpointSide:
         if self.fmt == KERAS_ARCHIVE:
             import json
 
-            cfg = hdf5.archive_config(self.ckpt.path)
-            if cfg is not None:
-                self.config_json[""] = json.dumps(cfg)
+            try:
+                cfg = hdf5.archive_config(self.ckpt.path)
+                if cfg is not None:
+                    self.config_json[""] = json.dumps(cfg)
+            except RecursionError:
+                self.config_problem = ("the checkpoint's model config is nested too deeply to "
+                                       "read; refused")
         if self.legacy_optimizer:
             self._legacy_slots()
 
@@ -630,6 +639,21 @@ class CheckpointSide:
                     or (v.role in (COUNTER, "optimizer state") and "/" not in v.path)]
         return [v.name for v in self.ckpt.variables if v.path.startswith(prefix + "/")]
 
+    def template_config(self, root: str) -> CheckpointConfig | None:
+        """The config under ``root`` with the bounds a model built from it keeps: files only
+        in the checkpoint's folder, variables the size of the checkpoint's tensors."""
+        if self.config_problem:
+            raise TemplateError(self.config_problem)
+        text = self.config_for(root)
+        if text is None:
+            return None
+        return CheckpointConfig(
+            text, folder=os.path.dirname(self.ckpt.path),
+            tensor_shapes={tuple(int(d) for d in self.vars[k].shape) for k in self.vars
+                           if self._assignable(k)},
+            checkpoint_bytes=int(self.ckpt.bytes or 0),
+            archive=self.ckpt.path if self.fmt == KERAS_ARCHIVE else None)
+
     def config_for(self, root: str) -> str | None:
         """The Keras model config the checkpoint carries for the model under ``root``."""
         if root in self.config_json:
@@ -672,15 +696,10 @@ class CheckpointSide:
                     layered = sorted(found)
                     break
         if layered:
-            import json
-
-            configs = []
-            for _, k in layered:
-                text = read(k)
-                if not text:
-                    return None
-                configs.append(json.loads(text))
-            text = json.dumps(configs)
+            texts = [read(k) for _, k in layered]
+            if not all(texts):
+                return None
+            text = "[" + ", ".join(texts) + "]"   # parsed (and judged) when a model is built
             self.config_json[root] = text
             return text
         return None
@@ -1512,8 +1531,8 @@ class RestoreSession:
             hint_root = root if root is not None else self._guess_root()
             config = None
             if self.template_ref.kind == CHECKPOINT_CONFIG:
-                config = side.config_for(hint_root or "")
-            self.loaded = load_template(self.template_ref, config_json=config,
+                config = side.template_config(hint_root or "")
+            self.loaded = load_template(self.template_ref, config=config,
                                         input_hints=self._input_hints(hint_root or ""))
             self.template_side = TemplateSide(self.loaded)
             self._dirty = False
@@ -1605,6 +1624,13 @@ def save_model(loaded: LoadedTemplate, path: str) -> str:
 def run_sample(loaded: LoadedTemplate | None, n_values: int = 8) -> SampleRun:
     if loaded is None:
         return SampleRun(None, None, [], False, "no template loaded")
+    if loaded.ref.kind == CHECKPOINT_CONFIG:   # a few bytes of config can ask for terabytes
+        need, budget = activation_bytes(loaded.model), memory_budget()
+        if need is None or need > budget:
+            return SampleRun(None, None, [], False, skipped=(
+                "the size of its layers' outputs is not known before running it"
+                if need is None else f"its layers' outputs would take {human_bytes(need)}, "
+                f"over the memory budget of {human_bytes(budget)}"))
     try:
         x = sample_input_for(loaded)
         if x is None:

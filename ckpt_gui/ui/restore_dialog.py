@@ -524,7 +524,9 @@ class RestoreDialog(QDialog):
         self.report_label.setText(text)
         s = report.sample
         if s is not None:
-            if s.error:
+            if s.skipped:
+                self.sample_label.setText(f"Sample run: not run: {s.skipped}")
+            elif s.error:
                 self.sample_label.setText(f"Sample run failed: {s.error}")
             else:
                 values = ", ".join(f"{v:.5g}" for v in s.first_values)
