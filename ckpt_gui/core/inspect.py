@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import bundle, checksum, hdf5, objgraph, roles
+from . import bundle, checksum, hdf5, objgraph, roles, storage
 from .discover import Candidate
 from .model import (BROKEN, COUNTER, HDF5_FORMATS, METADATA, NORMALIZATION, OK, OPTIMIZER, TF_V2,
                     PARTIAL, TF_V1, CheckpointInfo, FileInfo, VariableInfo, VariableRows)
@@ -106,7 +106,8 @@ def _inspect_v2(info: CheckpointInfo, cand: Candidate, directory: str,
     except (bundle.BundleError, OSError) as e:
         info.status = BROKEN
         info.writer = "unknown (unreadable index)"
-        info.problems.append(f"{base}.index cannot be read: {e}")
+        info.problems.append(str(e) if isinstance(e, storage.UnreadableFile)
+                             else f"{base}.index cannot be read: {e}")
         return
     layout = _v2_layout(index)
     listed = [rel for rel in cand.files if rel.startswith(f"{rel_dir}{base}.data-")]
@@ -116,15 +117,15 @@ def _inspect_v2(info: CheckpointInfo, cand: Candidate, directory: str,
     try:
         for k, suffix in enumerate(layout.data_suffixes):
             fname = base + suffix
-            try:
-                if k in layout.shards_to_read:
-                    fd = fds[k] = bundle.open_fd(f"{prefix_dir}/{fname}")
-                    st = os.fstat(fd)
-                else:
-                    st = os.stat(f"{prefix_dir}/{fname}")
-            except OSError:
-                shard_state[k] = f"{fname} is missing"
+            try:  # every shard is opened: a file we may not read is not "there"
+                fd, st = bundle.open_fd(f"{prefix_dir}/{fname}")
+            except storage.UnreadableFile as e:
+                shard_state[k] = str(e)
                 continue
+            if k in layout.shards_to_read:
+                fds[k] = fd
+            else:
+                os.close(fd)
             rel = rel_dir + fname
             if rel in listed:
                 opened[rel] = st
@@ -184,7 +185,7 @@ def _graph_bytes(index: bundle.BundleIndex, layout: "_V2Layout", prefix_dir: str
     try:
         return bundle.read_raw(os.path.join(prefix_dir, bundle.data_file_name(
             base, entry.shard_id, index.num_shards)), entry, fd=fds.get(entry.shard_id)), None
-    except (bundle.BundleError, OSError) as e:
+    except (ValueError, OSError) as e:  # (BundleError, limits.OverBudget)
         return None, f"the object graph cannot be decoded: {e}"
 
 
