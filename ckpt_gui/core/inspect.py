@@ -587,9 +587,14 @@ def _inspect_hdf5(info: CheckpointInfo) -> None:
         else:
             writer = "Keras 3 model.save / ModelCheckpoint (.keras archive)"
         info.writer = writer
+        refused: Counter[str] = Counter()
         for ds in hdf5.list_datasets(f):
             info.variables.append(VariableInfo(
                 name=ds.name, shape=ds.shape, dtype=ds.dtype, bytes=ds.bytes,
-                role=roles.classify(ds.name, ds.shape, ds.dtype), path=roles.semantic_path(ds.name)))
+                role=roles.classify(ds.name, ds.shape, ds.dtype), path=roles.semantic_path(ds.name),
+                readable=False if ds.problem else None, problem=ds.problem))
+            if ds.problem:
+                refused[ds.problem] += 1
         infer_slots(info.variables, optimizer_name=hdf5.optimizer_name(f))
+        _summarize_unreadable(info, refused)
         _read_counters(info, lambda v: hdf5.read_dataset(f, v.name))

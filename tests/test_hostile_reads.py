@@ -1,0 +1,271 @@
+"""Hostile and broken folders: reading them never opens a file outside the folder, never
+blocks, never exhausts memory, and says in one line what is wrong.
+
+Each folder is made with the real writers (h5py, zipfile, TensorFlow) and, where a hostile
+input needs it, with hand-edited index bytes. The CLI runs in a subprocess under a wrapper that
+reports its peak memory; a time limit makes a hang a failure; an inotify watch on a canary file
+outside the folder proves nothing opened it. The permission cases run without root's override
+(an unprivileged user namespace, or the user nobody).
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from ckpt_gui.core import bundle, fastproto
+from ckpt_gui.core.checksum import masked_crc32c
+from ckpt_gui.textfmt import human_bytes
+
+REPO = Path(__file__).resolve().parents[1]
+BUDGET = 256 << 20           # CKPT_GUI_MEMORY_BUDGET in the subprocesses
+MAX_RSS = 900 << 20          # peak memory allowed to a CLI run (TensorFlow alone is ~500 MB)
+TIMEOUT = 90                 # seconds: a hang fails instead of blocking the suite
+
+# The wrapper runs the CLI and reports the child's peak memory on its last stderr line.
+_WRAPPER = """
+import os, resource, subprocess, sys
+code = subprocess.call(sys.argv[1:])
+print("MAXRSS", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024, file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def _unprivileged() -> list[str]:
+    """A command prefix that runs without root's permission override: a user namespace keeps
+    our files' owner bits (so the repository and the venv stay readable) but drops the
+    override; where user namespaces are not allowed, the user nobody."""
+    if subprocess.call(["unshare", "--user", "true"], stderr=subprocess.DEVNULL) == 0:
+        return ["unshare", "--user"]
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def run_cli(*args, unprivileged: bool = False) -> tuple[int, str, str, int]:
+    """(exit code, stdout, stderr without the wrapper's line, peak RSS in bytes)."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), CKPT_GUI_MEMORY_BUDGET=str(BUDGET),
+               TF_CPP_MIN_LOG_LEVEL="3")
+    cmd = [sys.executable, "-c", _WRAPPER, sys.executable, "-m", "ckpt_gui.cli", *map(str, args)]
+    if unprivileged:
+        cmd = _unprivileged() + cmd
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, start_new_session=True, cwd="/")
+    try:
+        out, err = proc.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail(f"ckpt-inspect {' '.join(map(str, args))} hung for {TIMEOUT} s")
+    lines = err.splitlines()
+    rss = int(lines[-1].split()[1]) if lines and lines[-1].startswith("MAXRSS") else -1
+    err = "\n".join(lines[:-1])
+    assert rss < MAX_RSS, f"peak memory {rss >> 20} MB"
+    return proc.returncode, out, err, rss
+
+
+# --- inotify: was a file outside the folder opened? -------------------------------------------
+
+IN_ACCESS, IN_OPEN = 0x1, 0x20
+
+
+class Canary:
+    """Watches files for IN_OPEN/IN_ACCESS (atime is not reliable); ``touched()`` lists the
+    watched paths something opened or read since the watch began."""
+
+    def __init__(self, *paths):
+        self.libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        self.fd = self.libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        assert self.fd >= 0, os.strerror(ctypes.get_errno())
+        self.paths = {}
+        for p in paths:
+            wd = self.libc.inotify_add_watch(self.fd, os.fsencode(p), IN_OPEN | IN_ACCESS)
+            assert wd >= 0, os.strerror(ctypes.get_errno())
+            self.paths[wd] = str(p)
+
+    def touched(self) -> list[str]:
+        found = set()
+        while True:
+            try:
+                buf = os.read(self.fd, 65536)
+            except BlockingIOError:
+                break
+            pos = 0
+            while pos < len(buf):
+                wd, mask, _, length = struct.unpack_from("iIII", buf, pos)
+                if mask & (IN_OPEN | IN_ACCESS) and wd in self.paths:
+                    found.add(self.paths[wd])
+                pos += 16 + length
+        os.close(self.fd)
+        return sorted(found)
+
+
+# --- hostile HDF5 --------------------------------------------------------------------------
+
+@pytest.fixture
+def places(tmp_path):
+    """(folder scanned, a place outside it holding a canary)."""
+    folder, outside = tmp_path / "downloaded", tmp_path / "outside"
+    folder.mkdir()
+    outside.mkdir()
+    return folder, outside
+
+
+def _keras3_weights(path, make_kernel):
+    """A Keras 3 .weights.h5 layout (layers/<name>/vars/<i>) with a kernel made by
+    ``make_kernel(group, name)`` and an ordinary bias."""
+    with h5py.File(path, "w") as f:
+        v = f.create_group("layers/dense/vars")
+        make_kernel(v, "0")
+        v.create_dataset("1", data=np.arange(4, dtype=np.float32))
+        f.create_group("optimizer/vars").create_dataset("0", data=np.int64(7))
+
+
+def test_external_storage_is_refused_and_never_opened(places):
+    folder, outside = places
+    secret = outside / "secret.bin"
+    secret.write_bytes(np.arange(16, dtype=np.float32).tobytes())
+    _keras3_weights(folder / "m.weights.h5", lambda g, n: g.create_dataset(
+        n, shape=(4, 4), dtype=np.float32, external=[(str(secret), 0, 64)]))
+    canary = Canary(secret)
+    code, out, err, _ = run_cli("scan", folder)
+    assert code == 0, err
+    problem = (f"refused: its data lives in an external file {secret}, outside the checkpoint"
+               ": 1 of 3 variables cannot be read")
+    assert f"  ! m.weights.h5: {problem}" in out.splitlines()
+    assert "partial" in out
+    code, out, err, _ = run_cli("show", folder, "m.weights.h5", "layers/dense/vars/0")
+    assert (code, out) == (1, "")
+    assert err == (f"ckpt-inspect: m.weights.h5: layers/dense/vars/0 cannot be read: refused: "
+                   f"its data lives in an external file {secret}, outside the checkpoint")
+    assert canary.touched() == []
+
+
+def test_external_storage_in_a_fifo_neither_blocks_nor_is_opened(places):
+    folder, outside = places
+    fifo = outside / "pipe"
+    os.mkfifo(fifo)
+    _keras3_weights(folder / "m.weights.h5", lambda g, n: g.create_dataset(
+        n, shape=(4, 4), dtype=np.float32, external=[(str(fifo), 0, 64)]))
+    code, out, err, _ = run_cli("show", folder, "m.weights.h5", "layers/dense/vars/0")
+    assert code == 1 and err.endswith(f"its data lives in an external file {fifo}, outside "
+                                      "the checkpoint")
+
+
+def test_virtual_dataset_is_refused_and_its_source_never_opened(places):
+    folder, outside = places
+    source = outside / "source.h5"
+    with h5py.File(source, "w") as f:
+        f["data"] = np.arange(16, dtype=np.float32).reshape(4, 4)
+    layout = h5py.VirtualLayout(shape=(4, 4), dtype=np.float32)
+    layout[:] = h5py.VirtualSource(str(source), "data", shape=(4, 4))
+    _keras3_weights(folder / "m.weights.h5", lambda g, n: g.create_virtual_dataset(n, layout))
+    canary = Canary(source)
+    code, out, err, _ = run_cli("scan", folder)
+    assert code == 0, err
+    assert (f"  ! m.weights.h5: refused: its data maps onto another file ({source}), outside "
+            "the checkpoint (a virtual dataset): 1 of 3 variables cannot be read") in out
+    code, out, err, _ = run_cli("show", folder, "m.weights.h5", "layers/dense/vars/0")
+    assert code == 1 and err.endswith(f"its data maps onto another file ({source}), outside "
+                                      "the checkpoint (a virtual dataset)")
+    assert canary.touched() == []
+
+
+def test_external_link_is_refused_and_its_target_never_opened(places):
+    folder, outside = places
+    target = outside / "target.h5"
+    with h5py.File(target, "w") as f:
+        f["data"] = np.arange(16, dtype=np.float32).reshape(4, 4)
+        f["iterations"] = np.int64(5)
+    _keras3_weights(folder / "m.weights.h5",
+                    lambda g, n: g.__setitem__(n, h5py.ExternalLink(str(target), "/data")))
+    with h5py.File(folder / "m.weights.h5", "a") as f:  # where Keras keeps its counter
+        f["optimizer/vars/1"] = h5py.ExternalLink(str(target), "/iterations")
+        f["model_weights"] = h5py.ExternalLink(str(target), "/")  # probed by the layout
+    canary = Canary(target)
+    code, out, err, _ = run_cli("scan", folder, "--json")
+    assert code == 0, err
+    import json
+
+    (ckpt,) = json.loads(out)["checkpoints"]
+    problems = {v["name"]: v["problem"] for v in ckpt["variables"] if "problem" in v}
+    assert problems == {
+        "layers/dense/vars/0": f"refused: it links to /data in another file, {target}, "
+                               "outside the checkpoint",
+        "model_weights": f"refused: it links to / in another file, {target}, outside the "
+                         "checkpoint",
+        "optimizer/vars/1": f"refused: it links to /iterations in another file, {target}, "
+                            "outside the checkpoint"}
+    assert ckpt["status"] == "partial"
+    code, out, err, _ = run_cli("show", folder, "m.weights.h5", "layers/dense/vars/0")
+    assert code == 1 and err.endswith(f"refused: it links to /data in another file, {target}, "
+                                      "outside the checkpoint")
+    assert canary.touched() == []
+
+
+def test_compressed_dataset_that_expands_without_bound(places):
+    folder, _ = places
+    _keras3_weights(folder / "m.weights.h5", lambda g, n: g.create_dataset(
+        n, shape=(1 << 20, 1 << 18), dtype=np.float32, chunks=(256, 256), compression="gzip",
+        fillvalue=1.0))
+    assert (folder / "m.weights.h5").stat().st_size < 64 << 10
+    code, out, err, _ = run_cli("scan", folder)
+    assert code == 0 and out.splitlines()[5].endswith(" ok"), out
+    code, out, err, rss = run_cli("show", folder, "m.weights.h5", "layers/dense/vars/0")
+    assert code == 1
+    assert err == ("ckpt-inspect: m.weights.h5: layers/dense/vars/0 cannot be read: "
+                   "layers/dense/vars/0: 1.0 TB does not fit the memory budget of 256.0 MB "
+                   "(set CKPT_GUI_MEMORY_BUDGET to change it)")
+
+
+def _small_weights_h5() -> bytes:
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "w.h5")
+        _keras3_weights(path, lambda g, n: g.create_dataset(n, data=np.ones((4, 4), np.float32)))
+        return Path(path).read_bytes()
+
+
+def test_keras_archive_zip_bomb_is_refused_unread(places):
+    """A valid weights file padded with 512 MB of zeros (HDF5 ignores bytes past its end)
+    compresses to half a megabyte."""
+    folder, _ = places
+    with zipfile.ZipFile(folder / "bomb.keras", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("config.json", "{}")
+        with zf.open("model.weights.h5", "w", force_zip64=True) as member:
+            member.write(_small_weights_h5())
+            zeros = bytes(1 << 20)
+            for _ in range(512):
+                member.write(zeros)
+    assert (folder / "bomb.keras").stat().st_size < 1 << 20
+    with zipfile.ZipFile(folder / "bomb.keras") as zf:
+        packed = human_bytes(zf.getinfo("model.weights.h5").compress_size)
+    code, out, err, _ = run_cli("scan", folder)
+    assert code == 0, err
+    assert ("  ! bomb.keras: bomb.keras cannot be read: refused: model.weights.h5 would expand "
+            f"from {packed} to 512.0 MB (a zip bomb)") in out.splitlines(), out
+
+
+def test_keras_archive_bigger_than_the_memory_budget(places):
+    """Not a bomb (it expands little) but more than the budget once decompressed."""
+    folder, _ = places
+    rng = np.random.default_rng(0)
+    with zipfile.ZipFile(folder / "big.keras", "w", zipfile.ZIP_DEFLATED) as zf:
+        with zf.open("model.weights.h5", "w", force_zip64=True) as member:
+            member.write(_small_weights_h5())
+            for _ in range(300):
+                member.write(rng.integers(0, 255, 1 << 20, dtype=np.uint8).tobytes())
+    code, out, err, _ = run_cli("scan", folder)
+    assert ("  ! big.keras: big.keras cannot be read: model.weights.h5 (decompressed): 300.0 MB "
+            "does not fit the memory budget of 256.0 MB (set CKPT_GUI_MEMORY_BUDGET to change "
+            "it)") in out.splitlines(), out
