@@ -269,3 +269,201 @@ def test_keras_archive_bigger_than_the_memory_budget(places):
     assert ("  ! big.keras: big.keras cannot be read: model.weights.h5 (decompressed): 300.0 MB "
             "does not fit the memory budget of 256.0 MB (set CKPT_GUI_MEMORY_BUDGET to change "
             "it)") in out.splitlines(), out
+
+
+# --- hostile TensorFlow checkpoints ---------------------------------------------------------
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    return bytes(out + bytes([n]))
+
+
+def _block(entries: list[tuple[bytes, bytes]]) -> bytes:
+    """One table block, keys not prefix-compressed, one restart point."""
+    body = b"".join(_varint(0) + _varint(len(k)) + _varint(len(v)) + k + v for k, v in entries)
+    return body + struct.pack("<II", 0, 1)
+
+
+def write_table(path, entries: list[tuple[bytes, bytes]]) -> None:
+    """An immutable table (TensorFlow's index format) holding ``entries`` (sorted keys)."""
+    buf = bytearray()
+
+    def add(block: bytes) -> bytes:
+        at = len(buf)
+        buf.extend(block + b"\0" + struct.pack("<I", masked_crc32c(block + b"\0")))
+        return _varint(at) + _varint(len(block))
+
+    data = add(_block(entries))
+    meta = add(_block([]))
+    index = add(_block([(entries[-1][0], data)]))
+    footer = (meta + index).ljust(40, b"\0")
+    buf.extend(footer + struct.pack("<II", bundle.TABLE_MAGIC & 0xFFFFFFFF,
+                                    bundle.TABLE_MAGIC >> 32))
+    Path(path).write_bytes(bytes(buf))
+
+
+def edit_index(path, name: str, **changes) -> None:
+    """Rewrite one BundleEntryProto of an index written by TensorFlow (``shape``: new dims)."""
+    buf = Path(path).read_bytes()
+    keys, starts, lengths = bundle.table_entries(buf)
+    entries = []
+    for key, start, length in zip(keys, starts.tolist(), lengths.tolist()):
+        value = buf[start:start + length]
+        if key == name.encode():
+            entry = fastproto.BundleEntryProto.FromString(value)
+            for field, new in changes.items():
+                if field == "shape":
+                    del entry.shape.dim[:]
+                    for d in new:
+                        entry.shape.dim.add(size=d)
+                else:
+                    setattr(entry, field, new)
+            value = entry.SerializeToString()
+        entries.append((key, value))
+    write_table(path, entries)
+
+
+KERNEL, TEXT = "kernel/.ATTRIBUTES/VARIABLE_VALUE", "text/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+@pytest.fixture(scope="module")
+def tf_written(tmp_path_factory):
+    """A small checkpoint (a float kernel, a string, a step counter) written by TensorFlow."""
+    from ckpt_gui.core.tfrt import tf as get_tf
+
+    tf = get_tf()
+    d = tmp_path_factory.mktemp("tf_written")
+    ckpt = tf.train.Checkpoint(kernel=tf.Variable(np.arange(12, dtype=np.float32).reshape(3, 4)),
+                               text=tf.Variable("hello"), step=tf.Variable(7, dtype=tf.int64))
+    ckpt.write(str(d / "ckpt-1"))
+    return d
+
+
+@pytest.fixture
+def tf_folder(tf_written, tmp_path):
+    d = tmp_path / "downloaded"
+    shutil.copytree(tf_written, d)
+    return d
+
+
+DATA = "ckpt-1.data-00000-of-00001"
+
+
+def test_string_tensor_declaring_a_huge_size(tf_folder):
+    edit_index(tf_folder / "ckpt-1.index", TEXT, size=2 << 30)
+    assert (tf_folder / "ckpt-1.index").stat().st_size < 1024
+    code, out, err, _ = run_cli("scan", tf_folder)
+    assert code == 0, err
+    assert f"  ! ckpt-1: {DATA} is truncated: 1 of 4 variables cannot be read" in out
+    code, out, err, _ = run_cli("show", tf_folder, "ckpt-1", TEXT)
+    assert (code, err) == (1, f"ckpt-inspect: ckpt-1: {TEXT} cannot be read: {DATA} is truncated")
+
+
+def test_string_tensor_with_more_elements_than_bytes(tf_folder):
+    edit_index(tf_folder / "ckpt-1.index", TEXT, shape=(1 << 30,))
+    code, out, err, _ = run_cli("show", tf_folder, "ckpt-1", TEXT)
+    assert (code, err) == (1, f"ckpt-inspect: ckpt-1: {TEXT} cannot be read: its index entry is "
+                              f"inconsistent: {1 << 30} strings cannot be stored in 10 bytes")
+
+
+def test_numeric_tensor_declaring_a_huge_shape(tf_folder):
+    edit_index(tf_folder / "ckpt-1.index", KERNEL, shape=(1 << 20, 1 << 20, 1 << 10))
+    code, out, err, _ = run_cli("show", tf_folder, "ckpt-1", KERNEL)
+    assert (code, err) == (1, f"ckpt-inspect: ckpt-1: {KERNEL} cannot be read: its index entry "
+                              "is inconsistent: shape [1048576, 1048576, 1024] of float32 takes "
+                              f"{(1 << 50) * 4} bytes, the entry says 48")
+    for verify in ([], ["--verify"]):
+        code, out, err, _ = run_cli("scan", tf_folder, *verify)
+        assert code == (1 if verify else 0) and "Traceback" not in err, err
+        assert ("  ! ckpt-1: its index entry is inconsistent: shape [1048576, 1048576, 1024] "
+                f"of float32 takes {(1 << 50) * 4} bytes, the entry says 48: 1 of 4 variables "
+                "cannot be read") in out.splitlines()
+        assert out.splitlines()[5].endswith(" partial")
+
+
+def test_numeric_tensor_declaring_a_huge_size(tf_folder):
+    edit_index(tf_folder / "ckpt-1.index", KERNEL, size=1 << 40)
+    problem = (f"its index entry is inconsistent: shape [3, 4] of float32 takes 48 bytes, the "
+               f"entry says {1 << 40}")
+    code, out, err, _ = run_cli("scan", tf_folder)
+    assert code == 0 and f"  ! ckpt-1: {problem}: 1 of 4 variables cannot be read" in out
+    code, out, err, _ = run_cli("show", tf_folder, "ckpt-1", KERNEL)
+    assert (code, err) == (1, f"ckpt-inspect: ckpt-1: {KERNEL} cannot be read: {problem}")
+
+
+def test_a_tensor_that_fits_no_memory_budget(tf_folder):
+    """Consistent sizes, data truncated: the budget refuses before anything is allocated."""
+    n = (BUDGET // 4) * 2
+    edit_index(tf_folder / "ckpt-1.index", KERNEL, shape=(n,), size=4 * n)
+    code, out, err, _ = run_cli("show", tf_folder, "ckpt-1", KERNEL)
+    assert (code, err) == (1, f"ckpt-inspect: ckpt-1: {KERNEL} cannot be read: {DATA} is "
+                              "truncated")
+    with open(tf_folder / DATA, "r+b") as f:  # a sparse file: big, yet nothing on disk
+        f.truncate(8 * n)
+    code, out, err, _ = run_cli("show", tf_folder, "ckpt-1", KERNEL)
+    assert (code, err) == (1, f"ckpt-inspect: ckpt-1: {KERNEL} cannot be read: {KERNEL}: "
+                              "512.0 MB does not fit the memory budget of 256.0 MB (set "
+                              "CKPT_GUI_MEMORY_BUDGET to change it)")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+def test_data_file_that_is_not_a_regular_file(tf_folder, kind):
+    (tf_folder / DATA).unlink()
+    if kind == "fifo":
+        os.mkfifo(tf_folder / DATA)
+        what = "a FIFO"
+    else:
+        os.symlink("/dev/zero", tf_folder / DATA)
+        what = "a character device"
+    problem = f"{DATA} is not a regular file ({what})"
+    for args in (["scan", tf_folder], ["scan", tf_folder, "--verify"]):
+        code, out, err, _ = run_cli(*args)
+        assert code == (1 if "--verify" in args else 0), err
+        assert f"  ! ckpt-1: {problem}: 4 of 4 variables cannot be read" in out.splitlines()
+        assert out.splitlines()[5].endswith(" broken")
+    code, out, err, _ = run_cli("show", tf_folder, "ckpt-1", KERNEL)
+    assert (code, err) == (1, f"ckpt-inspect: ckpt-1: {KERNEL} cannot be read: {problem}")
+
+
+# --- permissions: not absence --------------------------------------------------------------
+
+@pytest.fixture
+def shared_folder(tf_written):
+    """A copy of the checkpoint that an unprivileged user can reach (pytest's own temporary
+    folders are private to root)."""
+    top = tempfile.mkdtemp(prefix="ckpt-hostile-")
+    os.chmod(top, 0o755)
+    d = Path(top) / "downloaded"
+    shutil.copytree(tf_written, d)
+    for p in [d, *d.iterdir()]:
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    yield d
+    shutil.rmtree(top)
+
+
+def test_data_file_without_read_permission(shared_folder):
+    (shared_folder / DATA).chmod(0)
+    problem = f"{DATA} cannot be read (permission denied)"
+    code, out, err, _ = run_cli("scan", shared_folder, unprivileged=True)
+    assert code == 0, err
+    assert f"  ! ckpt-1: {problem}: 4 of 4 variables cannot be read" in out.splitlines()
+    assert out.splitlines()[5].endswith(" broken") and "missing" not in out
+    code, out, err, _ = run_cli("show", shared_folder, "ckpt-1", KERNEL, unprivileged=True)
+    assert (code, err) == (1, f"ckpt-inspect: ckpt-1: {KERNEL} cannot be read: {problem}")
+    code, out, err, _ = run_cli("scan", shared_folder)  # root reads it: the check is real
+    assert code == 0 and out.splitlines()[5].endswith(" ok"), out
+
+
+def test_index_and_h5_without_read_permission(shared_folder):
+    (shared_folder / "ckpt-1.index").chmod(0)
+    _keras3_weights(shared_folder / "m.weights.h5",
+                    lambda g, n: g.create_dataset(n, data=np.ones((2, 2), np.float32)))
+    (shared_folder / "m.weights.h5").chmod(0)
+    code, out, err, _ = run_cli("scan", shared_folder, unprivileged=True)
+    assert code == 0, err
+    assert "  ! ckpt-1: ckpt-1.index cannot be read (permission denied)" in out.splitlines()
+    assert ("  ! m.weights.h5: m.weights.h5 cannot be read (permission denied)"
+            in out.splitlines()), out

@@ -612,6 +612,45 @@ def read_v1_meta(path: str | os.PathLike) -> list[tuple[str, tuple[int, ...], st
     return sorted(out)
 
 
+def itemsize(dtype: str) -> int | None:
+    """Bytes per element of a fixed-size dtype (None: strings, resources, unknown)."""
+    np_dtype = _NUMPY_DTYPE.get(dtype)
+    return np.dtype(np_dtype).itemsize if np_dtype else ITEMSIZE.get(dtype)
+
+
+STRING_OVERHEAD = 32  # bytes TensorFlow keeps per string element, besides its characters
+
+
+def memory_needed(dtype: str, shape: tuple[int, ...], size: int) -> int:
+    """Bytes a tensor takes once read (a string tensor: its stored bytes and one string object
+    per element)."""
+    n = math.prod(max(d, 0) for d in shape)
+    per_item = itemsize(dtype)
+    return n * per_item if per_item is not None else size + n * STRING_OVERHEAD
+
+
+def entry_problem(entry: BundleEntry, data_size: int, data_name: str) -> str | None:
+    """Why ``entry`` cannot be what it says, before anything is read: an unknown dimension, a
+    numeric tensor whose stored size is not its element count times its item size, a string
+    tensor shorter than its element count (one length byte each), data past the end of its
+    file (``data_size`` bytes, named ``data_name``). An index from a hostile folder can declare
+    any size; TensorFlow allocates what it declares."""
+    shape = entry.shape
+    if any(d < 0 for d in shape):
+        return f"its index entry has an unknown dimension (shape {list(shape)})"
+    n = math.prod(shape)
+    per_item = itemsize(entry.dtype)
+    if per_item is not None and n * per_item != entry.size:
+        return (f"its index entry is inconsistent: shape {list(shape)} of {entry.dtype} takes "
+                f"{n * per_item} bytes, the entry says {entry.size}")
+    if entry.dtype == "string" and entry.size < n:
+        return (f"its index entry is inconsistent: {n} strings cannot be stored in "
+                f"{entry.size} bytes")
+    if entry.offset + entry.size > data_size:
+        return f"{data_name} is truncated"
+    return None
+
+
 def read_raw(data_path: str | os.PathLike, entry: BundleEntry, check: bool = False,
              file=None, fd: int | None = None) -> bytes:
     """The stored bytes of ``entry``; with ``check``, BundleError unless they match the checksum

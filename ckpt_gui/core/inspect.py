@@ -75,7 +75,9 @@ def inspect(directory: str, cand: Candidate, stale_shards: list[str] | None = No
             _inspect_v2(info, cand, directory, opened, stale)
     except Exception as e:  # any unreadable input is a problem of the checkpoint, not a crash
         info.status = BROKEN
-        info.problems.append(f"{cand.files[0] if cand.files else cand.name} cannot be read: {e}")
+        info.problems.append(str(e) if isinstance(e, storage.UnreadableFile) else
+                             f"{cand.files[0] if cand.files else cand.name} cannot be read: "
+                             f"{str(e) or type(e).__name__}")
     if v2:
         info.files, info.mtime = _files(directory, cand, opened, stale)
         if stale_shards is not None:
@@ -154,7 +156,7 @@ def _inspect_v2_index(info: CheckpointInfo, index: bundle.BundleIndex, layout: "
     # reach a variable twice; without optimizer state it has nothing to add, so it is read
     # only when some variable is optimizer state.
     has_graph = layout.graph_row is not None
-    if all_there:
+    if all_there and not layout.inconsistent:
         # every tensor lies inside a data file that is there: the common case, no per-variable
         # checks, and VariableInfo objects are made only when asked for (a 10,000-variable
         # checkpoint, or a folder of 1,000 checkpoints)
@@ -279,6 +281,8 @@ class _V2Layout:
     counter_plan: tuple[dict[int, tuple[int, int]], list[tuple]] | None
     graph_row: int | None          # the object graph's row
     needs_graph: bool              # optimizer state: the graph says which slot is whose
+    inconsistent: dict[int, str]   # row -> why its entry cannot be what it says (its size
+                                   # is not its shape times its item size, ...)
     keras_layers: bool             # a root named like a Keras layer (layer_with_weights-0)
     # object graph bytes (None: none, or unreadable) -> (rows with slots attached, the
     # problem decoding it)
@@ -330,7 +334,8 @@ def _v2_layout(index: bundle.BundleIndex) -> _V2Layout:
                        for k in range(index.num_shards)],
         counters=counters, shards_to_read=to_read, counter_plan=_counter_plan(index, counters),
         graph_row=graph_row, needs_graph=needs_graph,
-        keras_layers="\nlayer-" in lines or "\nlayer_with_weights-" in lines)
+        keras_layers="\nlayer-" in lines or "\nlayer_with_weights-" in lines,
+        inconsistent=_inconsistent_rows(index))
     return layout
 
 
@@ -380,10 +385,29 @@ def _v2_damaged(index: bundle.BundleIndex, layout: _V2Layout, shard_state: dict,
             problem = next((p for p in (problem_of(part.shard_id, part.offset + part.size)
                                         for part in parts) if p), None)
         else:
-            problem = problem_of(index.shard_ids[i], index.offsets[i] + index.sizes[i])
+            problem = layout.inconsistent.get(i) or problem_of(
+                index.shard_ids[i], index.offsets[i] + index.sizes[i])
         if problem:
             v.readable, v.problem = False, problem
     return variables
+
+
+def _inconsistent_rows(index: bundle.BundleIndex) -> dict[int, str]:
+    """Row -> the problem of each unsliced entry whose sizes contradict each other (see
+    bundle.entry_problem), worked out once per layout."""
+    sizes_of = {dtype: bundle.itemsize(dtype) for dtype in set(index.dtypes)}
+    found = {}
+    for i, (shape, dtype, size) in enumerate(zip(index.shapes, index.dtypes, index.sizes)):
+        per_item = sizes_of[dtype]
+        if index.sliced[i] or per_item is None and dtype != "string":
+            continue
+        if per_item is not None and min(shape, default=0) >= 0 \
+                and math.prod(shape) * per_item == size:
+            continue
+        problem = bundle.entry_problem(index.row(i), math.inf, "")
+        if problem:
+            found[i] = problem
+    return found
 
 
 def _nbytes(shape: tuple[int, ...], dtype: str) -> int:
@@ -527,7 +551,7 @@ def _store_counter(info: CheckpointInfo, path: str, read) -> None:
     except bundle.BundleError:
         raise
     except Exception as e:
-        info.problems.append(f"counter {path} cannot be read: {e}")
+        info.problems.append(f"counter {path} cannot be read: {str(e) or type(e).__name__}")
         return
     info.counters[path] = value
 
