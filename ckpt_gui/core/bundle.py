@@ -327,17 +327,16 @@ def table_entries(buf: bytes, blocks: list | None = None
 
 def has_table_magic(path: str | os.PathLike) -> bool:
     try:
-        fd, st = storage.open_regular(path)
+        return ends_with_table_magic(storage.read_ends(path, 0, 8)[1])
     except OSError:
         return False
-    try:
-        if st.st_size < FOOTER_SIZE:
-            return False
-        lo, hi = struct.unpack("<II", os.pread(fd, 8, st.st_size - 8))
-    except (OSError, struct.error):
+
+
+def ends_with_table_magic(tail: bytes) -> bool:
+    """Whether a file's last bytes (at least 8) are an immutable table's footer magic."""
+    if len(tail) < 8:
         return False
-    finally:
-        os.close(fd)
+    lo, hi = struct.unpack("<II", tail[-8:])
     return (hi << 32 | lo) == TABLE_MAGIC
 
 

@@ -26,26 +26,20 @@ class HDF5Error(ValueError):
     pass
 
 
-def _signature_at(path: str, offsets: tuple[int, ...], signature: bytes) -> bool:
-    try:
-        fd, _ = storage.open_regular(path)
-    except OSError:
-        return False
-    try:
-        return any(os.pread(fd, len(signature), at) == signature for at in offsets)
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
+SIGNATURE_OFFSETS = (0, 512, 1024, 2048)  # after a user block of 0, 512, 1024, 2048 bytes
+SNIFF_BYTES = SIGNATURE_OFFSETS[-1] + len(HDF5_SIGNATURE)
 
 
 def has_hdf5_signature(path: str) -> bool:
-    """HDF5 puts its signature at byte 0, 512, 1024, 2048, ... (after a user block)."""
-    return _signature_at(path, (0, 512, 1024, 2048), HDF5_SIGNATURE)
+    try:
+        return starts_like_hdf5(storage.read_ends(path, SNIFF_BYTES, 0)[0])
+    except OSError:
+        return False
 
 
-def is_zip(path: str) -> bool:
-    return _signature_at(path, (0,), ZIP_SIGNATURE)
+def starts_like_hdf5(head: bytes) -> bool:
+    """Whether a file's first SNIFF_BYTES hold HDF5's signature where HDF5 puts it."""
+    return any(head[at:at + len(HDF5_SIGNATURE)] == HDF5_SIGNATURE for at in SIGNATURE_OFFSETS)
 
 
 class _MemberView(io.RawIOBase):

@@ -8,6 +8,7 @@ GUI's setting) overrides it.
 """
 from __future__ import annotations
 
+import functools
 import os
 
 from ..textfmt import human_bytes
@@ -40,6 +41,7 @@ def memory_budget() -> int:
     return _available_memory() // 4
 
 
+@functools.cache
 def _available_memory() -> int:
     try:
         physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
