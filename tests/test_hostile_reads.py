@@ -468,3 +468,15 @@ def test_index_and_h5_without_read_permission(shared_folder):
     assert "  ! ckpt-1: ckpt-1.index cannot be read (permission denied)" in out.splitlines()
     assert ("  ! m.weights.h5: m.weights.h5 cannot be read (permission denied)"
             in out.splitlines()), out
+
+
+def test_index_declaring_a_billion_data_files(tf_folder):
+    buf = (tf_folder / "ckpt-1.index").read_bytes()
+    keys, starts, lengths = bundle.table_entries(buf)
+    entries = [(k, buf[a:a + n]) for k, a, n in zip(keys, starts.tolist(), lengths.tolist())]
+    entries[0] = (b"", b"\x08" + _varint(10**9))  # BundleHeaderProto.num_shards
+    write_table(tf_folder / "ckpt-1.index", entries)
+    code, out, err, _ = run_cli("scan", tf_folder)
+    assert code == 0, err
+    assert ("  ! ckpt-1: ckpt-1.index cannot be read: corrupt index header: it declares "
+            "1000000000 data files") in out.splitlines()

@@ -340,10 +340,9 @@ def ends_with_table_magic(tail: bytes) -> bool:
     return (hi << 32 | lo) == TABLE_MAGIC
 
 
-def open_fd(path: str | os.PathLike) -> tuple[int, os.stat_result]:
-    """A descriptor of the regular file ``path`` for os.pread, and its stat; the caller closes
-    it. storage.UnreadableFile (an OSError saying why) otherwise."""
-    return storage.open_regular(path)
+# A descriptor of a regular file for os.pread, and its stat; the caller closes it.
+# storage.UnreadableFile (an OSError saying why) otherwise.
+open_fd = storage.open_regular
 
 
 def read_file_stat(path: str | os.PathLike) -> tuple[bytes, os.stat_result]:

@@ -5,6 +5,7 @@ directory of a thousand checkpoints scans quickly. ``verify`` (in reading.py) re
 """
 from __future__ import annotations
 
+import itertools
 import math
 import operator
 import os
@@ -394,20 +395,24 @@ def _v2_damaged(index: bundle.BundleIndex, layout: _V2Layout, shard_state: dict,
 
 def _inconsistent_rows(index: bundle.BundleIndex) -> dict[int, str]:
     """Row -> the problem of each unsliced entry whose sizes contradict each other (see
-    bundle.entry_problem), worked out once per layout."""
-    sizes_of = {dtype: bundle.itemsize(dtype) for dtype in set(index.dtypes)}
+    bundle.entry_problem), worked out once per layout: each distinct (shape, dtype) says what
+    its size must be, and only the rows that differ (strings among them) are looked at."""
+    pairs = list(zip(index.shapes, index.dtypes))
+    size_of = {pair: _nbytes_or_none(*pair) for pair in set(pairs)}
+    differ = map(operator.ne, map(size_of.__getitem__, pairs), index.sizes)
     found = {}
-    for i, (shape, dtype, size) in enumerate(zip(index.shapes, index.dtypes, index.sizes)):
-        per_item = sizes_of[dtype]
-        if index.sliced[i] or per_item is None and dtype != "string":
-            continue
-        if per_item is not None and min(shape, default=0) >= 0 \
-                and math.prod(shape) * per_item == size:
-            continue
-        problem = bundle.entry_problem(index.row(i), math.inf, "")
+    for i in itertools.compress(range(len(pairs)), differ):  # (loops in C: 10,000s of rows)
+        problem = None if index.sliced[i] else bundle.entry_problem(index.row(i), math.inf, "")
         if problem:
             found[i] = problem
     return found
+
+
+def _nbytes_or_none(shape: tuple[int, ...], dtype: str) -> int | None:
+    per_item = bundle.itemsize(dtype)
+    if per_item is None or min(shape, default=0) < 0:
+        return None
+    return math.prod(shape) * per_item
 
 
 def _nbytes(shape: tuple[int, ...], dtype: str) -> int:

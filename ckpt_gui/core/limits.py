@@ -3,8 +3,8 @@
 Sizes come from the files (a shape, a size field, a zip header) and a downloaded folder can
 declare anything; every read is checked against this budget before it allocates. Default: a
 quarter of the memory the process may use (physical memory, or the container's limit when
-lower); the environment variable CKPT_GUI_MEMORY_BUDGET (bytes) or set_memory_budget (the
-GUI's setting) overrides it.
+lower); the environment variable CKPT_GUI_MEMORY_BUDGET (bytes, read once) or
+set_memory_budget (the GUI's setting) overrides it.
 """
 from __future__ import annotations
 
@@ -29,9 +29,12 @@ def set_memory_budget(nbytes: int | None) -> None:
 
 def memory_budget() -> int:
     """The budget in bytes: set_memory_budget's, else CKPT_GUI_MEMORY_BUDGET, else a quarter
-    of the available memory."""
-    if _chosen is not None:
-        return _chosen
+    of the available memory (the two read once: a scan asks for every file it reads)."""
+    return _chosen if _chosen is not None else _default_budget()
+
+
+@functools.cache
+def _default_budget() -> int:
     env = os.environ.get(ENV_VAR, "").strip()
     if env:
         try:
@@ -41,7 +44,6 @@ def memory_budget() -> int:
     return _available_memory() // 4
 
 
-@functools.cache
 def _available_memory() -> int:
     try:
         physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

@@ -16,6 +16,9 @@ import errno
 import os
 import stat
 import sys
+from stat import S_ISREG
+
+from ..textfmt import human_bytes
 
 _FLAGS = (os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
           | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0))
@@ -58,11 +61,9 @@ def _refusal(path, e: OSError) -> UnreadableFile:
     return UnreadableFile(path, f"cannot be read ({reason})", e.errno)
 
 
-def check_regular(path: str | os.PathLike, st: os.stat_result) -> None:
-    """UnreadableFile unless ``st`` (of ``path``) is a regular file's."""
-    if not stat.S_ISREG(st.st_mode):
-        kind = next((name for test, name in _KINDS if test(st.st_mode)), "a special file")
-        raise UnreadableFile(path, f"is not a regular file ({kind})")
+def _not_regular(path: str | os.PathLike, mode: int) -> UnreadableFile:
+    kind = next((name for test, name in _KINDS if test(mode)), "a special file")
+    return UnreadableFile(path, f"is not a regular file ({kind})")
 
 
 def open_regular(path: str | os.PathLike) -> tuple[int, os.stat_result]:
@@ -72,23 +73,11 @@ def open_regular(path: str | os.PathLike) -> tuple[int, os.stat_result]:
         fd = os.open(path, _FLAGS)
     except OSError as e:
         raise _refusal(path, e) from None
-    try:
-        st = os.fstat(fd)
-        check_regular(path, st)
-    except BaseException:
+    st = os.fstat(fd)
+    if not S_ISREG(st.st_mode):
         os.close(fd)
-        raise
+        raise _not_regular(path, st.st_mode)
     return fd, st
-
-
-def stat_regular(path: str | os.PathLike) -> os.stat_result:
-    """The stat of the regular file ``path`` (nothing opened); UnreadableFile otherwise."""
-    try:
-        st = os.stat(path)
-    except OSError as e:
-        raise _refusal(path, e) from None
-    check_regular(path, st)
-    return st
 
 
 def read_fd(fd: int, size: int, offset: int) -> bytes:
@@ -143,8 +132,6 @@ def read_small(path: str | os.PathLike, limit: int) -> tuple[bytes, os.stat_resu
     fd, st = open_regular(path)
     try:
         if st.st_size > limit:
-            from ..textfmt import human_bytes
-
             raise UnreadableFile(path, f"is too big to read ({human_bytes(st.st_size)}, more "
                                        f"than the memory budget of {human_bytes(limit)})")
         return read_fd(fd, st.st_size, 0), st
