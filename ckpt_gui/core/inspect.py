@@ -395,24 +395,20 @@ def _v2_damaged(index: bundle.BundleIndex, layout: _V2Layout, shard_state: dict,
 
 def _inconsistent_rows(index: bundle.BundleIndex) -> dict[int, str]:
     """Row -> the problem of each unsliced entry whose sizes contradict each other (see
-    bundle.entry_problem), worked out once per layout: each distinct (shape, dtype) says what
-    its size must be, and only the rows that differ (strings among them) are looked at."""
-    pairs = list(zip(index.shapes, index.dtypes))
-    size_of = {pair: _nbytes_or_none(*pair) for pair in set(pairs)}
-    differ = map(operator.ne, map(size_of.__getitem__, pairs), index.sizes)
+    bundle.entry_problem), worked out once per layout: a size is expected from each distinct
+    shape and dtype, and only the rows that differ (strings among them: NaN is expected) are
+    looked at, in loops that run in C (an index can hold tens of thousands of entries)."""
+    count = {shape: math.prod(shape) if min(shape, default=0) >= 0 else math.nan
+             for shape in set(index.shapes)}
+    item = {dtype: bundle.itemsize(dtype) or math.nan for dtype in set(index.dtypes)}
+    expected = map(operator.mul, map(count.__getitem__, index.shapes),
+                   map(item.__getitem__, index.dtypes))
     found = {}
-    for i in itertools.compress(range(len(pairs)), differ):  # (loops in C: 10,000s of rows)
+    for i in itertools.compress(range(len(index)), map(operator.ne, expected, index.sizes)):
         problem = None if index.sliced[i] else bundle.entry_problem(index.row(i), math.inf, "")
         if problem:
             found[i] = problem
     return found
-
-
-def _nbytes_or_none(shape: tuple[int, ...], dtype: str) -> int | None:
-    per_item = bundle.itemsize(dtype)
-    if per_item is None or min(shape, default=0) < 0:
-        return None
-    return math.prod(shape) * per_item
 
 
 def _nbytes(shape: tuple[int, ...], dtype: str) -> int:
