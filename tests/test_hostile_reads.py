@@ -480,3 +480,48 @@ def test_index_declaring_a_billion_data_files(tf_folder):
     assert code == 0, err
     assert ("  ! ckpt-1: ckpt-1.index cannot be read: corrupt index header: it declares "
             "1000000000 data files") in out.splitlines()
+
+
+# --- the engine's own pieces, in process (nothing here blocks or allocates) ---------------------
+
+def test_storage_opens_regular_files_only_and_says_why_not(tmp_path):
+    from ckpt_gui.core import storage
+
+    regular = tmp_path / "ckpt-1.index"
+    regular.write_bytes(b"abc")
+    os.mkfifo(tmp_path / "pipe")
+    os.symlink("/dev/null", tmp_path / "null")
+    os.symlink(regular, tmp_path / "alias")
+    os.symlink(tmp_path / "nowhere", tmp_path / "dangling")
+    (tmp_path / "sub").mkdir()
+    open_before = len(os.listdir("/proc/self/fd"))
+    expected = {"pipe": "pipe is not a regular file (a FIFO)",
+                "null": "null is not a regular file (a character device)",
+                "sub": "sub is not a regular file (a directory)",
+                "dangling": "dangling is missing",
+                "absent": "absent is missing"}
+    for name, sentence in expected.items():
+        with pytest.raises(storage.UnreadableFile) as caught:
+            storage.open_regular(str(tmp_path / name))
+        assert str(caught.value) == sentence
+    assert storage.read_small(tmp_path / "alias", 3)[0] == b"abc"
+    assert storage.read_range(regular, 1, 1 << 40) == b"bc"
+    assert storage.read_ends(regular, 2, 2) == (b"ab", b"bc")
+    with pytest.raises(storage.UnreadableFile, match="ckpt-1.index is too big to read"):
+        storage.read_small(regular, 2)
+    assert len(os.listdir("/proc/self/fd")) == open_before  # every refusal closed its file
+
+
+def test_memory_budget_is_settable_and_named_in_refusals(monkeypatch):
+    from ckpt_gui.core import limits
+
+    assert limits.memory_budget() > 0
+    limits.set_memory_budget(1 << 30)
+    try:
+        limits.check_fits("dense/kernel", 1 << 30)
+        with pytest.raises(limits.OverBudget) as caught:
+            limits.check_fits("dense/kernel", 40 << 30)
+        assert str(caught.value) == ("dense/kernel: 40.0 GB does not fit the memory budget of "
+                                     "1.0 GB (set CKPT_GUI_MEMORY_BUDGET to change it)")
+    finally:
+        limits.set_memory_budget(None)
