@@ -134,7 +134,10 @@ def read_small(path: str | os.PathLike, limit: int) -> tuple[bytes, os.stat_resu
         if st.st_size > limit:
             raise UnreadableFile(path, f"is too big to read ({human_bytes(st.st_size)}, more "
                                        f"than the memory budget of {human_bytes(limit)})")
-        return read_fd(fd, st.st_size, 0), st
+        data = os.read(fd, st.st_size)  # (a short read is rare: read_fd gets the rest)
+        if len(data) < st.st_size:
+            data += read_fd(fd, st.st_size - len(data), len(data))
+        return data, st
     except UnreadableFile:
         raise
     except OSError as e:
