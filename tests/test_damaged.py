@@ -365,11 +365,11 @@ def _deny_open(monkeypatch, path) -> str:
 
 
 def test_unreadable_index_file(work, monkeypatch):
-    denied = _deny_open(monkeypatch, work / "ckpt-2.index")
+    _deny_open(monkeypatch, work / "ckpt-2.index")
     scan = scan_directory(str(work))
     c = scan.checkpoint("ckpt-2")
     assert c.status == BROKEN
-    assert c.problems == [f"ckpt-2.index cannot be read: [Errno 13] Permission denied: '{denied}'"]
+    assert c.problems == ["ckpt-2.index cannot be read (permission denied)"]
     assert scan.checkpoint("ckpt-1").status == OK
 
 

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import entrydecode, fastproto, protowire as pw
+from . import entrydecode, fastproto, limits, protowire as pw, storage
 from .checksum import masked_crc32c
 
 TABLE_MAGIC = 0xDB4775248B80FB57
@@ -327,42 +327,29 @@ def table_entries(buf: bytes, blocks: list | None = None
 
 def has_table_magic(path: str | os.PathLike) -> bool:
     try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            if f.tell() < FOOTER_SIZE:
-                return False
-            f.seek(-8, os.SEEK_END)
-            lo, hi = struct.unpack("<II", f.read(8))
+        return ends_with_table_magic(storage.read_ends(path, 0, 8)[1])
     except OSError:
         return False
+
+
+def ends_with_table_magic(tail: bytes) -> bool:
+    """Whether a file's last bytes (at least 8) are an immutable table's footer magic."""
+    if len(tail) < 8:
+        return False
+    lo, hi = struct.unpack("<II", tail[-8:])
     return (hi << 32 | lo) == TABLE_MAGIC
 
 
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
-
-
-def open_fd(path: str | os.PathLike) -> int:
-    """A file descriptor for reading (os.pread, os.fstat); the caller closes it."""
-    return os.open(path, _OPEN_FLAGS)
+# A descriptor of a regular file for os.pread, and its stat; the caller closes it.
+# storage.UnreadableFile (an OSError saying why) otherwise.
+open_fd = storage.open_regular
 
 
 def read_file_stat(path: str | os.PathLike) -> tuple[bytes, os.stat_result]:
-    """A whole (small) file and its stat, in four system calls (open, fstat, read, close): a
-    scan reads a thousand small index files, and needs their sizes and times anyway."""
-    fd = open_fd(path)
-    try:
-        st = os.fstat(fd)
-        parts = []
-        left = st.st_size
-        while left > 0:
-            chunk = os.read(fd, left)
-            if not chunk:
-                break
-            parts.append(chunk)
-            left -= len(chunk)
-        return (parts[0] if len(parts) == 1 else b"".join(parts)), st
-    finally:
-        os.close(fd)
+    """A whole index file and its stat, in four system calls (open, fstat, read, close): a
+    scan reads a thousand small index files, and needs their sizes and times anyway. An index
+    bigger than the memory budget is refused before it is read."""
+    return storage.read_small(path, limits.memory_budget())
 
 
 def read_file(path: str | os.PathLike) -> bytes:
@@ -427,13 +414,25 @@ def parse_index(buf: bytes, blocks: list | None = None) -> BundleIndex:
     for raw in set(columns.shape_bytes).difference(SHAPES):  # a model repeats a few shapes
         _cache_shape(raw)
     return BundleIndex(
-        num_shards=pw.first(header, 1, 1) or 1,
+        num_shards=_num_shards(header),
         big_endian=pw.first(header, 2, 0) == 1,
         names=names,
         dtypes=list(map(_DTYPE_NAMES.__getitem__, columns.dtypes)),
         shapes=list(map(SHAPES.__getitem__, columns.shape_bytes)),
         shard_ids=columns.shard_ids, offsets=columns.offsets,
         sizes=columns.sizes, crcs=columns.crcs, sliced=columns.sliced, slices=slices)
+
+
+MAX_SHARDS = 99_999  # TensorFlow names data files P.data-K-of-N with five digits
+
+
+def _num_shards(header: dict) -> int:
+    """The header's shard count; BundleError for one no data file name can carry (a hostile
+    index could declare a billion, each then looked for)."""
+    n = pw.first(header, 1, 1) or 1
+    if not 0 < n <= MAX_SHARDS:
+        raise BundleError(f"corrupt index header: it declares {n} data files")
+    return n
 
 
 class _Layout:
@@ -529,8 +528,7 @@ def lookup_entry(index_path: str | os.PathLike, name: str) -> tuple[BundleIndex,
     """One tensor's entry without parsing the whole index: the index block's keys separate the
     data blocks (each >= every key of its block), so only the header's block and the block that
     can hold ``name`` are decoded. The returned BundleIndex has just that entry (or none)."""
-    with open(index_path, "rb") as f:
-        buf = f.read()
+    buf = read_file(index_path)
     index_off, index_size = _index_block(buf)
     target = name.encode("utf-8")
     header = entry = None
@@ -553,7 +551,7 @@ def lookup_entry(index_path: str | os.PathLike, name: str) -> tuple[BundleIndex,
         raise BundleError(f"corrupt index: {e}") from None
     if header is None:
         raise BundleError("index has no bundle header")
-    index = BundleIndex.of(pw.first(header, 1, 1) or 1, pw.first(header, 2, 0) == 1,
+    index = BundleIndex.of(_num_shards(header), pw.first(header, 2, 0) == 1,
                            [entry] if entry is not None else [])
     return index, entry
 
@@ -561,7 +559,7 @@ def lookup_entry(index_path: str | os.PathLike, name: str) -> tuple[BundleIndex,
 def _first_table_entry(path: str | os.PathLike) -> tuple[bytes, bytes] | None:
     """The first (key, value) of a table file, reading only its footer, index block and first
     data block (a V1 checkpoint keeps all its tensors in the table: it may be gigabytes)."""
-    with open(path, "rb") as f:
+    with storage.open_file(path) as f:
         f.seek(0, os.SEEK_END)
         n = f.tell()
         if n < FOOTER_SIZE:
@@ -612,18 +610,56 @@ def read_v1_meta(path: str | os.PathLike) -> list[tuple[str, tuple[int, ...], st
     return sorted(out)
 
 
+def itemsize(dtype: str) -> int | None:
+    """Bytes per element of a fixed-size dtype (None: strings, resources, unknown)."""
+    np_dtype = _NUMPY_DTYPE.get(dtype)
+    return np.dtype(np_dtype).itemsize if np_dtype else ITEMSIZE.get(dtype)
+
+
+STRING_OVERHEAD = 32  # bytes TensorFlow keeps per string element, besides its characters
+
+
+def memory_needed(dtype: str, shape: tuple[int, ...], size: int) -> int:
+    """Bytes a tensor takes once read (a string tensor: its stored bytes and one string object
+    per element)."""
+    n = math.prod(max(d, 0) for d in shape)
+    per_item = itemsize(dtype)
+    return n * per_item if per_item is not None else size + n * STRING_OVERHEAD
+
+
+def entry_problem(entry: BundleEntry, data_size: int, data_name: str) -> str | None:
+    """Why ``entry`` cannot be what it says, before anything is read: an unknown dimension, a
+    numeric tensor whose stored size is not its element count times its item size, a string
+    tensor shorter than its element count (one length byte each), data past the end of its
+    file (``data_size`` bytes, named ``data_name``). An index from a hostile folder can declare
+    any size; TensorFlow allocates what it declares."""
+    shape = entry.shape
+    if any(d < 0 for d in shape):
+        return f"its index entry has an unknown dimension (shape {list(shape)})"
+    n = math.prod(shape)
+    per_item = itemsize(entry.dtype)
+    if per_item is not None and n * per_item != entry.size:
+        return (f"its index entry is inconsistent: shape {list(shape)} of {entry.dtype} takes "
+                f"{n * per_item} bytes, the entry says {entry.size}")
+    if entry.dtype == "string" and entry.size < n:
+        return (f"its index entry is inconsistent: {n} strings cannot be stored in "
+                f"{entry.size} bytes")
+    if entry.offset + entry.size > data_size:
+        return f"{data_name} is truncated"
+    return None
+
+
 def read_raw(data_path: str | os.PathLike, entry: BundleEntry, check: bool = False,
              file=None, fd: int | None = None) -> bytes:
     """The stored bytes of ``entry``; with ``check``, BundleError unless they match the checksum
     TensorFlow stored in the index (use for small tensors: the checksum is computed in Python;
     string tensors are not checked, their checksum covers TensorFlow's in-memory lengths).
     ``file`` or ``fd``: the data file already open (several small reads, one open)."""
+    limits.check_fits(entry.name, entry.size)
     if fd is not None:
-        raw = os.pread(fd, entry.size, entry.offset)
+        raw = storage.read_fd(fd, entry.size, entry.offset)
     elif file is None:
-        with open(data_path, "rb") as f:
-            f.seek(entry.offset)
-            raw = f.read(entry.size)
+        raw = storage.read_range(data_path, entry.offset, entry.size)
     else:
         file.seek(entry.offset)
         raw = file.read(entry.size)
@@ -655,9 +691,14 @@ def read_entries(fd: int, data_name: str, entries: list[BundleEntry]
     hi = max(e.offset + e.size for e in entries)
     span = os.pread(fd, hi - lo, lo) if hi - lo <= 1 << 20 else None
     out: list[bytes | BundleError] = []
+    budget = limits.memory_budget()
     for e in entries:
+        if span is None and e.size > budget:
+            out.append(BundleError(f"{e.name} declares {e.size} bytes, more than the memory "
+                                   "budget"))
+            continue
         raw = span[e.offset - lo:e.offset - lo + e.size] if span is not None \
-            else os.pread(fd, e.size, e.offset)
+            else storage.read_fd(fd, e.size, e.offset)
         out.append(_problem(raw, e, data_name) or raw)
     return out
 

@@ -8,7 +8,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from . import bundle, hdf5
+from . import bundle, hdf5, storage
 from .model import KERAS3_H5, KERAS_ARCHIVE, KERAS_H5, SAVEDMODEL, TF_V1, TF_V2
 from .naming import natural_key
 from .statefile import STATE_FILE
@@ -68,6 +68,17 @@ def _looks_like_checkpoint_dir(path: str) -> bool:
     except OSError:
         return False
     return False
+
+
+def _sniff(path: str) -> str | None:
+    """TF_V1 or KERAS_H5 by a file's magic bytes (one open), else None."""
+    try:
+        head, tail = storage.read_ends(path, hdf5.SNIFF_BYTES, 8)
+    except OSError:
+        return None
+    if bundle.ends_with_table_magic(tail):
+        return TF_V1
+    return KERAS_H5 if hdf5.starts_like_hdf5(head) else None
 
 
 def list_directory(directory: str) -> Listing:
@@ -138,11 +149,13 @@ def list_directory(directory: str) -> Listing:
             if n[: -len(".meta")] not in names:
                 orphans.append(n)  # a graph without weights
             continue
-        elif not lower.endswith(_NOT_V1) and bundle.has_table_magic(path):
-            files = [n] + ([n + ".meta"] if n + ".meta" in names else [])
-            candidates.append(Candidate(n, path, TF_V1, files))
-        elif not lower.endswith(_NOT_V1) and hdf5.has_hdf5_signature(path):
-            candidates.append(Candidate(n, path, KERAS_H5, [n]))
+        elif not lower.endswith(_NOT_V1):
+            fmt = _sniff(path)
+            if fmt == TF_V1:
+                files = [n] + ([n + ".meta"] if n + ".meta" in names else [])
+                candidates.append(Candidate(n, path, TF_V1, files))
+            elif fmt == KERAS_H5:
+                candidates.append(Candidate(n, path, KERAS_H5, [n]))
 
     subdirectories = []
     if _is_savedmodel(directory):

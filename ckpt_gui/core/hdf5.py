@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import struct
 import zipfile
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..textfmt import human_bytes
+from . import limits, storage
 from .model import KERAS3_H5, KERAS_ARCHIVE, KERAS_H5
 from .naming import natural_key
 
@@ -23,34 +26,29 @@ class HDF5Error(ValueError):
     pass
 
 
+SIGNATURE_OFFSETS = (0, 512, 1024, 2048)  # after a user block of 0, 512, 1024, 2048 bytes
+SNIFF_BYTES = SIGNATURE_OFFSETS[-1] + len(HDF5_SIGNATURE)
+
+
 def has_hdf5_signature(path: str) -> bool:
-    """HDF5 puts its signature at byte 0, 512, 1024, 2048, ... (after a user block)."""
     try:
-        with open(path, "rb") as f:
-            for offset in (0, 512, 1024, 2048):
-                f.seek(offset)
-                if f.read(8) == HDF5_SIGNATURE:
-                    return True
+        return starts_like_hdf5(storage.read_ends(path, SNIFF_BYTES, 0)[0])
     except OSError:
         return False
-    return False
 
 
-def is_zip(path: str) -> bool:
-    try:
-        with open(path, "rb") as f:
-            return f.read(4) == ZIP_SIGNATURE
-    except OSError:
-        return False
+def starts_like_hdf5(head: bytes) -> bool:
+    """Whether a file's first SNIFF_BYTES hold HDF5's signature where HDF5 puts it."""
+    return any(head[at:at + len(HDF5_SIGNATURE)] == HDF5_SIGNATURE for at in SIGNATURE_OFFSETS)
 
 
 class _MemberView(io.RawIOBase):
-    """A read-only, seekable window onto an uncompressed member of a zip file."""
+    """A read-only, seekable window onto an uncompressed member of a zip file (``fd``: the
+    archive, open; read with pread, so the window keeps no shared file position)."""
 
-    def __init__(self, path: str, start: int, length: int):
+    def __init__(self, fd: int, start: int, length: int):
         super().__init__()
-        self._f = open(path, "rb")
-        self._start, self._length, self._pos = start, length, 0
+        self._fd, self._start, self._length, self._pos = fd, start, length, 0
 
     def readable(self):
         return True
@@ -68,54 +66,85 @@ class _MemberView(io.RawIOBase):
 
     def readinto(self, b):
         n = max(0, min(len(b), self._length - self._pos))
-        self._f.seek(self._start + self._pos)
-        data = self._f.read(n)
+        data = storage.read_fd(self._fd, n, self._start + self._pos)
         b[: len(data)] = data
         self._pos += len(data)
         return len(data)
 
-    def close(self):
-        self._f.close()
-        super().close()
+
+# A member that expands more than this is a zip bomb, not weights: deflate's own limit is
+# about 1030x (a run of one byte), weights compress a few times at most.
+MAX_EXPANSION = 200
+_EXPANSION_FLOOR = 64 << 20  # small members may be all zeros
 
 
 @contextmanager
 def open_weights(path: str, fmt: str):
-    """Open the HDF5 weights of ``path`` (an .h5 file or the weights inside a .keras archive)."""
+    """Open the HDF5 weights of ``path`` (an .h5 file or the weights inside a .keras archive).
+
+    The file is opened once, as a regular file (storage), and HDF5 opens that very file. A
+    compressed member of an archive is decompressed into memory only when its declared size
+    fits the memory budget and it does not expand like a zip bomb; zipfile never gives more
+    than the declared size (a lying header fails its CRC)."""
     import h5py
 
-    if fmt != KERAS_ARCHIVE:
-        with h5py.File(path, "r") as f:
-            yield f
-        return
-    with zipfile.ZipFile(path) as zf:
-        try:
-            info = zf.getinfo(ARCHIVE_WEIGHTS)
-        except KeyError:
-            raise HDF5Error(f"the archive has no {ARCHIVE_WEIGHTS}") from None
-        if info.compress_type == zipfile.ZIP_STORED:
-            with open(path, "rb") as raw:
-                raw.seek(info.header_offset)
-                header = raw.read(30)
-            if header[:4] != ZIP_SIGNATURE:
-                raise HDF5Error("corrupt zip local header")
-            name_len, extra_len = struct.unpack_from("<HH", header, 26)
-            fileobj = _MemberView(path, info.header_offset + 30 + name_len + extra_len,
-                                  info.file_size)
-        else:
-            fileobj = io.BytesIO(zf.read(info))
+    fd, st = storage.open_regular(path)
     try:
-        with h5py.File(fileobj, "r") as f:
-            yield f
+        if fmt != KERAS_ARCHIVE:
+            with h5py.File(storage.fd_path(fd, path), "r") as f:
+                yield f
+            return
+        with os.fdopen(os.dup(fd), "rb") as archive, zipfile.ZipFile(archive) as zf:
+            fileobj = _archive_member(fd, st.st_size, zf)
+        try:
+            with h5py.File(fileobj, "r") as f:
+                yield f
+        finally:
+            fileobj.close()
     finally:
-        fileobj.close()
+        os.close(fd)
+
+
+def _archive_member(fd: int, archive_size: int, zf: zipfile.ZipFile):
+    """The weights member of an open .keras archive as a seekable file object."""
+    try:
+        info = zf.getinfo(ARCHIVE_WEIGHTS)
+    except KeyError:
+        raise HDF5Error(f"the archive has no {ARCHIVE_WEIGHTS}") from None
+    if info.compress_type == zipfile.ZIP_STORED:
+        header = storage.read_fd(fd, 30, info.header_offset)
+        if header[:4] != ZIP_SIGNATURE:
+            raise HDF5Error("corrupt zip local header")
+        name_len, extra_len = struct.unpack_from("<HH", header, 26)
+        start = info.header_offset + 30 + name_len + extra_len
+        if start + info.file_size > archive_size:
+            raise HDF5Error(f"{ARCHIVE_WEIGHTS} is cut short in the archive")
+        return _MemberView(fd, start, info.file_size)
+    declared = info.file_size
+    if declared > _EXPANSION_FLOOR and declared > MAX_EXPANSION * max(info.compress_size, 1):
+        raise HDF5Error(
+            f"refused: {ARCHIVE_WEIGHTS} would expand from {human_bytes(info.compress_size)} to "
+            f"{human_bytes(declared)} (a zip bomb)")
+    limits.check_fits(f"{ARCHIVE_WEIGHTS} (decompressed)", declared)
+    out = io.BytesIO()
+    with zf.open(info) as member:
+        while chunk := member.read(1 << 20):
+            out.write(chunk)
+    out.seek(0)
+    return out
+
+
+CONFIG_LIMIT = 64 << 20  # a model's config.json is kilobytes
 
 
 def archive_config(path: str) -> dict | None:
     """The model config a .keras archive carries (config.json), or None."""
     try:
-        with zipfile.ZipFile(path) as zf:
-            return json.loads(zf.read("config.json"))
+        with storage.open_file(path) as archive, zipfile.ZipFile(archive) as zf:
+            info = zf.getinfo("config.json")
+            if info.file_size > CONFIG_LIMIT:
+                return None
+            return json.loads(zf.read(info))
     except (KeyError, OSError, ValueError, zipfile.BadZipFile):
         return None
 
@@ -126,6 +155,7 @@ class H5Dataset:
     shape: tuple[int, ...]
     dtype: str
     bytes: int
+    problem: str | None = None  # why its data is not read (it lives outside the file)
 
 
 def _dtype_name(dt: np.dtype) -> str:
@@ -134,20 +164,79 @@ def _dtype_name(dt: np.dtype) -> str:
     return np.dtype(dt).name
 
 
+def _nbytes(ds) -> int:
+    return math.prod(ds.shape or ()) * ds.dtype.itemsize
+
+
+def outside_data(ds) -> str | None:
+    """Why the data of dataset ``ds`` must not be read, None if it lies in the file itself.
+    HDF5 follows a dataset's external storage and a virtual dataset's mappings to other files
+    by name: a downloaded checkpoint could make us read any file (Keras refuses both too)."""
+    import h5py
+
+    dcpl = ds.id.get_create_plist()
+    if dcpl.get_layout() == h5py.h5d.VIRTUAL:
+        sources = sorted({dcpl.get_virtual_filename(i) for i in range(dcpl.get_virtual_count())})
+        return (f"refused: its data maps onto another file ({', '.join(sources)}), "
+                "outside the checkpoint (a virtual dataset)")
+    if dcpl.get_external_count():
+        name = dcpl.get_external(0)[0]
+        if isinstance(name, bytes):
+            name = name.decode("utf-8", "replace")
+        return f"refused: its data lives in an external file {name}, outside the checkpoint"
+    return None
+
+
+def _link_problem(link) -> str | None:
+    import h5py
+
+    if isinstance(link, h5py.ExternalLink):
+        return (f"refused: it links to {link.path} in another file, {link.filename}, outside "
+                "the checkpoint")
+    if isinstance(link, h5py.SoftLink):
+        return f"refused: it is a soft link to {link.path}"
+    return None
+
+
 def list_datasets(f) -> list[H5Dataset]:
-    """Every dataset in the file, in natural order of its path."""
+    """Every dataset in the file, in natural order of its path, found through its links
+    without following soft or external ones (those are listed with their problem, as is a
+    dataset whose data lives in other files; no other file is opened)."""
+    import h5py
+
     out: list[H5Dataset] = []
 
-    def visit(name, obj):
-        if hasattr(obj, "shape") and hasattr(obj, "dtype"):
+    def visit(name, link):
+        if not isinstance(link, h5py.HardLink):
+            out.append(H5Dataset(name, (), "link", 0, _link_problem(link)))
+            return
+        obj = f[name]
+        if isinstance(obj, h5py.Dataset):
             dt = obj.dtype
-            n = int(np.prod(obj.shape)) if obj.shape else 1
             out.append(H5Dataset(name, tuple(int(d) for d in obj.shape), _dtype_name(dt),
-                                 n * dt.itemsize))
+                                 _nbytes(obj), outside_data(obj)))
 
-    f.visititems(visit)
+    f.visititems_links(visit)
     out.sort(key=lambda d: natural_key(d.name))
     return out
+
+
+def get(f, path: str):
+    """The object at ``path`` reached through hard links only, None when there is none;
+    HDF5Error refusing a soft or external link on the way (``path in f`` and ``f[path]``
+    follow them, to other files too)."""
+    node = f
+    for part in path.strip("/").split("/"):
+        if not hasattr(node, "get"):  # a dataset has no members
+            return None
+        link = node.get(part, getlink=True)
+        if link is None:
+            return None
+        problem = _link_problem(link)
+        if problem:
+            raise HDF5Error(f"{path}: {problem}")
+        node = node[part]
+    return node
 
 
 def detect_layout(f) -> tuple[str, str]:
@@ -156,9 +245,10 @@ def detect_layout(f) -> tuple[str, str]:
     version = attrs.get("keras_version")
     if isinstance(version, bytes):
         version = version.decode("utf-8", "replace")
-    if "layers" in f and "layer_names" not in attrs and version is None:
+    has = {name: _has_hard(f, name) for name in ("layers", "model_weights")}
+    if has["layers"] and "layer_names" not in attrs and version is None:
         return KERAS3_H5, "Keras 3 save_weights / ModelCheckpoint (.weights.h5)"
-    if "model_weights" in f or "model_config" in attrs:
+    if has["model_weights"] or "model_config" in attrs:
         return KERAS_H5, f"Keras {version or '2'} model.save (whole model, HDF5)"
     if version and str(version).startswith("1"):
         return KERAS_H5, f"Keras {version} save_weights (HDF5)"
@@ -167,8 +257,24 @@ def detect_layout(f) -> tuple[str, str]:
     return KERAS_H5, "HDF5 file"
 
 
+def _has_hard(f, name: str) -> bool:
+    import h5py
+
+    return isinstance(f.get(name, getlink=True), h5py.HardLink)
+
+
 def read_dataset(f, name: str) -> np.ndarray:
-    ds = f[name]
+    """The dataset's values; KeyError when there is none, HDF5Error (or limits.OverBudget)
+    saying why it is not read: a link, data outside the file, more than the memory budget."""
+    ds = get(f, name)
+    if ds is None:
+        raise KeyError(name)
+    if not hasattr(ds, "dtype"):
+        raise HDF5Error(f"{name} is not a dataset")
+    problem = outside_data(ds)
+    if problem:
+        raise HDF5Error(problem)
+    limits.check_fits(name, _nbytes(ds))
     value = ds[()]
     if isinstance(value, bytes):
         return np.array(value, dtype=object)
@@ -178,11 +284,10 @@ def read_dataset(f, name: str) -> np.ndarray:
 def optimizer_name(f) -> str | None:
     """Keras 3 stores the optimizer's name as an attribute of optimizer/vars."""
     try:
-        name = f["optimizer/vars"].attrs.get("name")
-    except KeyError:
+        group = get(f, "optimizer/vars")
+    except HDF5Error:
         return None
+    if group is None:
+        return None
+    name = group.attrs.get("name")
     return name.decode() if isinstance(name, bytes) else name
-
-
-def file_size(path: str) -> int:
-    return os.path.getsize(path)

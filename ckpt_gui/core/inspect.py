@@ -5,6 +5,7 @@ directory of a thousand checkpoints scans quickly. ``verify`` (in reading.py) re
 """
 from __future__ import annotations
 
+import itertools
 import math
 import operator
 import os
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import bundle, checksum, hdf5, objgraph, roles, varnames
+from . import bundle, checksum, hdf5, objgraph, roles, storage, varnames
 from .discover import Candidate
 from .model import (BROKEN, COUNTER, HDF5_FORMATS, KERAS_ARCHIVE, KERAS_H5, METADATA,
                     NORMALIZATION, OK, OPTIMIZER, TF_V2, PARTIAL, TF_V1, CheckpointInfo,
@@ -76,7 +77,9 @@ def inspect(directory: str, cand: Candidate, stale_shards: list[str] | None = No
             _inspect_v2(info, cand, directory, opened, stale)
     except Exception as e:  # any unreadable input is a problem of the checkpoint, not a crash
         info.status = BROKEN
-        info.problems.append(f"{cand.files[0] if cand.files else cand.name} cannot be read: {e}")
+        info.problems.append(str(e) if isinstance(e, storage.UnreadableFile) else
+                             f"{cand.files[0] if cand.files else cand.name} cannot be read: "
+                             f"{str(e) or type(e).__name__}")
     if v2:
         info.files, info.mtime = _files(directory, cand, opened, stale)
         if stale_shards is not None:
@@ -107,7 +110,8 @@ def _inspect_v2(info: CheckpointInfo, cand: Candidate, directory: str,
     except (bundle.BundleError, OSError) as e:
         info.status = BROKEN
         info.writer = "unknown (unreadable index)"
-        info.problems.append(f"{base}.index cannot be read: {e}")
+        info.problems.append(str(e) if isinstance(e, storage.UnreadableFile)
+                             else f"{base}.index cannot be read: {e}")
         return
     layout = _v2_layout(index)
     listed = [rel for rel in cand.files if rel.startswith(f"{rel_dir}{base}.data-")]
@@ -117,15 +121,15 @@ def _inspect_v2(info: CheckpointInfo, cand: Candidate, directory: str,
     try:
         for k, suffix in enumerate(layout.data_suffixes):
             fname = base + suffix
-            try:
-                if k in layout.shards_to_read:
-                    fd = fds[k] = bundle.open_fd(f"{prefix_dir}/{fname}")
-                    st = os.fstat(fd)
-                else:
-                    st = os.stat(f"{prefix_dir}/{fname}")
-            except OSError:
-                shard_state[k] = f"{fname} is missing"
+            try:  # every shard is opened: a file we may not read is not "there"
+                fd, st = bundle.open_fd(f"{prefix_dir}/{fname}")
+            except storage.UnreadableFile as e:
+                shard_state[k] = str(e)
                 continue
+            if k in layout.shards_to_read:
+                fds[k] = fd
+            else:
+                os.close(fd)
             rel = rel_dir + fname
             if rel in listed:
                 opened[rel] = st
@@ -154,7 +158,7 @@ def _inspect_v2_index(info: CheckpointInfo, index: bundle.BundleIndex, layout: "
     # reach a variable twice; without optimizer state it has nothing to add, so it is read
     # only when some variable is optimizer state.
     has_graph = layout.graph_row is not None
-    if all_there:
+    if all_there and not layout.inconsistent:
         # every tensor lies inside a data file that is there: the common case, no per-variable
         # checks, and VariableInfo objects are made only when asked for (a 10,000-variable
         # checkpoint, or a folder of 1,000 checkpoints)
@@ -185,7 +189,7 @@ def _graph_bytes(index: bundle.BundleIndex, layout: "_V2Layout", prefix_dir: str
     try:
         return bundle.read_raw(os.path.join(prefix_dir, bundle.data_file_name(
             base, entry.shard_id, index.num_shards)), entry, fd=fds.get(entry.shard_id)), None
-    except (bundle.BundleError, OSError) as e:
+    except (ValueError, OSError) as e:  # (BundleError, limits.OverBudget)
         return None, f"the object graph cannot be decoded: {e}"
 
 
@@ -283,6 +287,8 @@ class _V2Layout:
     graph_row: int | None          # the object graph's row
     needs_graph: bool              # optimizer state: the graph says which slot is whose;
                                    # Keras wrappers: it says the layers' names
+    inconsistent: dict[int, str]   # row -> why its entry cannot be what it says (its size
+                                   # is not its shape times its item size, ...)
     keras_layers: bool             # a root named like a Keras layer (layer_with_weights-0)
     # object graph bytes (None: none, or unreadable) -> (rows with slots attached, the
     # problem decoding it)
@@ -335,7 +341,8 @@ def _v2_layout(index: bundle.BundleIndex) -> _V2Layout:
                        for k in range(index.num_shards)],
         counters=counters, shards_to_read=to_read, counter_plan=_counter_plan(index, counters),
         graph_row=graph_row, needs_graph=needs_graph,
-        keras_layers="\nlayer-" in lines or "\nlayer_with_weights-" in lines)
+        keras_layers="\nlayer-" in lines or "\nlayer_with_weights-" in lines,
+        inconsistent=_inconsistent_rows(index))
     return layout
 
 
@@ -385,10 +392,29 @@ def _v2_damaged(index: bundle.BundleIndex, layout: _V2Layout, shard_state: dict,
             problem = next((p for p in (problem_of(part.shard_id, part.offset + part.size)
                                         for part in parts) if p), None)
         else:
-            problem = problem_of(index.shard_ids[i], index.offsets[i] + index.sizes[i])
+            problem = layout.inconsistent.get(i) or problem_of(
+                index.shard_ids[i], index.offsets[i] + index.sizes[i])
         if problem:
             v.readable, v.problem = False, problem
     return variables
+
+
+def _inconsistent_rows(index: bundle.BundleIndex) -> dict[int, str]:
+    """Row -> the problem of each unsliced entry whose sizes contradict each other (see
+    bundle.entry_problem), worked out once per layout: a size is expected from each distinct
+    shape and dtype, and only the rows that differ (strings among them: NaN is expected) are
+    looked at, in loops that run in C (an index can hold tens of thousands of entries)."""
+    count = {shape: math.prod(shape) if min(shape, default=0) >= 0 else math.nan
+             for shape in set(index.shapes)}
+    item = {dtype: bundle.itemsize(dtype) or math.nan for dtype in set(index.dtypes)}
+    expected = map(operator.mul, map(count.__getitem__, index.shapes),
+                   map(item.__getitem__, index.dtypes))
+    found = {}
+    for i in itertools.compress(range(len(index)), map(operator.ne, expected, index.sizes)):
+        problem = None if index.sliced[i] else bundle.entry_problem(index.row(i), math.inf, "")
+        if problem:
+            found[i] = problem
+    return found
 
 
 def _nbytes(shape: tuple[int, ...], dtype: str) -> int:
@@ -532,7 +558,7 @@ def _store_counter(info: CheckpointInfo, path: str, read) -> None:
     except bundle.BundleError:
         raise
     except Exception as e:
-        info.problems.append(f"counter {path} cannot be read: {e}")
+        info.problems.append(f"counter {path} cannot be read: {str(e) or type(e).__name__}")
         return
     info.counters[path] = value
 
@@ -593,10 +619,14 @@ def _inspect_hdf5(info: CheckpointInfo) -> None:
         else:
             writer = "Keras 3 model.save / ModelCheckpoint (.keras archive)"
         info.writer = writer
+        refused: Counter[str] = Counter()
         for ds in hdf5.list_datasets(f):
             info.variables.append(VariableInfo(
                 name=ds.name, shape=ds.shape, dtype=ds.dtype, bytes=ds.bytes,
-                role=roles.classify(ds.name, ds.shape, ds.dtype), path=roles.semantic_path(ds.name)))
+                role=roles.classify(ds.name, ds.shape, ds.dtype), path=roles.semantic_path(ds.name),
+                readable=False if ds.problem else None, problem=ds.problem))
+            if ds.problem:
+                refused[ds.problem] += 1
         optimizer = hdf5.optimizer_name(f)
         infer_slots(info.variables, optimizer_name=optimizer)
         config = hdf5.archive_config(info.path) if info.format == KERAS_ARCHIVE else None
@@ -604,4 +634,5 @@ def _inspect_hdf5(info: CheckpointInfo) -> None:
                     else varnames.keras3_h5_names(f, info.variables, config))
         varnames.assign(info.variables, resolved,
                         dict.fromkeys((v.name for v in info.variables if v.slot_of), optimizer))
+        _summarize_unreadable(info, refused)
         _read_counters(info, lambda v: hdf5.read_dataset(f, v.name))

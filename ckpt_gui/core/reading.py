@@ -12,10 +12,11 @@ import os
 import re
 from collections import Counter
 from collections.abc import Callable
+from contextlib import closing
 
 import numpy as np
 
-from . import bundle, checksum, hdf5
+from . import bundle, checksum, hdf5, limits, storage
 from .inspect import status_from_counts
 from .model import HDF5_FORMATS, TF_V1, CheckpointInfo
 from .tfrt import tf
@@ -70,7 +71,8 @@ def read_tf_tensor(prefix: str, name: str, dtype: str) -> np.ndarray:
 def read_tensor(ckpt: CheckpointInfo, name: str) -> np.ndarray:
     """The value of variable ``name`` (its key or its object path) of ``ckpt`` as a numpy array
     (strings as bytes objects). A numeric TF tensor comes back read-only: it shares
-    TensorFlow's buffer instead of being copied."""
+    TensorFlow's buffer instead of being copied. Nothing is read that does not fit the memory
+    budget or does not lie in a regular file of the checkpoint."""
     var = ckpt.variable(name)
     if var is None:
         raise ReadError(f"{ckpt.name} has no variable {name}")
@@ -80,40 +82,118 @@ def read_tensor(ckpt: CheckpointInfo, name: str) -> np.ndarray:
                 return hdf5.read_dataset(f, var.name)
         except Exception as e:
             raise ReadError(str(e) or type(e).__name__) from None
-    if ckpt.format != TF_V1:
-        array = read_verified_from_bundle(ckpt.path, var.name)
-        if array is not None:
-            return array
+    if ckpt.format == TF_V1:
+        _check_fits(var.name, bundle.memory_needed(var.dtype, var.shape, 0))
+        return read_tf_tensor(ckpt.path, var.name, var.dtype)
+    try:
+        index, entry = bundle.lookup_entry(ckpt.path + ".index", var.name)
+    except (OSError, bundle.BundleError) as e:
+        raise ReadError(str(e)) from None
+    if entry is None:
+        return read_tf_tensor(ckpt.path, var.name, var.dtype)  # it words the absence
+    with closing(DataFiles(ckpt.path, index.num_shards)) as files:
+        files.check(entry, _slices(ckpt.path, entry))
+        array = read_verified(files, entry, index.big_endian)
+    if array is not None:
+        return array
     return read_tf_tensor(ckpt.path, var.name, var.dtype)
+
+
+def _slices(prefix: str, entry: bundle.BundleEntry) -> list[bundle.BundleEntry] | None:
+    """A partitioned variable's slices (from the whole index: they are rare), else None."""
+    if not entry.sliced:
+        return None
+    try:
+        return bundle.read_index(prefix + ".index").slices.get(entry.name, [])
+    except (OSError, bundle.BundleError) as e:
+        raise ReadError(str(e)) from None
+
+
+def _check_fits(name: str, nbytes: int) -> None:
+    try:
+        limits.check_fits(name, nbytes)
+    except limits.OverBudget as e:
+        raise ReadError(str(e)) from None
+
+
+class DataFiles:
+    """The data files of a V2 checkpoint, opened only as regular files (storage), each once,
+    and the checks an entry passes before TensorFlow or numpy reads it: TensorFlow would open
+    a FIFO and block, read /dev/zero without end, and allocate whatever an index declares."""
+
+    def __init__(self, prefix: str, num_shards: int):
+        self.prefix, self.num_shards = prefix, num_shards
+        self._files: dict[int, tuple[int, int] | str] = {}  # shard -> (fd, size) or problem
+
+    def file(self, shard: int) -> tuple[int, int]:
+        """(open descriptor, size) of data file ``shard``; ReadError saying why not."""
+        if not 0 <= shard < self.num_shards:
+            raise ReadError(f"shard {shard} is out of range")
+        got = self._files.get(shard)
+        if got is None:
+            try:
+                fd, st = storage.open_regular(self.name(shard))
+                got = (fd, st.st_size)
+            except OSError as e:
+                got = str(e)
+            self._files[shard] = got
+        if isinstance(got, str):
+            raise ReadError(got)
+        return got
+
+    def name(self, shard: int) -> str:
+        return bundle.data_file_name(self.prefix, shard, self.num_shards)
+
+    def check(self, entry: bundle.BundleEntry,
+              parts: list[bundle.BundleEntry] | None = None) -> None:
+        """ReadError unless ``entry`` can be read as it says: its data in regular files, within
+        them, its sizes consistent, and it fits the memory budget. A partitioned variable's
+        ``parts``: its slices' entries."""
+        if not entry.sliced:
+            _, size = self.file(entry.shard_id)
+            problem = bundle.entry_problem(entry, size, os.path.basename(self.name(
+                entry.shard_id)))
+            if problem:
+                raise ReadError(problem)
+            stored = entry.size
+        else:
+            for part in parts or ():
+                if part.offset + part.size > self.file(part.shard_id)[1]:
+                    raise ReadError(f"{os.path.basename(self.name(part.shard_id))} is truncated")
+            stored = sum(p.size for p in parts or ())
+        _check_fits(entry.name, bundle.memory_needed(entry.dtype, entry.shape, stored))
+
+    def close(self) -> None:
+        for got in self._files.values():
+            if not isinstance(got, str):
+                os.close(got[0])
+        self._files.clear()
 
 
 READ_CHUNK = 1 << 20  # bytes per read: checksummed while still in cache
 READ_PART = 64 << 20  # tensors above this are read in parallel parts, one per core
-def read_verified_from_bundle(prefix: str, name: str) -> np.ndarray | None:
-    """A numeric, unsliced V2 tensor read straight from its data file with numpy, its CRC32C
-    checked against the index the way TensorFlow checks it; None whenever that cannot be done
-    quickly and exactly (no C CRC32C, a string/bfloat16/sliced/big-endian tensor, anything
-    missing, short or failing the checksum), and the caller then reads through TensorFlow,
-    which words the problem. Unverified data is never returned.
+
+
+def read_verified(files: DataFiles, entry: bundle.BundleEntry, big_endian: bool
+                  ) -> np.ndarray | None:
+    """A numeric, unsliced V2 tensor (``entry``, checked by ``files.check``) read straight
+    from its data file with numpy, its CRC32C checked against the index the way TensorFlow
+    checks it; None whenever that cannot be done quickly and exactly (no C CRC32C, a
+    string/bfloat16/sliced/big-endian tensor, a short file or a failing checksum), and the
+    caller then reads through TensorFlow, which words the problem. Unverified data is never
+    returned.
 
     Why: RestoreV2 takes about as long as TF's reader; plain reads plus a hardware CRC, in
     parallel parts, take about half of that for a large tensor. The result is a fresh array
     marked read-only, like the TensorFlow-backed one."""
     if not checksum.FAST_CRC32C or not hasattr(os, "preadv"):
         return None
+    if entry.sliced or big_endian or entry.numpy_dtype is None:
+        return None
+    array = _empty(entry.shape, np.dtype(entry.numpy_dtype))
+    fd, _ = files.file(entry.shard_id)
     try:
-        index, entry = bundle.lookup_entry(prefix + ".index", name)
-    except (OSError, bundle.BundleError):
-        return None
-    if entry is None or entry.sliced or index.big_endian or entry.numpy_dtype is None:
-        return None
-    dtype = np.dtype(entry.numpy_dtype)
-    if any(d < 0 for d in entry.shape) or math.prod(entry.shape) * dtype.itemsize != entry.size:
-        return None
-    array = _empty(entry.shape, dtype)
-    path = bundle.data_file_name(prefix, entry.shard_id, index.num_shards)
-    try:
-        crc = _read_with_crc(path, entry.offset, memoryview(array.reshape(-1).view(np.uint8)))
+        crc = _read_with_crc(fd, entry.offset, memoryview(array.reshape(-1).view(np.uint8)))
     except OSError:
         return None
     if crc is None or checksum.mask_crc32c(crc) != entry.crc32c:
@@ -136,23 +216,21 @@ def _empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     return np.frombuffer(memory, dtype).reshape(shape)
 
 
-def _read_with_crc(path: str, offset: int, out: memoryview) -> int | None:
-    """Fill ``out`` from ``path`` at ``offset``; the CRC32C of the bytes, or None if the file
+def _read_with_crc(fd: int, offset: int, out: memoryview) -> int | None:
+    """Fill ``out`` from the open file ``fd`` at ``offset``; the CRC32C of the bytes, or None if the file
     ends early. A large tensor is read as one contiguous part per core (pread and the C CRC32C
     both release the GIL: copying from the page cache is the cost, and it scales), the parts'
     checksums then combined into the whole one."""
     workers = min(os.cpu_count() or 1, 4) if len(out) > READ_PART else 1
     step = max(-(-len(out) // workers), 1)  # (an empty tensor: one empty part)
     spans = [(lo, min(lo + step, len(out))) for lo in range(0, len(out), step)] or [(0, 0)]
-    with open(path, "rb", buffering=0) as f:
-        fd = f.fileno()
-        if len(spans) == 1:
-            crcs = [_read_part(fd, offset, out, *spans[0])]
-        else:
-            from concurrent.futures import ThreadPoolExecutor
+    if len(spans) == 1:
+        crcs = [_read_part(fd, offset, out, *spans[0])]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
 
-            with ThreadPoolExecutor(len(spans)) as pool:
-                crcs = list(pool.map(lambda span: _read_part(fd, offset, out, *span), spans))
+        with ThreadPoolExecutor(len(spans)) as pool:
+            crcs = list(pool.map(lambda span: _read_part(fd, offset, out, *span), spans))
     if any(c is None for c in crcs):
         return None
     crc = crcs[0]
@@ -182,19 +260,55 @@ def verify_checkpoint(ckpt: CheckpointInfo,
                       cancelled: Callable[[], bool] | None = None) -> CheckpointInfo:
     """Read every tensor; mark each readable or not; set n_readable, status and problems."""
     if ckpt.format not in HDF5_FORMATS:
-        def read(v):
-            try:
-                return read_tf_tensor(ckpt.path, v.name, v.dtype)
-            except ReadError as e:
-                raise ReadError(_name_the_file(ckpt, v, str(e))) from None
-        return _verify_with(ckpt, read, progress, cancelled)
+        with closing(_tf_guard(ckpt)) as guard:
+            def read(v):
+                guard(v)
+                try:
+                    return read_tf_tensor(ckpt.path, v.name, v.dtype)
+                except ReadError as e:
+                    raise ReadError(_name_the_file(ckpt, v, str(e))) from None
+            return _verify_with(ckpt, read, progress, cancelled)
     try:
         with hdf5.open_weights(ckpt.path, ckpt.format) as f:
             return _verify_with(ckpt, lambda v: hdf5.read_dataset(f, v.name), progress, cancelled)
     except Exception as e:  # the file itself cannot be opened: nothing is readable
-        def fail(v, reason=f"the file cannot be opened: {e}"):
+        def fail(v, reason=str(e) if isinstance(e, storage.UnreadableFile)
+                 else f"the file cannot be opened: {str(e) or type(e).__name__}"):
             raise ReadError(reason)
         return _verify_with(ckpt, fail, progress, cancelled)
+
+
+class _Guard:
+    """Called with a variable before TensorFlow reads it: ReadError if it must not be read
+    (see DataFiles.check); ``close()`` closes the data files it opened."""
+
+    def __init__(self, check, files: DataFiles | None = None):
+        self._check, self._files = check, files
+
+    def __call__(self, v) -> None:
+        self._check(v)
+
+    def close(self) -> None:
+        if self._files is not None:
+            self._files.close()
+
+
+def _tf_guard(ckpt: CheckpointInfo) -> _Guard:
+    if ckpt.format == TF_V1:
+        return _Guard(lambda v: _check_fits(v.name, bundle.memory_needed(v.dtype, v.shape, 0)))
+    try:
+        index = bundle.read_index(ckpt.path + ".index")
+    except (OSError, bundle.BundleError) as e:
+        def refuse(v, reason=str(e)):
+            raise ReadError(reason)
+        return _Guard(refuse)
+    files, entries = DataFiles(ckpt.path, index.num_shards), index.entries
+
+    def check(v):
+        entry = entries.get(v.name)
+        if entry is not None:
+            files.check(entry, index.slices.get(v.name, []))
+    return _Guard(check, files)
 
 
 _SHARDS = re.compile(r"\.data-\d{5}-of-(\d{5})$")

@@ -32,6 +32,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+from . import hdf5
 from .model import VariableInfo
 from .roles import SLOT_MARKER, is_optimizer_segment, tf1_slot
 
@@ -190,7 +191,7 @@ def _layer_path(f, group: str, config: dict | None) -> tuple[list[str], dict | N
     for i, segment in enumerate(segments):
         if segment == "layers":
             continue
-        stored = f.get("/".join(segments[:i + 1] + ["vars"]))
+        stored = _hard_get(f, "/".join(segments[:i + 1] + ["vars"]))
         name = stored.attrs.get("name") if stored is not None else None
         name = name.decode("utf-8", "replace") if isinstance(name, bytes) else name
         names.append(name if isinstance(name, str) and name else segment)
@@ -245,13 +246,22 @@ def keras2_h5_names(f, variables: list[VariableInfo]) -> dict[str, str]:
         layer, _, weight = v.name[len(root):].partition("/")
         group = root + layer
         if group not in listed:
-            stored = f.get(group)
+            stored = _hard_get(f, group)
             names = stored.attrs.get("weight_names") if stored is not None else None
             listed[group] = {n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n)
                              for n in (names if names is not None else [])}
         if "/" in weight and weight in listed[group]:
             resolved[v.name] = _OUTPUT_INDEX.sub("", weight)
     return resolved
+
+
+def _hard_get(f, path: str):
+    """The HDF5 object at ``path`` through hard links only (a link out of the file is never
+    followed for a name), else None."""
+    try:
+        return hdf5.get(f, path)
+    except hdf5.HDF5Error:
+        return None
 
 
 def file_stem(display_name: str) -> str:
