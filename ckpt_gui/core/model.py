@@ -20,16 +20,6 @@ OK = "ok"
 PARTIAL = "partial"
 BROKEN = "broken"
 
-# Formats.
-TF_V2 = "tf-v2"            # P.index + P.data-K-of-N
-TF_V1 = "tf-v1"            # one SSTable file written by the TF1 Saver in V1 format
-KERAS_H5 = "keras-h5"      # Keras 1/2 HDF5 (save_weights or whole-model .h5)
-KERAS3_H5 = "keras3-h5"    # Keras 3 .weights.h5 (layers/<name>/vars/<i>)
-KERAS_ARCHIVE = "keras"    # Keras 3 .keras zip archive
-SAVEDMODEL = "savedmodel"  # a SavedModel's variables/variables bundle
-HDF5_FORMATS = (KERAS_H5, KERAS3_H5, KERAS_ARCHIVE)
-TF_FORMATS = (TF_V2, TF_V1, SAVEDMODEL)
-
 
 @dataclass(slots=True)  # a checkpoint may hold tens of thousands
 class VariableInfo:

@@ -18,7 +18,8 @@ import numpy as np
 
 from . import bundle, checksum, hdf5, limits, storage
 from .inspect import status_from_counts
-from .model import HDF5_FORMATS, TF_V1, CheckpointInfo
+from . import formats
+from .model import CheckpointInfo, VariableInfo
 from .tfrt import tf
 
 
@@ -76,15 +77,39 @@ def read_tensor(ckpt: CheckpointInfo, name: str) -> np.ndarray:
     var = ckpt.variable(name)
     if var is None:
         raise ReadError(f"{ckpt.name} has no variable {name}")
-    if ckpt.format in HDF5_FORMATS:
-        try:
-            with hdf5.open_weights(ckpt.path, ckpt.format) as f:
-                return hdf5.read_dataset(f, var.name)
-        except Exception as e:
-            raise ReadError(str(e) or type(e).__name__) from None
-    if ckpt.format == TF_V1:
-        _check_fits(var.name, bundle.memory_needed(var.dtype, var.shape, 0))
-        return read_tf_tensor(ckpt.path, var.name, var.dtype)
+    return formats.for_name(ckpt.format).read(ckpt, var)
+
+
+def read_keras_tensor(ckpt: CheckpointInfo, var: VariableInfo, archive: bool) -> np.ndarray:
+    """A dataset of a Keras HDF5 file (or of the weights inside a .keras archive)."""
+    try:
+        with hdf5.open_weights(ckpt.path, archive) as f:
+            return hdf5.read_dataset(f, var.name)
+    except Exception as e:
+        raise ReadError(str(e) or type(e).__name__) from None
+
+
+def read_v1_tensor(ckpt: CheckpointInfo, var: VariableInfo) -> np.ndarray:
+    """A tensor of a TF1 V1 SSTable: TensorFlow reads it, when it fits the memory budget."""
+    _check_fits(var.name, bundle.memory_needed(var.dtype, var.shape, 0))
+    return read_tf_tensor(ckpt.path, var.name, var.dtype)
+
+
+def read_bundle_tensor(ckpt: CheckpointInfo, var: VariableInfo) -> np.ndarray:
+    """A tensor of a V2 bundle: read and checksum-verified here when its entry allows, else by
+    TensorFlow."""
+    try:
+        index, entry = bundle.lookup_entry(ckpt.path + ".index", var.name)
+    except (OSError, bundle.BundleError) as e:
+        raise ReadError(str(e)) from None
+    if entry is None:
+        return read_tf_tensor(ckpt.path, var.name, var.dtype)  # it words the absence
+    with closing(DataFiles(ckpt.path, index.num_shards)) as files:
+        files.check(entry, _slices(ckpt.path, entry))
+        array = read_verified(files, entry, index.big_endian)
+    if array is not None:
+        return array
+    return read_tf_tensor(ckpt.path, var.name, var.dtype)
     try:
         index, entry = bundle.lookup_entry(ckpt.path + ".index", var.name)
     except (OSError, bundle.BundleError) as e:
@@ -259,17 +284,27 @@ def verify_checkpoint(ckpt: CheckpointInfo,
                       progress: Callable[[int, int, str], None] | None = None,
                       cancelled: Callable[[], bool] | None = None) -> CheckpointInfo:
     """Read every tensor; mark each readable or not; set n_readable, status and problems."""
-    if ckpt.format not in HDF5_FORMATS:
-        with closing(_tf_guard(ckpt)) as guard:
-            def read(v):
-                guard(v)
-                try:
-                    return read_tf_tensor(ckpt.path, v.name, v.dtype)
-                except ReadError as e:
-                    raise ReadError(_name_the_file(ckpt, v, str(e))) from None
-            return _verify_with(ckpt, read, progress, cancelled)
+    return formats.for_name(ckpt.format).verify(ckpt, progress, cancelled)
+
+
+def verify_with_tensorflow(ckpt: CheckpointInfo, guard: "_Guard", sharded: bool,
+                           progress, cancelled) -> CheckpointInfo:
+    """Verify a TF checkpoint through TensorFlow, each tensor checked first by ``guard``;
+    ``sharded``: its data lies in P.data-K-of-N files (a problem names the shard)."""
+    with closing(guard):
+        def read(v):
+            guard(v)
+            try:
+                return read_tf_tensor(ckpt.path, v.name, v.dtype)
+            except ReadError as e:
+                raise ReadError(_name_the_file(ckpt, v, str(e), sharded)) from None
+        return _verify_with(ckpt, read, progress, cancelled)
+
+
+def verify_keras_file(ckpt: CheckpointInfo, archive: bool, progress, cancelled) -> CheckpointInfo:
+    """Verify a Keras HDF5 file (or the weights of a .keras archive) with h5py."""
     try:
-        with hdf5.open_weights(ckpt.path, ckpt.format) as f:
+        with hdf5.open_weights(ckpt.path, archive) as f:
             return _verify_with(ckpt, lambda v: hdf5.read_dataset(f, v.name), progress, cancelled)
     except Exception as e:  # the file itself cannot be opened: nothing is readable
         def fail(v, reason=str(e) if isinstance(e, storage.UnreadableFile)
@@ -293,9 +328,13 @@ class _Guard:
             self._files.close()
 
 
-def _tf_guard(ckpt: CheckpointInfo) -> _Guard:
-    if ckpt.format == TF_V1:
-        return _Guard(lambda v: _check_fits(v.name, bundle.memory_needed(v.dtype, v.shape, 0)))
+def memory_guard() -> _Guard:
+    """Refuses a tensor that does not fit the memory budget (a V1 SSTable: no data files)."""
+    return _Guard(lambda v: _check_fits(v.name, bundle.memory_needed(v.dtype, v.shape, 0)))
+
+
+def bundle_guard(ckpt: CheckpointInfo) -> _Guard:
+    """Refuses a tensor of a V2 bundle whose data file is missing, short or not regular."""
     try:
         index = bundle.read_index(ckpt.path + ".index")
     except (OSError, bundle.BundleError) as e:
@@ -314,12 +353,12 @@ def _tf_guard(ckpt: CheckpointInfo) -> _Guard:
 _SHARDS = re.compile(r"\.data-\d{5}-of-(\d{5})$")
 
 
-def _name_the_file(ckpt: CheckpointInfo, v, text: str) -> str:
+def _name_the_file(ckpt: CheckpointInfo, v, text: str, sharded: bool) -> str:
     """Say which file a missing or damaged tensor lives in, as the index-based problems do."""
     if text not in (MISSING, DAMAGED):
         return text
     fname = os.path.basename(ckpt.path)
-    if ckpt.format != TF_V1:
+    if sharded:
         total = next((int(m.group(1)) for f in ckpt.files if (m := _SHARDS.search(f.name))), None)
         if total is None or v.shard is None:
             return text

@@ -30,15 +30,14 @@ import re
 import threading
 from collections import defaultdict, deque
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-from . import hdf5, objgraph, protowire as pw
-from .model import (COUNTER, HDF5_FORMATS, KERAS3_H5, KERAS_ARCHIVE, KERAS_H5, METADATA,
-                    CheckpointInfo)
+from . import formats, hdf5, objgraph, protowire as pw
+from .formats.base import LAYER_ORDER, LAYER_PATHS, OBJECT_GRAPH
+from .model import COUNTER, METADATA, CheckpointInfo
 from ..textfmt import human_bytes
 from .limits import memory_budget
 from .templates import (CHECKPOINT_CONFIG, CheckpointConfig, LoadedTemplate, TemplateError,
@@ -318,7 +317,7 @@ class CheckpointSide:
 
     def __init__(self, ckpt: CheckpointInfo):
         self.ckpt = ckpt
-        self.fmt = ckpt.format
+        self.fmt = formats.for_name(ckpt.format)
         self.vars = {v.name: v for v in ckpt.variables}
         self.nodes: list[_GNode] | None = None
         self.key_node: dict[str, int] = {}
@@ -335,7 +334,7 @@ class CheckpointSide:
                 parts = rest.split("/")
                 if len(parts) >= 2 and owner + ATTR_SUFFIX in self.vars:
                     self.slot_of[v.name] = (owner + ATTR_SUFFIX, parts[1])
-        if self.fmt in HDF5_FORMATS:
+        if self.fmt.binding != OBJECT_GRAPH:
             self._read_hdf5_layout()
         elif GRAPH_KEY in self.vars:
             self._read_graph()
@@ -368,8 +367,8 @@ class CheckpointSide:
             return x.decode("utf-8", "replace") if isinstance(x, bytes) else str(x)
 
         try:
-            with hdf5.open_weights(self.ckpt.path, self.fmt) as f:
-                if self.fmt == KERAS_H5:
+            with hdf5.open_weights(self.ckpt.path, self.fmt.archive) as f:
+                if self.fmt.binding == LAYER_ORDER:
                     group, prefix = (f["model_weights"], "model_weights/") \
                         if "model_weights" in f else (f, "")
                     for ln in [text(n) for n in group.attrs.get("layer_names", [])]:
@@ -392,7 +391,7 @@ class CheckpointSide:
                         self.config_json[""] = text(cfg)
         except Exception as e:  # the engine reports damaged files; here we restore nothing
             self.graph_problem = f"the file cannot be read: {e}"
-        if self.fmt == KERAS_ARCHIVE:
+        if self.fmt.archive:
             import json
 
             try:
@@ -492,7 +491,7 @@ class CheckpointSide:
             return [k for k in self._dfs_keys(start) if self._assignable(k)
                     and k not in self.slot_of]
         prefix = f"{root}/" if root else ""
-        if self.fmt == KERAS_H5 and self.legacy_layers:
+        if self.fmt.binding == LAYER_ORDER and self.legacy_layers:
             return [k for _, keys in self.legacy_layers for k in keys]
         out = []
         for v in self.ckpt.variables:   # natural order of names
@@ -524,7 +523,7 @@ class CheckpointSide:
         prefix = f"{root}/" if root else ""
         for k in self.model_keys(root):
             p = self.vars[k].path
-            if self.fmt == KERAS_H5:
+            if self.fmt.binding == LAYER_ORDER:
                 rel = k[len("model_weights/"):] if k.startswith("model_weights/") else k
                 layer, _, rest = rel.partition("/")
                 out[k] = [rest, f"{layer}/{rest.rsplit('/', 1)[-1]}"]
@@ -535,10 +534,10 @@ class CheckpointSide:
     def structural(self, root: str) -> dict[str, tuple]:
         """key -> (layer indices..., local name): ``layer_with_weights-N``, ``_operations/N``
         (ranked among the layers that hold tensors), or a legacy .h5's layer list."""
-        if self.fmt == KERAS_H5:
+        if self.fmt.binding == LAYER_ORDER:
             return {k: (i, _local(k)) for i, (_, keys) in enumerate(self.legacy_layers)
                     for k in keys}
-        if self.fmt in HDF5_FORMATS:
+        if self.fmt.binding != OBJECT_GRAPH:
             return {}
         raw: dict[str, list[tuple[str, int]]] = {}
         for key, paths in self.rel_paths(root).items():
@@ -584,7 +583,7 @@ class CheckpointSide:
             n_values = sum(int(np.prod(self.vars[k].shape)) for k in keys)
             return keys, n_values
 
-        if self.fmt in HDF5_FORMATS:
+        if self.fmt.binding != OBJECT_GRAPH:
             keys, n = summary("")
             return [RootCandidate("", len(keys), n)]
         out = []
@@ -608,9 +607,9 @@ class CheckpointSide:
 
     # -- optimizer --
     def optimizer_prefixes(self, root: str) -> list[str]:
-        if self.fmt == KERAS_H5:
+        if self.fmt.binding == LAYER_ORDER:
             return ["optimizer_weights"] if self.legacy_optimizer else []
-        if self.fmt in HDF5_FORMATS:
+        if self.fmt.binding != OBJECT_GRAPH:
             return ["optimizer"] if any(k.startswith("optimizer/") for k in self.vars) else []
         names = []
         if root:
@@ -625,7 +624,7 @@ class CheckpointSide:
         return found
 
     def optimizer_keys(self, prefix: str) -> list[str]:
-        if self.fmt == KERAS_H5:
+        if self.fmt.binding == LAYER_ORDER:
             return list(self.legacy_optimizer)
         if self.nodes is not None:
             start = self.node_of_path(prefix)
@@ -652,13 +651,13 @@ class CheckpointSide:
             tensor_shapes={tuple(int(d) for d in self.vars[k].shape) for k in self.vars
                            if self._assignable(k)},
             checkpoint_bytes=int(self.ckpt.bytes or 0),
-            archive=self.ckpt.path if self.fmt == KERAS_ARCHIVE else None)
+            archive=self.ckpt.path if self.fmt.archive else None)
 
     def config_for(self, root: str) -> str | None:
         """The Keras model config the checkpoint carries for the model under ``root``."""
         if root in self.config_json:
             return self.config_json[root]
-        if self.fmt in HDF5_FORMATS:
+        if self.fmt.binding != OBJECT_GRAPH:
             return self.config_json.get("")
         from .reading import ReadError, read_tensor
 
@@ -973,19 +972,19 @@ def _plan_model(side: CheckpointSide, tmpl: TemplateSide, root: str) -> tuple[_B
                 if t is not None and key:
                     native_bound[t.index] = key
                     b.offer(t, [key], OBJECT_PATH)
-    elif side.fmt in (KERAS3_H5, KERAS_ARCHIVE):
+    elif side.fmt.binding == LAYER_PATHS:
         k3 = tmpl.keras3_paths()
         for t in tmpl.vars:
             key = k3.get(id(t.var))
             if key:
                 b.offer(t, [key], OBJECT_PATH)
-    elif side.fmt != KERAS_H5:
+    elif side.fmt.binding != LAYER_ORDER:
         names = set(keys)
         for t in tmpl.vars:
             if t.name in names:
                 b.offer(t, [t.name], OBJECT_PATH)
     struct = side.structural(root)
-    if side.fmt == KERAS_H5:   # Keras's own default for a legacy .h5: the layers in order
+    if side.fmt.binding == LAYER_ORDER:   # Keras's own default for a legacy .h5: the layers in order
         _offer_layer_order(b, side, tmpl, keys, struct)
     # 2a. the same path modulo renames (kernel/_kernel, a Keras 3 weight's own path)
     rel = side.rel_paths(root)
@@ -1038,7 +1037,7 @@ def _offer_layer_order(b: _Binder, side: CheckpointSide, tmpl: TemplateSide, key
         if key in struct:
             groups[struct[key]].append(key)
     tgroups: dict[tuple, list[_TVar]] = defaultdict(list)
-    use_flat = side.fmt == KERAS_H5
+    use_flat = side.fmt.binding == LAYER_ORDER
     for t in tmpl.vars:
         s = t.flat_struct if use_flat else t.struct
         if s is not None:
@@ -1121,7 +1120,7 @@ def _plan_optimizer(side: CheckpointSide, tmpl: TemplateSide, root: str,
             last = side.vars[k].path.rstrip("/").rsplit("/", 1)[-1] if k in side.vars else ""
             if (last[:-2] if last.endswith(":0") else last) in names:
                 return k
-        if side.fmt in (KERAS3_H5, KERAS_ARCHIVE):
+        if side.fmt.binding == LAYER_PATHS:
             k = f"{prefix}/vars/{fallback_index}"
             if k in side.vars and side.vars[k].shape == () and \
                     _float_kind(side.vars[k].dtype) == kind:
@@ -1141,7 +1140,7 @@ def _plan_optimizer(side: CheckpointSide, tmpl: TemplateSide, root: str,
     slots_by_owner: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for skey, (owner, sname) in side.slot_of.items():
         if skey in side.vars and (side.nodes is None or skey in okey_set or
-                                  ".OPTIMIZER_SLOT/" in skey or side.fmt in HDF5_FORMATS):
+                                  ".OPTIMIZER_SLOT/" in skey or side.fmt.binding != OBJECT_GRAPH):
             slots_by_owner[owner].append((skey, sname))
     for tv in tmpl.vars:
         owner_key = key_of_var.get(tv.index)
@@ -1195,7 +1194,7 @@ def choose_root(side: CheckpointSide, tmpl: TemplateSide | None, root: str | Non
         root = root.strip("/")
         if root in (".",):
             root = ""
-        if side.fmt in HDF5_FORMATS or side.nodes is None:
+        if side.fmt.binding != OBJECT_GRAPH or side.nodes is None:
             if root and not any(v.path.startswith(root + "/") for v in side.ckpt.variables):
                 raise RootError(f"{side.ckpt.name} has no {root!r}: its model sits at the top "
                                 f"level", cands)
@@ -1205,7 +1204,7 @@ def choose_root(side: CheckpointSide, tmpl: TemplateSide | None, root: str | Non
             raise RootError(f"{side.ckpt.name} has no object {root!r} (candidates: {names})",
                             cands)
         return root
-    if side.fmt in HDF5_FORMATS or side.structural_top():
+    if side.fmt.binding != OBJECT_GRAPH or side.structural_top():
         return ""
     children = [c for c in cands if c.name]
     if not children:
@@ -1271,16 +1270,8 @@ def make_plan(side: CheckpointSide, tmpl: TemplateSide, root: str, template_name
 
 # --- applying --------------------------------------------------------------------------------
 
-@contextmanager
 def _reader(ckpt: CheckpointInfo):
-    from .reading import read_tf_tensor
-
-    if ckpt.format in HDF5_FORMATS:
-        with hdf5.open_weights(ckpt.path, ckpt.format) as f:
-            yield lambda key: np.asarray(hdf5.read_dataset(f, key))
-    else:
-        dtypes = {v.name: v.dtype for v in ckpt.variables}
-        yield lambda key: np.asarray(read_tf_tensor(ckpt.path, key, dtypes[key]))
+    return formats.for_name(ckpt.format).key_reader(ckpt)
 
 
 def _read_error(exc: Exception) -> str:
@@ -1466,8 +1457,8 @@ def apply_plan(session: "RestoreSession", plan: RestorePlan, progress: Progress 
               and v.name != GRAPH_KEY]
     model_rows = [e for e in rows if e.group == MODEL and e.key not in unreadable]
     mode = NATIVE if (native_done and model_rows and all(e.native for e in model_rows)) else MAPPED
-    if ckpt.format in HDF5_FORMATS and model_rows and all(e.how == OBJECT_PATH for e in
-                                                          model_rows) and not plan.edited:
+    if (formats.for_name(ckpt.format).binding != OBJECT_GRAPH and model_rows and all(e.how == OBJECT_PATH for e in
+                                                           model_rows) and not plan.edited):
         mode = NATIVE   # Keras's own .weights.h5 layout bound every variable
     verified = bool(restored) and all(r.verified for r in restored) and all(
         r.verified for r in opt_report.entries)
