@@ -15,63 +15,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import bundle, checksum, formats, hdf5, objgraph, roles, storage, varnames
-from .formats.base import Candidate, CheckpointFormat
+from . import bundle, checksum, hdf5, objgraph, roles, storage, varnames
 from .model import (BROKEN, COUNTER, METADATA, NORMALIZATION, OK, OPTIMIZER, PARTIAL,
-                    CheckpointInfo, FileInfo, VariableInfo, VariableRows)
-from .naming import checkpoint_number
-
-
-def _files(directory: str, cand: Candidate, fmt: CheckpointFormat,
-           known: dict[str, os.stat_result] | None = None,
-           leave_out: list[str] | None = None) -> tuple[list[FileInfo], float]:
-    """The candidate's files that exist, with sizes, and their latest modification time;
-    ``known``: stats already taken (of files an inspector opened); ``leave_out``: not its own."""
-    infos, mtime = [], 0.0
-    for rel in cand.files:
-        st = known.get(rel) if known else None
-        if st is None:
-            if leave_out and rel in leave_out:
-                continue
-            try:
-                st = os.stat(os.path.join(directory, rel))
-            except OSError:
-                continue
-        infos.append(FileInfo(rel, st.st_size, fmt.file_kind(rel)))
-        mtime = max(mtime, st.st_mtime)
-    return infos, mtime
+                    Candidate, CheckpointInfo, VariableInfo, VariableRows)
 
 
 def status_from_counts(n_variables: int, n_unreadable: int) -> str:
     if n_variables == 0 or n_unreadable == 0:
         return OK if n_variables else BROKEN
     return BROKEN if n_unreadable >= n_variables else PARTIAL
-
-
-def inspect(directory: str, cand: Candidate, stale_shards: list[str] | None = None) -> CheckpointInfo:
-    info = CheckpointInfo(name=cand.name, path=cand.path, format=cand.format, writer="",
-                          files=[], bytes=0, mtime=0.0, number=checkpoint_number(cand.name))
-    fmt = formats.for_name(cand.format)
-    opened: dict[str, os.stat_result] = {}   # files the inspector opened: their stats
-    stale: list[str] = []                    # data files of an earlier save of this prefix
-    if fmt.lists_files_first:  # these inspectors read info.files
-        info.files, info.mtime = _files(directory, cand, fmt)
-    try:
-        fmt.inspect(info, cand, directory, opened, stale)
-    except Exception as e:  # any unreadable input is a problem of the checkpoint, not a crash
-        info.status = BROKEN
-        info.problems.append(str(e) if isinstance(e, storage.UnreadableFile) else
-                             f"{cand.files[0] if cand.files else cand.name} cannot be read: "
-                             f"{str(e) or type(e).__name__}")
-    if not fmt.lists_files_first:
-        info.files, info.mtime = _files(directory, cand, fmt, opened, stale)
-        if stale_shards is not None:
-            stale_shards.extend(stale)
-    info.bytes = sum(f.bytes for f in info.files)
-    if not info.n_variables and info.status == OK:
-        info.status = BROKEN
-        info.problems.append("it holds no variables")
-    return info
 
 
 # --- TF V2 bundles ---------------------------------------------------------------------------
@@ -590,12 +542,13 @@ def _itemsize(dtype: str) -> int:
 # --- Keras HDF5 and .keras -------------------------------------------------------------------
 
 def inspect_keras_file(info: CheckpointInfo, archive: bool,
-                       settle: Callable[[CheckpointInfo, bool, str], None]) -> None:
+                       settle: Callable[[CheckpointInfo, bool, str], Callable]) -> None:
     """A Keras HDF5 file, or the weights of a .keras ``archive``. ``settle(info, keras3,
     writer)``: the recognising format sets info's format and writer from the layout found
-    inside (a legacy file may be named .weights.h5); that format then names the variables."""
+    inside (a legacy file may be named .weights.h5) and returns how that format names the
+    variables: ``display_names(f, variables, config)``."""
     with hdf5.open_weights(info.path, archive) as f:
-        settle(info, *hdf5.detect_layout(f))
+        display_names = settle(info, *hdf5.detect_layout(f))
         refused: Counter[str] = Counter()
         for ds in hdf5.list_datasets(f):
             info.variables.append(VariableInfo(
@@ -607,7 +560,7 @@ def inspect_keras_file(info: CheckpointInfo, archive: bool,
         optimizer = hdf5.optimizer_name(f)
         infer_slots(info.variables, optimizer_name=optimizer)
         config = hdf5.archive_config(info.path) if archive else None
-        resolved = formats.for_name(info.format).display_names(f, info.variables, config)
+        resolved = display_names(f, info.variables, config)
         varnames.assign(info.variables, resolved,
                         dict.fromkeys((v.name for v in info.variables if v.slot_of), optimizer))
         _summarize_unreadable(info, refused)

@@ -1,4 +1,6 @@
-"""Read one tensor on demand, and verify a checkpoint by reading all of them.
+"""The tensor readers the formats use: V2 bundles (read and checksum-verified here, else by
+TensorFlow), V1 SSTables, Keras HDF5 files; and verifying a checkpoint by reading every tensor.
+``reading`` hands each checkpoint to its format, which calls these.
 
 TF formats are read with ``tf.raw_ops.RestoreV2`` run eagerly: it checks TensorFlow's stored
 checksums, reads V1 files too, and (unlike CheckpointReader.get_tensor) releases the GIL while it
@@ -11,14 +13,12 @@ import mmap
 import os
 import re
 from collections import Counter
-from collections.abc import Callable
 from contextlib import closing
 
 import numpy as np
 
 from . import bundle, checksum, hdf5, limits, storage
 from .inspect import status_from_counts
-from . import formats
 from .model import CheckpointInfo, VariableInfo
 from .tfrt import tf
 
@@ -67,17 +67,6 @@ def read_tf_tensor(prefix: str, name: str, dtype: str) -> np.ndarray:
     if not isinstance(array, np.ndarray):  # a scalar string comes back as bytes
         array = np.array(array, dtype=object if isinstance(array, bytes) else None)
     return array
-
-
-def read_tensor(ckpt: CheckpointInfo, name: str) -> np.ndarray:
-    """The value of variable ``name`` (its key or its object path) of ``ckpt`` as a numpy array
-    (strings as bytes objects). A numeric TF tensor comes back read-only: it shares
-    TensorFlow's buffer instead of being copied. Nothing is read that does not fit the memory
-    budget or does not lie in a regular file of the checkpoint."""
-    var = ckpt.variable(name)
-    if var is None:
-        raise ReadError(f"{ckpt.name} has no variable {name}")
-    return formats.for_name(ckpt.format).read(ckpt, var)
 
 
 def read_keras_tensor(ckpt: CheckpointInfo, var: VariableInfo, archive: bool) -> np.ndarray:
@@ -278,13 +267,6 @@ def _read_part(fd: int, offset: int, out: memoryview, lo: int, hi: int) -> int |
             filled += got
         crc = checksum.crc32c(chunk, crc)
     return crc
-
-
-def verify_checkpoint(ckpt: CheckpointInfo,
-                      progress: Callable[[int, int, str], None] | None = None,
-                      cancelled: Callable[[], bool] | None = None) -> CheckpointInfo:
-    """Read every tensor; mark each readable or not; set n_readable, status and problems."""
-    return formats.for_name(ckpt.format).verify(ckpt, progress, cancelled)
 
 
 def verify_with_tensorflow(ckpt: CheckpointInfo, guard: "_Guard", sharded: bool,

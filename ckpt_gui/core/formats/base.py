@@ -12,10 +12,10 @@ import os
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
-from .. import bundle, hdf5, storage
+from .. import bundle, hdf5, readers, storage
+from ..model import Candidate
 
 if TYPE_CHECKING:
     import numpy as np
@@ -40,14 +40,6 @@ _NOT_SNIFFED = (".index", ".meta", ".json", ".txt", ".py", ".pb", ".pbtxt", ".cs
 _FILE_KINDS = (("index", ".index"), ("meta", ".meta"), ("savedmodel", "saved_model.pb"))
 
 Progress = Callable[[int, int, str], None]
-
-
-@dataclass
-class Candidate:
-    name: str                 # prefix or file name relative to the directory
-    path: str                 # absolute prefix or file path
-    format: str
-    files: list[str] = field(default_factory=list)   # relative names of its own files
 
 
 class DirectoryListing:
@@ -185,10 +177,8 @@ class CheckpointFormat(ABC):
         """key -> its tensor, for restore: through TensorFlow, which binds TF checkpoints."""
         import numpy as np
 
-        from ..reading import read_tf_tensor
-
         dtypes = {v.name: v.dtype for v in ckpt.variables}
-        yield lambda key: np.asarray(read_tf_tensor(ckpt.path, key, dtypes[key]))
+        yield lambda key: np.asarray(readers.read_tf_tensor(ckpt.path, key, dtypes[key]))
 
     def carries_config(self, ckpt: CheckpointInfo) -> bool:
         """Whether the checkpoint holds its model's config (a template of its own)."""

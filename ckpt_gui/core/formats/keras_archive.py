@@ -2,6 +2,7 @@
 and ``model.weights.h5`` (Keras 3 weights)."""
 from __future__ import annotations
 
+from .. import varnames
 from .base import KERAS_SUFFIX, LAYER_PATHS, Candidate, DirectoryListing
 from .keras_h5 import KerasWeightsFormat
 
@@ -25,5 +26,6 @@ class KerasArchive(KerasWeightsFormat):
     def hints_at(self, file_name: str) -> bool:
         return file_name.endswith(KERAS_SUFFIX)
 
-    def settle(self, info, keras3: bool, writer: str) -> None:
+    def settle(self, info, keras3: bool, writer: str):
         info.writer = "Keras 3 model.save / ModelCheckpoint (.keras archive)"
+        return varnames.keras3_h5_names

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from .. import hdf5, varnames
+from .. import hdf5, inspect as inspection, readers, varnames
 from .base import (HDF5, HDF5_SUFFIXES, KERAS_SUFFIX, LAYER_ORDER, Candidate, CheckpointFormat,
                    DirectoryListing)
 
@@ -26,28 +26,21 @@ class KerasWeightsFormat(CheckpointFormat):
             yield lambda key: np.asarray(hdf5.read_dataset(f, key))
 
     def inspect(self, info, cand, directory, opened, stale):
-        from .. import inspect as inspection
-
         inspection.inspect_keras_file(info, self.archive, self.settle)
 
-    def settle(self, info, keras3: bool, writer: str) -> None:
-        """Name the format and writer from the layout found inside the file."""
+    def settle(self, info, keras3: bool, writer: str):
+        """Name the format and writer from the layout found inside the file (a legacy file may
+        be named .weights.h5); return how that layout names its variables in the model
+        (VariableInfo.display_name): ``display_names(f, variables, config)``, see varnames."""
         info.format = KERAS3_NAME if keras3 else NAME
         info.writer = writer
-
-    def display_names(self, f, variables, config) -> dict:
-        """The model path of each variable (VariableInfo.display_name), see varnames."""
-        return varnames.keras3_h5_names(f, variables, config)
+        return varnames.keras3_h5_names if keras3 else _layer_order_names
 
     def read(self, ckpt, var):
-        from .. import reading
-
-        return reading.read_keras_tensor(ckpt, var, self.archive)
+        return readers.read_keras_tensor(ckpt, var, self.archive)
 
     def verify(self, ckpt, progress, cancelled):
-        from .. import reading
-
-        return reading.verify_keras_file(ckpt, self.archive, progress, cancelled)
+        return readers.verify_keras_file(ckpt, self.archive, progress, cancelled)
 
     def carries_config(self, ckpt):
         return self.carries_config_always or "model.save" in (ckpt.writer or "")
@@ -76,5 +69,7 @@ class KerasH5(KerasWeightsFormat):
     def hints_at(self, file_name: str) -> bool:
         return file_name.endswith(HDF5_SUFFIXES)
 
-    def display_names(self, f, variables, config) -> dict:
-        return varnames.keras2_h5_names(f, variables)
+
+def _layer_order_names(f, variables, config) -> dict:
+    """Keras 1/2 files name their variables by layer_names and weight_names (no config)."""
+    return varnames.keras2_h5_names(f, variables)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .. import bundle
+from .. import bundle, inspect as inspection, readers
 from .base import OBJECT_GRAPH, SSTABLE, Candidate, CheckpointFormat, DirectoryListing
 
 NAME = "tf-v1"
@@ -48,22 +48,16 @@ class TfV1(CheckpointFormat):
         return candidates
 
     def inspect(self, info, cand, directory, opened, stale):
-        from .. import inspect as inspection
-
         inspection.inspect_v1(info)
 
     def single_file_kind(self, rel):
         return "v1"
 
     def read(self, ckpt, var):
-        from .. import reading
-
-        return reading.read_v1_tensor(ckpt, var)
+        return readers.read_v1_tensor(ckpt, var)
 
     def verify(self, ckpt, progress, cancelled):
-        from .. import reading
-
-        return reading.verify_with_tensorflow(ckpt, reading.memory_guard(), False, progress,
+        return readers.verify_with_tensorflow(ckpt, readers.memory_guard(), False, progress,
                                               cancelled)
 
     def owns(self, file_name, ckpt):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 
+from .. import inspect as inspection, readers
 from .base import OBJECT_GRAPH, Candidate, CheckpointFormat, DirectoryListing
 
 NAME = "tf-v2"
@@ -26,20 +27,14 @@ class BundleFormat(CheckpointFormat):
         return directory, cand.name, cand.files[0], ""
 
     def inspect(self, info, cand, directory, opened, stale):
-        from .. import inspect as inspection
-
         inspection.inspect_bundle(info, cand, self.location(info, cand, directory),
                                   self.graph_writer, opened, stale)
 
     def read(self, ckpt, var):
-        from .. import reading
-
-        return reading.read_bundle_tensor(ckpt, var)
+        return readers.read_bundle_tensor(ckpt, var)
 
     def verify(self, ckpt, progress, cancelled):
-        from .. import reading
-
-        return reading.verify_with_tensorflow(ckpt, reading.bundle_guard(ckpt), True, progress,
+        return readers.verify_with_tensorflow(ckpt, readers.bundle_guard(ckpt), True, progress,
                                               cancelled)
 
 
