@@ -78,9 +78,9 @@ def test_capabilities_say_what_the_names_used_to():
     assert [f.name for f in formats.REGISTRY if not f.prunable] == ["savedmodel"]
     assert [f.name for f in formats.REGISTRY if f.needs_tensorflow] == ["tf-v2", "tf-v1",
                                                                         "savedmodel"]
-    assert by("keras-h5").binding == base.LAYER_ORDER
-    assert by("keras3-h5").binding == by("keras").binding == base.LAYER_PATHS
-    assert by("tf-v2").binding == by("savedmodel").binding == base.OBJECT_GRAPH
+    assert by("keras-h5").binding == base.Binding.LAYER_ORDER
+    assert by("keras3-h5").binding == by("keras").binding == base.Binding.LAYER_PATHS
+    assert by("tf-v2").binding == by("savedmodel").binding == base.Binding.OBJECT_GRAPH
     assert [f.name for f in formats.REGISTRY if f.archive] == ["keras"]
 
 

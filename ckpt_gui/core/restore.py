@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from . import formats, hdf5, objgraph, protowire as pw
-from .formats.base import LAYER_ORDER, LAYER_PATHS, OBJECT_GRAPH
+from .formats.base import Binding
 from .model import COUNTER, METADATA, CheckpointInfo
 from ..textfmt import human_bytes
 from .limits import memory_budget
@@ -334,7 +334,7 @@ class CheckpointSide:
                 parts = rest.split("/")
                 if len(parts) >= 2 and owner + ATTR_SUFFIX in self.vars:
                     self.slot_of[v.name] = (owner + ATTR_SUFFIX, parts[1])
-        if self.fmt.binding != OBJECT_GRAPH:
+        if self.fmt.binding != Binding.OBJECT_GRAPH:
             self._read_hdf5_layout()
         elif GRAPH_KEY in self.vars:
             self._read_graph()
@@ -368,7 +368,7 @@ class CheckpointSide:
 
         try:
             with hdf5.open_weights(self.ckpt.path, self.fmt.archive) as f:
-                if self.fmt.binding == LAYER_ORDER:
+                if self.fmt.binding == Binding.LAYER_ORDER:
                     group, prefix = (f["model_weights"], "model_weights/") \
                         if "model_weights" in f else (f, "")
                     for ln in [text(n) for n in group.attrs.get("layer_names", [])]:
@@ -491,7 +491,7 @@ class CheckpointSide:
             return [k for k in self._dfs_keys(start) if self._assignable(k)
                     and k not in self.slot_of]
         prefix = f"{root}/" if root else ""
-        if self.fmt.binding == LAYER_ORDER and self.legacy_layers:
+        if self.fmt.binding == Binding.LAYER_ORDER and self.legacy_layers:
             return [k for _, keys in self.legacy_layers for k in keys]
         out = []
         for v in self.ckpt.variables:   # natural order of names
@@ -523,7 +523,7 @@ class CheckpointSide:
         prefix = f"{root}/" if root else ""
         for k in self.model_keys(root):
             p = self.vars[k].path
-            if self.fmt.binding == LAYER_ORDER:
+            if self.fmt.binding == Binding.LAYER_ORDER:
                 rel = k[len("model_weights/"):] if k.startswith("model_weights/") else k
                 layer, _, rest = rel.partition("/")
                 out[k] = [rest, f"{layer}/{rest.rsplit('/', 1)[-1]}"]
@@ -534,10 +534,10 @@ class CheckpointSide:
     def structural(self, root: str) -> dict[str, tuple]:
         """key -> (layer indices..., local name): ``layer_with_weights-N``, ``_operations/N``
         (ranked among the layers that hold tensors), or a legacy .h5's layer list."""
-        if self.fmt.binding == LAYER_ORDER:
+        if self.fmt.binding == Binding.LAYER_ORDER:
             return {k: (i, _local(k)) for i, (_, keys) in enumerate(self.legacy_layers)
                     for k in keys}
-        if self.fmt.binding != OBJECT_GRAPH:
+        if self.fmt.binding != Binding.OBJECT_GRAPH:
             return {}
         raw: dict[str, list[tuple[str, int]]] = {}
         for key, paths in self.rel_paths(root).items():
@@ -583,7 +583,7 @@ class CheckpointSide:
             n_values = sum(int(np.prod(self.vars[k].shape)) for k in keys)
             return keys, n_values
 
-        if self.fmt.binding != OBJECT_GRAPH:
+        if self.fmt.binding != Binding.OBJECT_GRAPH:
             keys, n = summary("")
             return [RootCandidate("", len(keys), n)]
         out = []
@@ -607,9 +607,9 @@ class CheckpointSide:
 
     # -- optimizer --
     def optimizer_prefixes(self, root: str) -> list[str]:
-        if self.fmt.binding == LAYER_ORDER:
+        if self.fmt.binding == Binding.LAYER_ORDER:
             return ["optimizer_weights"] if self.legacy_optimizer else []
-        if self.fmt.binding != OBJECT_GRAPH:
+        if self.fmt.binding != Binding.OBJECT_GRAPH:
             return ["optimizer"] if any(k.startswith("optimizer/") for k in self.vars) else []
         names = []
         if root:
@@ -624,7 +624,7 @@ class CheckpointSide:
         return found
 
     def optimizer_keys(self, prefix: str) -> list[str]:
-        if self.fmt.binding == LAYER_ORDER:
+        if self.fmt.binding == Binding.LAYER_ORDER:
             return list(self.legacy_optimizer)
         if self.nodes is not None:
             start = self.node_of_path(prefix)
@@ -657,7 +657,7 @@ class CheckpointSide:
         """The Keras model config the checkpoint carries for the model under ``root``."""
         if root in self.config_json:
             return self.config_json[root]
-        if self.fmt.binding != OBJECT_GRAPH:
+        if self.fmt.binding != Binding.OBJECT_GRAPH:
             return self.config_json.get("")
         from .reading import ReadError, read_tensor
 
@@ -972,19 +972,19 @@ def _plan_model(side: CheckpointSide, tmpl: TemplateSide, root: str) -> tuple[_B
                 if t is not None and key:
                     native_bound[t.index] = key
                     b.offer(t, [key], OBJECT_PATH)
-    elif side.fmt.binding == LAYER_PATHS:
+    elif side.fmt.binding == Binding.LAYER_PATHS:
         k3 = tmpl.keras3_paths()
         for t in tmpl.vars:
             key = k3.get(id(t.var))
             if key:
                 b.offer(t, [key], OBJECT_PATH)
-    elif side.fmt.binding != LAYER_ORDER:
+    elif side.fmt.binding != Binding.LAYER_ORDER:
         names = set(keys)
         for t in tmpl.vars:
             if t.name in names:
                 b.offer(t, [t.name], OBJECT_PATH)
     struct = side.structural(root)
-    if side.fmt.binding == LAYER_ORDER:   # Keras's own default for a legacy .h5: the layers in order
+    if side.fmt.binding == Binding.LAYER_ORDER:   # Keras's own default for a legacy .h5
         _offer_layer_order(b, side, tmpl, keys, struct)
     # 2a. the same path modulo renames (kernel/_kernel, a Keras 3 weight's own path)
     rel = side.rel_paths(root)
@@ -1037,7 +1037,7 @@ def _offer_layer_order(b: _Binder, side: CheckpointSide, tmpl: TemplateSide, key
         if key in struct:
             groups[struct[key]].append(key)
     tgroups: dict[tuple, list[_TVar]] = defaultdict(list)
-    use_flat = side.fmt.binding == LAYER_ORDER
+    use_flat = side.fmt.binding == Binding.LAYER_ORDER
     for t in tmpl.vars:
         s = t.flat_struct if use_flat else t.struct
         if s is not None:
@@ -1120,7 +1120,7 @@ def _plan_optimizer(side: CheckpointSide, tmpl: TemplateSide, root: str,
             last = side.vars[k].path.rstrip("/").rsplit("/", 1)[-1] if k in side.vars else ""
             if (last[:-2] if last.endswith(":0") else last) in names:
                 return k
-        if side.fmt.binding == LAYER_PATHS:
+        if side.fmt.binding == Binding.LAYER_PATHS:
             k = f"{prefix}/vars/{fallback_index}"
             if k in side.vars and side.vars[k].shape == () and \
                     _float_kind(side.vars[k].dtype) == kind:
@@ -1140,7 +1140,8 @@ def _plan_optimizer(side: CheckpointSide, tmpl: TemplateSide, root: str,
     slots_by_owner: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for skey, (owner, sname) in side.slot_of.items():
         if skey in side.vars and (side.nodes is None or skey in okey_set or
-                                  ".OPTIMIZER_SLOT/" in skey or side.fmt.binding != OBJECT_GRAPH):
+                                  ".OPTIMIZER_SLOT/" in skey
+                                  or side.fmt.binding != Binding.OBJECT_GRAPH):
             slots_by_owner[owner].append((skey, sname))
     for tv in tmpl.vars:
         owner_key = key_of_var.get(tv.index)
@@ -1194,7 +1195,7 @@ def choose_root(side: CheckpointSide, tmpl: TemplateSide | None, root: str | Non
         root = root.strip("/")
         if root in (".",):
             root = ""
-        if side.fmt.binding != OBJECT_GRAPH or side.nodes is None:
+        if side.fmt.binding != Binding.OBJECT_GRAPH or side.nodes is None:
             if root and not any(v.path.startswith(root + "/") for v in side.ckpt.variables):
                 raise RootError(f"{side.ckpt.name} has no {root!r}: its model sits at the top "
                                 f"level", cands)
@@ -1204,7 +1205,7 @@ def choose_root(side: CheckpointSide, tmpl: TemplateSide | None, root: str | Non
             raise RootError(f"{side.ckpt.name} has no object {root!r} (candidates: {names})",
                             cands)
         return root
-    if side.fmt.binding != OBJECT_GRAPH or side.structural_top():
+    if side.fmt.binding != Binding.OBJECT_GRAPH or side.structural_top():
         return ""
     children = [c for c in cands if c.name]
     if not children:
@@ -1457,8 +1458,9 @@ def apply_plan(session: "RestoreSession", plan: RestorePlan, progress: Progress 
               and v.name != GRAPH_KEY]
     model_rows = [e for e in rows if e.group == MODEL and e.key not in unreadable]
     mode = NATIVE if (native_done and model_rows and all(e.native for e in model_rows)) else MAPPED
-    if (formats.for_name(ckpt.format).binding != OBJECT_GRAPH and model_rows and all(e.how == OBJECT_PATH for e in
-                                                           model_rows) and not plan.edited):
+    by_layers = formats.for_name(ckpt.format).binding != Binding.OBJECT_GRAPH
+    if (by_layers and model_rows and all(e.how == OBJECT_PATH for e in model_rows)
+            and not plan.edited):
         mode = NATIVE   # Keras's own .weights.h5 layout bound every variable
     verified = bool(restored) and all(r.verified for r in restored) and all(
         r.verified for r in opt_report.entries)

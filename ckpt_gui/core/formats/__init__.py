@@ -52,7 +52,8 @@ def owner_of_orphan(directory: str, rel: str) -> str | None:
                 None)
 
 
-def inspect(directory: str, cand: Candidate, stale_shards: list[str] | None = None) -> CheckpointInfo:
+def inspect(directory: str, cand: Candidate,
+            stale_shards: list[str] | None = None) -> CheckpointInfo:
     """What candidate ``cand`` holds, as its format reads it; an unreadable file is a problem of
     the checkpoint, never an exception. ``stale_shards``: gets the data files found to belong to
     an earlier save of the same prefix."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
+from enum import Enum
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, ClassVar
 
@@ -22,10 +23,12 @@ if TYPE_CHECKING:
 
     from ..model import CheckpointInfo, VariableInfo
 
-# How restore binds a checkpoint's variables to a model's.
-OBJECT_GRAPH = "object graph"   # TF bundles: the object graph's paths (or name-based keys)
-LAYER_ORDER = "layer order"     # legacy Keras HDF5: layers in order, each a flat weight list
-LAYER_PATHS = "layer paths"     # Keras 3: layers/<name>/vars/<i> paths
+class Binding(Enum):
+    """How restore binds a checkpoint's variables to a model's."""
+    OBJECT_GRAPH = "object graph"   # TF bundles: the object graph's paths (or name-based keys)
+    LAYER_ORDER = "layer order"     # legacy Keras HDF5: layers in order, each a flat weight list
+    LAYER_PATHS = "layer paths"     # Keras 3: layers/<name>/vars/<i> paths
+
 
 # What a file's magic bytes say it is (``DirectoryListing.sniff``).
 SSTABLE = "sstable"
@@ -99,7 +102,7 @@ class CheckpointFormat(ABC):
     needs_tensorflow: ClassVar[bool]        # reading and verifying its tensors needs TensorFlow
     named_by_state_file: ClassVar[bool] = False  # the ``checkpoint`` state file can name it
     prunable: ClassVar[bool] = True         # prune may delete its files one by one
-    binding: ClassVar[str]                  # how restore binds its variables (see above)
+    binding: ClassVar[Binding]              # how restore binds its variables
     carries_config_always: ClassVar[bool] = False  # its file always holds the model's config
 
     # -- recognising --

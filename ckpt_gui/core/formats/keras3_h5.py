@@ -1,7 +1,7 @@
 """Keras 3 ``.weights.h5`` files (save_weights, ModelCheckpoint): ``layers/<name>/vars/<i>``."""
 from __future__ import annotations
 
-from .base import LAYER_PATHS, Candidate, DirectoryListing
+from .base import Binding, Candidate, DirectoryListing
 from .keras_h5 import KERAS3_NAME, KERAS3_SUFFIX, KerasWeightsFormat
 
 NAME = KERAS3_NAME
@@ -9,7 +9,7 @@ NAME = KERAS3_NAME
 
 class Keras3H5(KerasWeightsFormat):
     name = NAME
-    binding = LAYER_PATHS
+    binding = Binding.LAYER_PATHS
 
     def recognise(self, listing: DirectoryListing) -> list[Candidate]:
         candidates = []

@@ -3,7 +3,7 @@ and ``model.weights.h5`` (Keras 3 weights)."""
 from __future__ import annotations
 
 from .. import varnames
-from .base import KERAS_SUFFIX, LAYER_PATHS, Candidate, DirectoryListing
+from .base import KERAS_SUFFIX, Binding, Candidate, DirectoryListing
 from .keras_h5 import KerasWeightsFormat
 
 NAME = "keras"
@@ -11,7 +11,7 @@ NAME = "keras"
 
 class KerasArchive(KerasWeightsFormat):
     name = NAME
-    binding = LAYER_PATHS
+    binding = Binding.LAYER_PATHS
     archive = True
     carries_config_always = True
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 from .. import hdf5, inspect as inspection, readers, varnames
-from .base import (HDF5, HDF5_SUFFIXES, KERAS_SUFFIX, LAYER_ORDER, Candidate, CheckpointFormat,
+from .base import (HDF5, HDF5_SUFFIXES, KERAS_SUFFIX, Binding, Candidate, CheckpointFormat,
                    DirectoryListing)
 
 NAME = "keras-h5"
@@ -48,7 +48,7 @@ class KerasWeightsFormat(CheckpointFormat):
 
 class KerasH5(KerasWeightsFormat):
     name = NAME
-    binding = LAYER_ORDER
+    binding = Binding.LAYER_ORDER
 
     def recognise(self, listing: DirectoryListing) -> list[Candidate]:
         candidates = []

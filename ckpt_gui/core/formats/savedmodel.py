@@ -17,7 +17,7 @@ def _is_savedmodel(path: str) -> bool:
 
 
 def _candidate(directory: str, rel: str) -> Candidate:
-    var_dir = os.path.join(directory, rel, "variables") if rel else os.path.join(directory, "variables")
+    var_dir = os.path.join(directory, rel, "variables")   # rel "": the directory itself
     prefix = os.path.join(var_dir, "variables")
     files = []
     rel_var = os.path.relpath(var_dir, directory)

@@ -1,11 +1,11 @@
 """TF1 Saver checkpoints in the V1 format: one SSTable file ``P`` (or shards
-``P-00000-of-00002`` ..., named by the pattern ``P-?????-of-00002``), with an optional ``P.meta``."""
+``P-00000-of-00002`` ..., named by the pattern ``P-?????-of-00002``), an optional ``P.meta``."""
 from __future__ import annotations
 
 import re
 
 from .. import bundle, inspect as inspection, readers
-from .base import OBJECT_GRAPH, SSTABLE, Candidate, CheckpointFormat, DirectoryListing
+from .base import Binding, SSTABLE, Candidate, CheckpointFormat, DirectoryListing
 
 NAME = "tf-v1"
 # TF1 Saver(write_version=V1, sharded=True): P-00000-of-00002 ..., one P.meta, and the state
@@ -17,7 +17,7 @@ class TfV1(CheckpointFormat):
     name = NAME
     needs_tensorflow = True
     named_by_state_file = True
-    binding = OBJECT_GRAPH
+    binding = Binding.OBJECT_GRAPH
 
     def recognise(self, listing: DirectoryListing) -> list[Candidate]:
         return self._sharded(listing) + self._single_files(listing)

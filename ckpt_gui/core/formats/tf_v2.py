@@ -7,7 +7,7 @@ import os
 import re
 
 from .. import inspect as inspection, readers
-from .base import OBJECT_GRAPH, Candidate, CheckpointFormat, DirectoryListing
+from .base import Binding, Candidate, CheckpointFormat, DirectoryListing
 
 NAME = "tf-v2"
 DATA_FILE = re.compile(r"(?s)(?P<prefix>.+)\.data-(?P<shard>\d{5})-of-(?P<total>\d{5})\Z")
@@ -17,7 +17,7 @@ class BundleFormat(CheckpointFormat):
     """A V2 bundle somewhere under the scanned directory."""
 
     needs_tensorflow = True
-    binding = OBJECT_GRAPH
+    binding = Binding.OBJECT_GRAPH
     lists_files_first = False   # its inspector stats the files it opens
     graph_writer = "tf.train.Checkpoint"
 
