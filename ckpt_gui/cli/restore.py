@@ -1,7 +1,7 @@
 """``ckpt-inspect restore DIR CHECKPOINT --template TEMPLATE [--root NAME] [--save PATH] [--json]``
 
 Restores one checkpoint into a model template and proves what was restored (see
-ckpt_gui/core/restore.py). TEMPLATE is a built-in template's name (``ckpt-inspect restore --list``
+ckpt_gui/core/restore/). TEMPLATE is a built-in template's name (``ckpt-inspect restore --list``
 shows them), ``checkpoint`` (the Keras config the checkpoint carries), or a path to a ``.py`` file
 with ``build_model()`` [+ ``build_optimizer()``] or to a ``.keras`` file.
 

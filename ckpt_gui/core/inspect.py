@@ -1,7 +1,7 @@
 """What one checkpoint holds: its files, variables, roles, counters, object graph and health.
 
 Everything here reads only the index/metadata and a few scalar values, never whole tensors, so a
-directory of a thousand checkpoints scans quickly. ``verify`` (in reading.py) reads every tensor.
+directory of a thousand checkpoints scans quickly. ``verify`` (reading.py) reads every tensor.
 """
 from __future__ import annotations
 

@@ -102,8 +102,11 @@ class CheckpointFormat(ABC):
     needs_tensorflow: ClassVar[bool]        # reading and verifying its tensors needs TensorFlow
     named_by_state_file: ClassVar[bool] = False  # the ``checkpoint`` state file can name it
     prunable: ClassVar[bool] = True         # prune may delete its files one by one
+    refusal: ClassVar[str] = ""             # why prune refuses it, when not prunable
     binding: ClassVar[Binding]              # how restore binds its variables
+    archive: ClassVar[bool] = False         # a zip archive whose config.json is the model's
     carries_config_always: ClassVar[bool] = False  # its file always holds the model's config
+    lists_files_first: ClassVar[bool] = True  # info.files is filled before ``inspect`` runs
 
     # -- recognising --
     @abstractmethod
@@ -123,8 +126,6 @@ class CheckpointFormat(ABC):
         ``opened``: the stat of each own file opened here; ``stale``: data files found to belong
         to an earlier save. Raises on an unreadable file (the caller words it)."""
 
-    lists_files_first: ClassVar[bool] = True  # info.files is filled before ``inspect`` runs
-
     def file_kind(self, rel: str) -> str:
         """What one of its files is, as scan shows it."""
         if ".data-" in rel:
@@ -141,7 +142,7 @@ class CheckpointFormat(ABC):
     # -- reading --
     @abstractmethod
     def read(self, ckpt: CheckpointInfo, var: VariableInfo) -> np.ndarray:
-        """The whole tensor; ReadError (reading.py) when it cannot be read."""
+        """The whole tensor; ReadError (readers.py) when it cannot be read."""
 
     def read_chunks(self, ckpt: CheckpointInfo, var: VariableInfo) -> Iterator[np.ndarray]:
         """The tensor in pieces along its first axis, for readers that bound memory; a format
@@ -166,15 +167,11 @@ class CheckpointFormat(ABC):
             return (2, file_name)
         return (1, file_name)
 
-    refusal: ClassVar[str] = ""             # why prune refuses it, when not prunable
-
     def owner_of_orphan(self, directory: str, rel: str) -> str | None:
         """The file of this format that now claims orphan ``rel`` (written since the scan)."""
         return None
 
     # -- restoring --
-    archive: ClassVar[bool] = False         # a zip archive whose config.json is the model's
-
     @contextmanager
     def key_reader(self, ckpt: CheckpointInfo) -> Iterator[Callable[[str], np.ndarray]]:
         """key -> its tensor, for restore: through TensorFlow, which binds TF checkpoints."""
