@@ -7,6 +7,7 @@ VARIABLE is a key or a display name; the window is 1400x820 unless a size is giv
 """
 import os
 import sys
+import tempfile
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -18,7 +19,10 @@ def main(directory, checkpoint, variable, out, size="1400x820"):
     app = QApplication([])
     from ckpt_gui.ui.main_window import MainWindow
 
-    settings = QSettings(os.devnull, QSettings.IniFormat)
+    # Settings in a throwaway file: Qt saves them by renaming a new file over the old one, so
+    # QSettings(os.devnull) run as root replaces /dev/null with a regular file.
+    settings = QSettings(os.path.join(tempfile.mkdtemp(prefix="ckpt-gui-shot-"), "settings.ini"),
+                         QSettings.IniFormat)
     w = MainWindow(settings=settings)
     w.resize(*map(int, size.split("x")))
     w.show()
@@ -29,7 +33,7 @@ def main(directory, checkpoint, variable, out, size="1400x820"):
         w.variables.select(variable)
 
     def grab():
-        QTimer.singleShot(300, lambda: (w.grab().save(out), app.quit()))
+        QTimer.singleShot(1500, lambda: (w.grab().save(out), app.quit()))
 
     def shot(preview):
         if variable in (preview.variable.name, preview.variable.display_name):
