@@ -10,7 +10,7 @@ from PySide6.QtGui import QBrush, QColor, QFont
 from ..core.model import BROKEN, OK, PARTIAL, CheckpointInfo
 from ..core.naming import natural_key
 from ..core.vartree import TreeNode, VariableTree
-from ..textfmt import counters_text, human_bytes, human_count, plural  # noqa: F401 (panels import them)
+from ..textfmt import counters_text, human_bytes, human_count, plural, safe_name  # noqa: F401 (panels import them)
 
 SORT_ROLE = Qt.UserRole + 1
 OBJECT_ROLE = Qt.UserRole + 2
@@ -57,7 +57,7 @@ class CheckpointTableModel(QAbstractTableModel):
         col = self.COLUMNS[index.column()]
         if role == Qt.DisplayRole:
             return {
-                "Name": c.name + ("  ★ latest" if c.is_latest else ""),
+                "Name": safe_name(c.name) + ("  ★ latest" if c.is_latest else ""),
                 "Number": "" if c.number is None else str(c.number),
                 "Counters": counters_text(c),
                 "Format": c.format,
@@ -76,8 +76,8 @@ class CheckpointTableModel(QAbstractTableModel):
                 "Status": (c.status != OK, c.status),
             }[col]
         if role == Qt.ToolTipRole:
-            lines = [f"{c.name} — {c.writer}", f"{plural(len(c.files), 'file')}: "
-                     + ", ".join(f.name for f in c.files)]
+            lines = [f"{safe_name(c.name)} — {c.writer}", f"{plural(len(c.files), 'file')}: "
+                     + ", ".join(safe_name(f.name) for f in c.files)]
             lines += [f"⚠ {p}" for p in c.problems]
             return "\n".join(lines)
         if role == Qt.ForegroundRole and col == "Status":
