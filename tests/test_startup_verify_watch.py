@@ -266,3 +266,30 @@ def test_reinspecting_named_checkpoints(corpus_copy):
     again = reinspect_checkpoints(after, ["ckpt-19"])
     assert [c.name for c in again.checkpoints] == ["ckpt-17", "ckpt-18", "ckpt-19", "ckpt-20"]
     assert again.checkpoint("ckpt-17") is not before.checkpoint("ckpt-17")
+
+
+def test_the_memory_budget_is_a_remembered_setting(qtbot, tmp_path, monkeypatch, corpus_copy):
+    """View → Memory Budget…: refusals follow it at once, and the next session keeps it."""
+    from PySide6.QtWidgets import QInputDialog
+
+    from ckpt_gui.core import limits
+
+    settings_file = str(tmp_path / "budget.ini")
+    w = MainWindow(settings=QSettings(settings_file, QSettings.IniFormat))
+    qtbot.addWidget(w)
+    monkeypatch.setattr(QInputDialog, "getDouble", lambda *a, **k: (1 / 1024, True))  # 1 MB
+    try:
+        w.ask_memory_budget()
+        assert limits.memory_budget() == 1 << 20
+        with pytest.raises(limits.OverBudget, match=r"x: 2\.0 MB does not fit the memory "
+                                                    r"budget of 1\.0 MB"):
+            limits.check_fits("x", 2 << 20)
+        limits.set_memory_budget(None)
+        again = MainWindow(settings=QSettings(settings_file, QSettings.IniFormat))
+        qtbot.addWidget(again)
+        assert limits.memory_budget() == 1 << 20          # remembered
+        monkeypatch.setattr(QInputDialog, "getDouble", lambda *a, **k: (0.0, True))
+        again.ask_memory_budget()                          # 0: back to the default
+        assert limits.memory_budget() == limits._default_budget()
+    finally:
+        limits.set_memory_budget(None)

@@ -539,6 +539,16 @@ def _itemsize(dtype: str) -> int:
     return bundle.ITEMSIZE.get(dtype, 0)
 
 
+def _config_for_names(path: str) -> dict | None:
+    """A .keras archive's config, for naming its weights only: a config too deeply nested to
+    decode costs the weights their names, not the checkpoint its health (restore says why it
+    cannot build from it)."""
+    try:
+        return hdf5.archive_config(path)
+    except RecursionError:
+        return None
+
+
 # --- Keras HDF5 and .keras -------------------------------------------------------------------
 
 def inspect_keras_file(info: CheckpointInfo, archive: bool,
@@ -559,7 +569,7 @@ def inspect_keras_file(info: CheckpointInfo, archive: bool,
                 refused[ds.problem] += 1
         optimizer = hdf5.optimizer_name(f)
         infer_slots(info.variables, optimizer_name=optimizer)
-        config = hdf5.archive_config(info.path) if archive else None
+        config = _config_for_names(info.path) if archive else None
         resolved = display_names(f, info.variables, config)
         varnames.assign(info.variables, resolved,
                         dict.fromkeys((v.name for v in info.variables if v.slot_of), optimizer))

@@ -1,6 +1,8 @@
 """The checkpoints of the open directory: a sortable table, its problems, and subfolders."""
 from __future__ import annotations
 
+import html
+
 import os
 
 from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, QTimer, Signal
@@ -9,7 +11,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QMenu, QS
                                QTableView, QVBoxLayout, QWidget)
 
 from ..core.model import OK, CheckpointInfo, DirectoryScan
-from ..textfmt import plural
+from ..textfmt import plural, safe_name
 from .models import OBJECT_ROLE, CheckpointTableModel, PythonSortProxy, human_bytes
 
 NAME = CheckpointTableModel.COLUMNS.index("Name")
@@ -331,4 +333,5 @@ def _unbroken(text: str) -> str:
 
 
 def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """A name from disk as rich text: control characters escaped, markup characters too."""
+    return html.escape(safe_name(text), quote=False)

@@ -11,11 +11,12 @@ import os
 
 from PySide6.QtCore import QEvent, QFileSystemWatcher, QObject, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
-                               QPushButton, QSplitter, QStyle, QTabWidget, QWidget)
+from PySide6.QtWidgets import (QFileDialog, QInputDialog, QLabel, QMainWindow, QMessageBox,
+                               QProgressBar, QPushButton, QSplitter, QStyle, QTabWidget, QWidget)
 
+from ..core import limits
 from ..core.model import CheckpointInfo, DirectoryScan
-from ..textfmt import plural
+from ..textfmt import human_bytes, plural
 from . import savedir
 from .checkpoints_panel import CheckpointsPanel
 from .preview_panel import PreviewPanel
@@ -25,6 +26,7 @@ from .variables_panel import VariablesPanel
 from .verification import Started, summary, verify_job
 
 MAX_RECENT = 10
+MEMORY_BUDGET_KEY = "engine/memoryBudgetBytes"
 APP_NAME = "ckpt_gui"
 HEAVY_LOAD_AT_THE_LATEST_MS = 300  # after the first scan, when its table is not painted
 
@@ -156,6 +158,7 @@ class MainWindow(QMainWindow):
         self.refresh_timer.setInterval(500)
         self.refresh_timer.timeout.connect(self._apply_changes)
 
+        self._apply_memory_budget()
         self._build_status_bar()
         self._build_menus()
         self._build_toolbar()
@@ -515,9 +518,34 @@ class MainWindow(QMainWindow):
                      "actionTensorTab")
         self._action(m, "&Across Checkpoints", lambda: self.tabs.setCurrentWidget(self.trend),
                      "Ctrl+2", "actionTrendTab")
+        m.addSeparator()
+        self._action(m, "&Memory Budget…", self.ask_memory_budget, None, "actionMemoryBudget")
         m = self.menuBar().addMenu("&Help")
         self._action(m, "&About ckpt_gui", self.about, None, "actionAbout")
         self._fill_recent()
+
+    # --- the memory budget ------------------------------------------------------------------
+    def _apply_memory_budget(self) -> None:
+        """The remembered budget (bytes; none: the engine's default, a quarter of memory)."""
+        saved = self.settings.value(MEMORY_BUDGET_KEY)
+        limits.set_memory_budget(int(saved) if saved not in (None, "", "0", 0) else None)
+
+    def ask_memory_budget(self) -> None:
+        """How much one tensor or file may take in memory: every read that would need more is
+        refused before it allocates (a downloaded folder can declare any size)."""
+        limits.set_memory_budget(None)
+        default = limits.memory_budget()
+        saved = self.settings.value(MEMORY_BUDGET_KEY)
+        current = int(saved) if saved not in (None, "", "0", 0) else default
+        gb, ok = QInputDialog.getDouble(
+            self, "Memory budget",
+            "The most one tensor or file may take in memory, in GB\n"
+            f"(0: the default, a quarter of this machine's memory: {human_bytes(default)}):",
+            current / 2**30, 0.0, 1e6, 2)
+        if ok:
+            self.settings.setValue(MEMORY_BUDGET_KEY, int(gb * 2**30))
+        self._apply_memory_budget()
+        self.statusBar().showMessage(f"Memory budget: {human_bytes(limits.memory_budget())}")
 
     def _build_toolbar(self) -> None:
         bar = self.addToolBar("Main")
