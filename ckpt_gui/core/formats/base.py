@@ -55,7 +55,7 @@ class DirectoryListing:
         self.names = files                  # every regular file's name
         self.subdirectories = subdirectories
         self.orphans: list[str] = []        # entries no reader can use (formats add theirs)
-        self._claimed = set(ignored)        # state file and temporaries: nobody's checkpoint
+        self._free = files - ignored        # the state file and temporaries are nobody's
         self._claimed_dirs: set[str] = set()
         self._sniffed: dict[str, str | None] = {}
 
@@ -63,10 +63,11 @@ class DirectoryListing:
         return os.path.join(self.directory, rel)
 
     def unclaimed(self) -> set[str]:
-        return self.names - self._claimed
+        """The files no format has claimed yet (a copy: a format claims while it looks)."""
+        return set(self._free)
 
     def claim(self, names) -> None:
-        self._claimed.update(names)
+        self._free.difference_update(names)
 
     def unclaimed_subdirectories(self) -> list[str]:
         return [d for d in self.subdirectories if d not in self._claimed_dirs]
