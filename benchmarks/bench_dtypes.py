@@ -99,7 +99,8 @@ def main() -> int:
               f"peak +{baseline['peak'] / 2**20:.0f} MiB (best of {a.runs})")
         print(f"ckpt-inspect show --json:             {show['best']:.3f} s, "
               f"peak +{show['peak'] / 2**20:.0f} MiB (best of {a.runs})")
-        print(f"time ratio: {ratio:.2f}x   goal: within 1.5x -> {'met' if ratio <= 1.5 else 'missed'}")
+        print(f"time ratio: {ratio:.2f}x   goal: within 1.5x -> "
+              f"{'met' if ratio <= 1.5 else 'missed'}")
         print(f"peak memory: {show['peak'] / f32:.2f}x the float32 size ({f32 / 2**20:.0f} MiB)"
               f"   goal: within 1.5x -> {'met' if show['peak'] <= 1.5 * f32 else 'missed'}")
     finally:

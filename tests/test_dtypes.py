@@ -185,19 +185,18 @@ def test_keras_weights_h5_and_tf_checkpoint_agree_and_show_float32_stats(keras_p
 
 
 def test_preview_of_low_precision_is_drawn_in_float32():
-    variable_of = _variable_info
     matrix = np.random.default_rng(1).normal(size=(3000, 2100)).astype(ml_dtypes.bfloat16)
     matrix[5, 7] = np.nan
-    p = make_preview("c", variable_of(matrix), matrix)
+    p = make_preview("c", _variable_info(matrix), matrix)
     f32 = matrix.astype(np.float32)
-    expected = make_preview("c", variable_of(f32), f32)
+    expected = make_preview("c", _variable_info(f32), f32)
     assert p.kind == IMAGE and p.display.dtype == np.float32
     np.testing.assert_array_equal(p.display, expected.display)
     np.testing.assert_array_equal(p.special, expected.special)
     assert p.stats.nan == 1 and p.stats.histogram == expected.stats.histogram
 
     vector = np.arange(-7, 8, dtype=np.int8).astype(ml_dtypes.int4)
-    p = make_preview("c", variable_of(vector), vector)
+    p = make_preview("c", _variable_info(vector), vector)
     assert p.kind == VECTOR
     np.testing.assert_array_equal(p.display, np.arange(-7, 8, dtype=np.float32))
 

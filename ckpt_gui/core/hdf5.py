@@ -144,9 +144,18 @@ def archive_config(path: str) -> dict | None:
             info = zf.getinfo("config.json")
             if info.file_size > CONFIG_LIMIT:
                 return None
-            return json.loads(zf.read(info))
+            return config_from_bytes(zf.read(info))
     except (KeyError, OSError, ValueError, zipfile.BadZipFile):
         return None
+
+
+def config_from_bytes(raw: bytes) -> dict | None:
+    """A Keras json file's contents (config.json, metadata.json) as a dict, or None."""
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 @dataclass
