@@ -154,22 +154,27 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="ckpt_gui-bench-") as tmp:
         folders = ([(d, [d]) for d in a.directory] if a.directory
                    else [demo_folder(tmp, env), corpus_folder(tmp)])
-        worst = 0.0
+        worst = worst_launch = 0.0
         for directory, app_args in folders:
             m = measure(directory, app_args, a.runs, env)
             floor = m["bare"] + m["scan"]
-            ratio = m["app"] / floor
-            worst = max(worst, ratio)
+            ratio = m["shown_to_table"] / floor   # the issue's measure: the wait a user sees
+            launch_ratio = m["app"] / floor       # stricter: the app's whole launch as well
+            worst, worst_launch = max(worst, ratio), max(worst_launch, launch_ratio)
             print(f"\nckpt-gui {' '.join(app_args)} ({m['rows']} checkpoints), best of {a.runs}:")
             print(f"  ckpt-gui spawn -> table painted      {m['app']:6.2f} s")
             print(f"    of which window shown -> table     {m['shown_to_table']:6.2f} s")
             print(f"  bare PySide6 window (spawn -> shown) {m['bare']:6.2f} s")
             print(f"  scan alone (import + scan)           {m['scan']:6.2f} s")
-            print(f"  ratio app / (bare window + scan):    {ratio:6.2f}x")
+            print(f"  ratio window shown -> table / (bare window + scan): {ratio:6.2f}x")
+            print(f"  ratio spawn -> table / (bare window + scan):        {launch_ratio:6.2f}x")
             print(f"  bare window that scans, fills a plain table (spawn -> painted) "
                   f"{m['bare_table']:.2f} s: app / that {m['app'] / m['bare_table']:.2f}x",
                   flush=True)
-    print(f"\ngoal: <= {GOAL}x -> {'met' if worst <= GOAL else 'missed'} (worst {worst:.2f}x)")
+    print(f"\ngoal (window shown -> table filled, issue 11): <= {GOAL}x -> "
+          f"{'met' if worst <= GOAL else 'missed'} (worst {worst:.2f}x)")
+    print(f"stricter (spawn -> table filled, the launch included): worst {worst_launch:.2f}x; "
+          "the launch alone is bench_launch.py's")
     return 0
 
 

@@ -18,7 +18,7 @@ import json
 import sys
 
 from .cli import EXIT_OK, EXIT_PROBLEMS, UsageError, fail, find_checkpoint, names
-from .textfmt import human_bytes, safe_name
+from .textfmt import human_bytes, plural, safe_name
 
 
 def add_prune_parser(sub) -> None:
@@ -94,8 +94,8 @@ def _report(args, out: dict, state_text, state_action, warnings, errors, plan) -
         print("Nothing to delete." if dry else "Nothing was deleted.")
     else:
         verb = f"Would delete ({where})" if dry else f"Deleted ({where})"
-        print(f"{verb}: {len(out['deleted'])} checkpoint(s), {len(out['files'])} file(s), "
-              f"{human_bytes(out['bytes'])}")
+        print(f"{verb}: {plural(len(out['deleted']), 'checkpoint')}, "
+              f"{plural(len(out['files']), 'file')}, {human_bytes(out['bytes'])}")
         files = set(out["files"])
         for name in out["deleted"]:
             mine = [f.name for f in plan.files_of(name) if f.name in files]

@@ -54,7 +54,7 @@ def test_selected_to_trash_then_undo(qtbot, corpus_copy, tmp_trash, tf):
     state_after = dlg.state_text.toPlainText()
     assert state_after.startswith('model_checkpoint_path: "ckpt-18"\n'
                                   'all_model_checkpoint_paths: "ckpt-18"\n')
-    assert dlg.summary_label.text() == ("Deletes 2 checkpoint(s): 4 file(s), 11.1 KB freed. "
+    assert dlg.summary_label.text() == ("Deletes 2 checkpoints: 4 files, 11.1 KB freed. "
                                         "Latest afterwards: ckpt-18.")
     qtbot.mouseClick(dlg.delete_button, Qt.LeftButton)
     assert "move them to the trash" in dlg.confirm_label.text()

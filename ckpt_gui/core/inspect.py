@@ -609,6 +609,16 @@ def _itemsize(dtype: str) -> int:
     return bundle.ITEMSIZE.get(dtype, 0)
 
 
+def _config_for_names(path: str) -> dict | None:
+    """A .keras archive's config, for naming its weights only: a config too deeply nested to
+    decode costs the weights their names, not the checkpoint its health (restore says why it
+    cannot build from it)."""
+    try:
+        return hdf5.archive_config(path)
+    except RecursionError:
+        return None
+
+
 # --- Keras HDF5 and .keras -------------------------------------------------------------------
 
 def _inspect_hdf5(info: CheckpointInfo) -> None:
@@ -629,7 +639,7 @@ def _inspect_hdf5(info: CheckpointInfo) -> None:
                 refused[ds.problem] += 1
         optimizer = hdf5.optimizer_name(f)
         infer_slots(info.variables, optimizer_name=optimizer)
-        config = hdf5.archive_config(info.path) if info.format == KERAS_ARCHIVE else None
+        config = _config_for_names(info.path) if info.format == KERAS_ARCHIVE else None
         resolved = (varnames.keras2_h5_names(f, info.variables) if info.format == KERAS_H5
                     else varnames.keras3_h5_names(f, info.variables, config))
         varnames.assign(info.variables, resolved,

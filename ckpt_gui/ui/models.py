@@ -10,7 +10,7 @@ from PySide6.QtGui import QBrush, QColor, QFont
 from ..core.model import BROKEN, OK, PARTIAL, CheckpointInfo
 from ..core.naming import natural_key
 from ..core.vartree import TreeNode, VariableTree
-from ..textfmt import counters_text, human_bytes, human_count  # noqa: F401 (panels import them)
+from ..textfmt import counters_text, human_bytes, human_count, plural  # noqa: F401 (panels import them)
 
 SORT_ROLE = Qt.UserRole + 1
 OBJECT_ROLE = Qt.UserRole + 2
@@ -76,7 +76,7 @@ class CheckpointTableModel(QAbstractTableModel):
                 "Status": (c.status != OK, c.status),
             }[col]
         if role == Qt.ToolTipRole:
-            lines = [f"{c.name} — {c.writer}", f"{len(c.files)} file(s): "
+            lines = [f"{c.name} — {c.writer}", f"{plural(len(c.files), 'file')}: "
                      + ", ".join(f.name for f in c.files)]
             lines += [f"⚠ {p}" for p in c.problems]
             return "\n".join(lines)
@@ -170,8 +170,8 @@ class VariableTreeModel(QAbstractItemModel):
             if col == "Name":
                 return node.name
             if v is None:
-                unit = "params" if node.path.split("/", 1)[0] == "Model" else "values"
-                return {"Size": f"{human_count(node.params)} {unit}"}.get(col, "")
+                unit = "param" if node.path.split("/", 1)[0] == "Model" else "value"
+                return {"Size": plural(node.params, unit)}.get(col, "")
             return {"Shape": _shape_text(v), "Dtype": v.dtype, "Size": human_bytes(v.bytes),
                     "Role": v.role}[col]
         if role == FILTER_ROLE:  # (a display name finds its variable, shown here in pieces)
@@ -179,8 +179,8 @@ class VariableTreeModel(QAbstractItemModel):
                 (node.name, v.display_name, v.name, _shape_text(v), v.dtype, v.role))
         if role == Qt.ToolTipRole:
             if v is None:
-                return f"{node.path}: {human_count(node.params)} values, {human_bytes(node.bytes)}"
-            tip = [v.display_name, f"key: {v.name}", f"{human_count(v.size)} values"]
+                return f"{node.path}: {plural(node.params, 'value')}, {human_bytes(node.bytes)}"
+            tip = [v.display_name, f"key: {v.name}", plural(v.size, "value")]
             if v.problem:
                 tip.append(f"⚠ {v.problem}")
             return "\n".join(tip)

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QFor
 
 from ..core import prune
 from ..core.model import DirectoryScan
-from ..textfmt import human_bytes, safe_name
+from ..textfmt import human_bytes, plural, safe_name
 from .tasks import TaskSlot
 
 
@@ -313,8 +313,8 @@ class PruneDialog(QDialog):
         if plan.empty:
             text = "Nothing to delete."
         else:
-            what = "orphan file(s)" if plan.kind == prune.ORPHANS else "checkpoint(s)"
-            text = (f"Deletes {len(plan.deleted)} {what}: {len(plan.files)} file(s), "
+            what = "orphan file" if plan.kind == prune.ORPHANS else "checkpoint"
+            text = (f"Deletes {plural(len(plan.deleted), what)}: {plural(len(plan.files), 'file')}, "
                     f"{human_bytes(plan.bytes)} freed. Latest afterwards: "
                     f"{safe_name(plan.latest_after or '(none)')}.")
         self.summary_label.setText(text)
@@ -348,14 +348,15 @@ class PruneDialog(QDialog):
         p = self.plan
         where = ("move them to the trash (Undo can bring them back)" if p.to_trash
                  else "delete them permanently — this cannot be undone")
-        what = "orphan file(s)" if p.kind == prune.ORPHANS else "checkpoint(s)"
+        what = "orphan file" if p.kind == prune.ORPHANS else "checkpoint"
         latest = ""
         if p.kind == prune.CHECKPOINTS and p.latest_before in p.deleted:
             latest = (f" This includes the latest, {html.escape(safe_name(p.latest_before))}; "
                       "the state file will name "
                       f"{html.escape(safe_name(p.latest_after or 'nothing (it is removed)'))}.")
         self.confirm_label.setText(
-            f"<b>{len(p.deleted)} {what}, {len(p.files)} file(s), {human_bytes(p.bytes)}</b>: "
+            f"<b>{plural(len(p.deleted), what)}, {plural(len(p.files), 'file')}, "
+            f"{human_bytes(p.bytes)}</b>: "
             f"{where}?{latest}")
         self.confirm_panel.show()
         self._set_inputs_enabled(False)

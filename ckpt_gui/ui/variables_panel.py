@@ -118,6 +118,11 @@ class VariablesPanel(QWidget):
             header.setSectionResizeMode(column, QHeaderView.Interactive)
         self.tree.selectionModel().currentChanged.connect(self._on_current)
         self._content_widths = [header.sectionSize(c) for c in range(header.count())]
+        self.tree.viewport().installEventFilter(self)
+        self._fit_timer = QTimer(self)
+        self._fit_timer.setSingleShot(True)
+        self._fit_timer.setInterval(0)
+        self._fit_timer.timeout.connect(self._fit_columns)
 
         self.no_match = QLabel()
         self.no_match.setObjectName("noMatch")
@@ -173,7 +178,7 @@ class VariablesPanel(QWidget):
             self._apply_filter(self.filter.text())
         else:
             self._expand_defaults()
-            self._fit_columns()
+            self._fit_columns_soon()
         if previous and self.select(previous):
             return
         first = next((n for n in tree.root.walk() if n.variable is not None
@@ -221,6 +226,11 @@ class VariablesPanel(QWidget):
         if node is not None and node.variable is not None:
             self.variable_selected.emit(node.variable)
 
+    def _fit_columns_soon(self) -> None:
+        """Fit the columns once the tree has laid out the rows just expanded (Qt lays them out
+        on its next turn of the event loop; measured now, only the group rows would count)."""
+        self._fit_timer.start()
+
     def _fit_columns(self) -> None:
         """Shape, dtype, size and role as wide as what they show (of the rows laid out), the
         names the rest: long ones elided in the middle, whole in their tooltip."""
@@ -244,9 +254,12 @@ class VariablesPanel(QWidget):
         for column, width in enumerate(widths, start=1):
             self.tree.header().resizeSection(column, width)
 
-    def resizeEvent(self, event) -> None:
-        super().resizeEvent(event)
-        self._share_width()
+    def eventFilter(self, watched, event) -> bool:
+        # the tree's viewport, once it has its new size (the panel's own resizeEvent comes
+        # before its children are laid out, with the viewport's old width)
+        if event.type() == QEvent.Resize:
+            self._share_width()
+        return False
 
     def _apply_filter(self, text: str):
         self.proxy.setRecursiveFilteringEnabled(bool(text))  # (a match shows its parents)
@@ -259,4 +272,4 @@ class VariablesPanel(QWidget):
         self.no_match.setText(f"No variable matches “{text}”.\nEsc clears the filter."
                               if nothing else "")
         self.stack.setCurrentWidget(self.no_match if nothing else self.tree)
-        self._fit_columns()
+        self._fit_columns_soon()
