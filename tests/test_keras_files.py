@@ -95,6 +95,10 @@ def test_sharded_variables_and_values_are_keras_own(sharded, keras):
             got = keras_sharded.read_variable(json_path, name)
             np.testing.assert_array_equal(got, keras.ops.convert_to_numpy(weight), err_msg=name)
             np.testing.assert_array_equal(got, truth[name][1])
+    # each layer's own name, though Keras may store it in a shard holding none of its weights
+    assert keras_sharded.vars_names(json_path) == {
+        f"layers/{_h5_name(i)}/vars": layer.name for i, layer in enumerate(models["m"].layers)
+    } | {"vars": models["m"].name, "optimizer/vars": models["m"].optimizer.name}
     iterations = keras_sharded.read_variable(json_path, "optimizer/vars/0")
     assert iterations == keras.ops.convert_to_numpy(models["m"].optimizer.iterations)
     with pytest.raises(KeyError):

@@ -306,6 +306,26 @@ def read_dataset(f, name: str) -> np.ndarray:
     return np.asarray(value)
 
 
+def vars_names(f) -> dict[str, str]:
+    """Every ``.../vars`` group's stored ``name`` attribute (the layer's or optimizer's own
+    name, which Keras 3 keeps there), by the group's path, found through hard links only."""
+    import h5py
+
+    out: dict[str, str] = {}
+
+    def visit(path, link):
+        if path.rpartition("/")[2] != "vars" or not isinstance(link, h5py.HardLink):
+            return
+        obj = f[path]
+        name = obj.attrs.get("name") if isinstance(obj, h5py.Group) else None
+        name = name.decode("utf-8", "replace") if isinstance(name, bytes) else name
+        if isinstance(name, str) and name:
+            out[path] = name
+
+    f.visititems_links(visit)
+    return out
+
+
 def optimizer_name(f) -> str | None:
     """Keras 3 stores the optimizer's name as an attribute of optimizer/vars."""
     try:

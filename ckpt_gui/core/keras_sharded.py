@@ -197,3 +197,22 @@ def read_variable(json_path: str, name: str, weight_map: WeightMap | None = None
     if missing:
         raise MissingShard(f"{name} is in shard {' or '.join(missing)}, which is missing")
     raise KeyError(name)
+
+
+def vars_names(json_path: str, weight_map: WeightMap | None = None) -> dict[str, str]:
+    """hdf5.vars_names over every shard present: each ``.../vars`` group's stored name. Keras
+    writes a group's attributes into the shard open when the group was made, which may hold
+    none of its variables (so not a shard the weight map lists for it): all shards are asked,
+    the first that names a group wins."""
+    weight_map = weight_map or read_map(json_path)
+    folder = os.path.dirname(json_path)
+    out: dict[str, str] = {}
+    for shard in weight_map.shards:
+        try:
+            with hdf5.open_weights(os.path.join(folder, shard), KERAS3_H5) as f:
+                names = hdf5.vars_names(f)
+        except (OSError, hdf5.HDF5Error):
+            continue
+        for group, name in names.items():
+            out.setdefault(group, name)
+    return out
