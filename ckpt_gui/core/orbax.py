@@ -170,6 +170,7 @@ class StepInfo:
     status: str = OK
     problems: list[str] = field(default_factory=list)
     model_config: dict | None = None
+    model_config_text: str | None = None         # as Keras wrote it (restore builds from text)
     metrics: dict | None = None
 
 
@@ -280,7 +281,7 @@ def inspect_step(step: OrbaxStep | str, context=None) -> StepInfo:
             info.problems.append(f"{item or step.name}: {e}")
             continue
         if item == KERAS_CONFIG_ITEM:
-            info.model_config = _model_config(item_dir, info.problems)
+            info.model_config_text, info.model_config = _model_config(item_dir, info.problems)
         else:
             array_items.append((item, item_dir, leaves))
     prefix = len(array_items) > 1
@@ -357,18 +358,30 @@ def _strings(item_dir: str) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _model_config(item_dir: str, problems: list[str]) -> dict | None:
-    """Keras' model_config item: {"config": "<the model's JSON config>"} as a dict."""
+def _model_config(item_dir: str, problems: list[str]) -> tuple[str | None, dict | None]:
+    """Keras' model_config item: {"config": "<the model's JSON config>"}, as text and dict."""
     text = _strings(item_dir).get("config")
     if not isinstance(text, str):
         problems.append(f"{KERAS_CONFIG_ITEM} holds no config")
-        return None
+        return None, None
     try:
         config = json.loads(text)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         problems.append(f"{KERAS_CONFIG_ITEM}'s config is not valid JSON ({e})")
+        return None, None
+    return (text, config) if isinstance(config, dict) else (None, None)
+
+
+def checkpoint_config(info: StepInfo):
+    """The step's Keras model config as restore's ``--template checkpoint`` takes it (files
+    only inside the step, variables no larger than the step's tensors), or None."""
+    from .templates import CheckpointConfig
+
+    if info.model_config_text is None:
         return None
-    return config if isinstance(config, dict) else None
+    return CheckpointConfig(info.model_config_text, folder=info.step.path,
+                            tensor_shapes={v.shape for v in info.variables if v.problem is None},
+                            checkpoint_bytes=info.bytes)
 
 
 def _metrics(step_dir: str) -> dict | None:
