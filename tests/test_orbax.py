@@ -236,6 +236,17 @@ def test_uncommitted_step_is_flagged_and_not_latest(manager_copy):
                              "not list it"]
 
 
+def test_an_empty_temporary_step_is_listed_to_be_pruned(manager_copy):
+    (manager_copy / "30.orbax-checkpoint-tmp").mkdir()     # a save killed at its start
+    (manager_copy / "40").mkdir()                          # not a step: nothing Orbax wrote
+    steps = orbax.list_steps(str(manager_copy))
+    assert [(s.name, s.committed) for s in steps][-1] == ("30.orbax-checkpoint-tmp", False)
+    assert "40" not in [s.name for s in steps]
+    info = orbax.inspect_step(steps[-1])
+    assert info.status == BROKEN and info.variables == [] and info.bytes == 0
+    assert info.problems[-1] == "30.orbax-checkpoint-tmp holds no Orbax pytree item (_METADATA)"
+
+
 def _data_file(step_dir: Path) -> Path:
     """The OCDBT data file holding 'big' (the only one large enough)."""
     files = [p for p in (step_dir / "state").rglob("ocdbt.process_*/d/*")]

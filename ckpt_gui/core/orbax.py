@@ -101,16 +101,16 @@ def is_step_dir(path: str) -> bool:
 
 
 def list_steps(directory: str) -> list[OrbaxStep]:
-    """The step directories of ``directory`` in step order (uncommitted ones included and
-    flagged); empty when it holds none."""
+    """The step directories of ``directory`` in step order; temporary ones (being written,
+    abandoned, or half deleted) included and flagged; empty when it holds none."""
     steps = []
     try:
         entries = list(os.scandir(directory))
     except OSError:
         return []
     for entry in entries:
-        number = step_number(entry.name)
-        if number is not None and entry.is_dir() and is_step_dir(entry.path):
+        number = step_number(entry.name)  # a temporary step may hold nothing yet
+        if number is not None and entry.is_dir() and (not number[1] or is_step_dir(entry.path)):
             steps.append(OrbaxStep(entry.name, os.path.abspath(entry.path), *number))
     return sorted(steps, key=lambda s: (s.step, not s.committed, s.name))
 
