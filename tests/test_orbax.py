@@ -372,6 +372,29 @@ def test_inspecting_reads_metadata_not_data(manager_dir):
     assert inspected < 5_000 and verified >= data
 
 
+@pytest.mark.parametrize("what", ["fifo", "link to a device", "link to a directory"])
+def test_files_that_are_no_regular_files_are_never_opened(manager_copy, what):
+    """tensorstore opens its own files: a FIFO would block it forever."""
+    manifest = manager_copy / "20" / "state" / "manifest.ocdbt"
+    manifest.unlink()
+    if what == "fifo":
+        os.mkfifo(manifest)
+    else:
+        manifest.symlink_to("/dev/zero" if what == "link to a device" else "/tmp")
+    code = ("from ckpt_gui.core import orbax as o\n"
+            f"info = o.inspect_step({str(manager_copy / '20')!r})\n"
+            "print(info.status); print(info.problems[0]); print(info.variables[0].problem)\n"
+            "try:\n    o.read_array(info.locations['big'])\nexcept o.OrbaxError as e:\n"
+            "    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         check=True, env={**os.environ, "PYTHONPATH": str(WRITERS.parents[1])})
+    kind = {"fifo": "a FIFO", "link to a device": "a character device",
+            "link to a directory": "a directory"}[what]
+    reason = f"20/state/manifest.ocdbt is not a regular file ({kind})"
+    assert out.stdout.splitlines() == [BROKEN, reason, f"big cannot be read: {reason}",
+                                       f"big cannot be read: {reason}"]
+
+
 def test_reading_imports_neither_jax_nor_tensorflow(manager_dir):
     code = ("import sys; from ckpt_gui.core import orbax as o; "
             f"i = o.verify_step(o.inspect_step(o.list_steps({str(manager_dir)!r})[-1])); "

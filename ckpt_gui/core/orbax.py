@@ -28,6 +28,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
+from stat import S_ISREG
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -235,7 +236,12 @@ def _open_future(loc: ArrayLocation, context):
 
 
 def open_array(loc: ArrayLocation, context=None):
-    """The opened tensorstore array (reads its zarr metadata only), or OrbaxError."""
+    """The opened tensorstore array (reads its zarr metadata only), or OrbaxError; refused when
+    a file it may read is no regular file (the files may have changed since the inspection)."""
+    top = loc.item_dir if loc.use_ocdbt else os.path.join(loc.item_dir, loc.store_name)
+    refused = refusals(top)
+    if refused:
+        raise OrbaxError(f"{'/'.join(loc.keys)} cannot be read: {refused[0]}")
     try:
         return _open_future(loc, context or new_context()).result()
     except (ValueError, OSError) as e:
@@ -267,7 +273,8 @@ def inspect_step(step: OrbaxStep | str, context=None) -> StepInfo:
     context = context or new_context()
     items = _items(step.path)
     info = StepInfo(step, _writer(step.path, items), [], {})
-    _add_files(info)
+    refused = _add_files(info)
+    info.problems += refused
     if not step.committed:
         info.problems.append(f"step {step.name} was not committed (its directory still has "
                              f"the temporary suffix {TMP_SUFFIX}): Orbax does not list it")
@@ -294,6 +301,8 @@ def inspect_step(step: OrbaxStep | str, context=None) -> StepInfo:
             if loc.value_type == "string":
                 strings = strings if strings is not None else _strings(item_dir)
                 futures.append((name, loc, strings.get(loc.store_name)))
+            elif refused:  # tensorstore would block on a FIFO or read a device: not opened
+                futures.append((name, loc, OrbaxError(f"{name} cannot be read: {refused[0]}")))
             else:
                 futures.append((name, loc, _try_open(loc, context)))
     for name, loc, pending in futures:
@@ -428,20 +437,47 @@ def _writer(step_dir: str, items: list[tuple[str, str]]) -> str:
         else "orbax"
 
 
-def _add_files(info: StepInfo) -> None:
+def _add_files(info: StepInfo) -> list[str]:
     """Every file under the step (relative to the folder holding it), their bytes and the
-    newest modification time."""
+    newest modification time; returns why files that are no regular files are refused."""
     root = os.path.dirname(info.step.path)
+    refused = []
     for path, st in _walk_files(info.step.path):
-        info.files.append(FileInfo(os.path.relpath(path, root), st.st_size, _file_kind(path)))
+        name = os.path.relpath(path, root)
+        info.files.append(FileInfo(name, st.st_size, _file_kind(path)))
         info.bytes += st.st_size
         info.mtime = max(info.mtime, st.st_mtime)
+        if not S_ISREG(st.st_mode):
+            refused += _refusal(path, name)
+    return refused
+
+
+def refusals(top: str) -> list[str]:
+    """Why files below ``top`` must not be handed to tensorstore (which opens them itself): a
+    FIFO blocks its open forever, a link may lead to a device or a directory. Regular files
+    (also behind links) pass; the storage layer decides."""
+    root = os.path.dirname(os.path.dirname(top.rstrip("/")))
+    return [reason for path, st in _walk_files(top) if not S_ISREG(st.st_mode)
+            for reason in _refusal(path, os.path.relpath(path, root))]
+
+
+def _refusal(path: str, name: str) -> list[str]:
+    try:
+        fd, _ = storage.open_regular(path)
+    except storage.UnreadableFile as e:
+        return [f"{name} {e.reason}"]
+    os.close(fd)
+    return []
 
 
 def _walk_files(top: str) -> Iterator[tuple[str, os.stat_result]]:
-    """(path, lstat) of every file below ``top``, symbolic links not followed."""
+    """(path, lstat) of every file below ``top`` (or of ``top`` itself when it is no
+    directory), symbolic links not followed."""
     try:
         entries = list(os.scandir(top))
+    except NotADirectoryError:
+        yield top, os.lstat(top)
+        return
     except OSError:
         return
     for e in sorted(entries, key=lambda e: e.name):
@@ -510,6 +546,7 @@ def iter_chunks(loc: ArrayLocation, max_bytes: int, context=None
     if chunk is not None and chunk[0] and step >= chunk[0]:
         step -= step % int(chunk[0])
     name = "/".join(loc.keys)
+    check_fits(name, min(step, rows) * row_bytes)   # one row of a huge array may not
     for start in range(0, rows, step):
         stop = min(rows, start + step)
         try:
