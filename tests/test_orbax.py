@@ -284,6 +284,8 @@ def test_missing_root_node_makes_every_array_unreadable(manager_copy):
     assert info.status == BROKEN
     assert all(v.readable is False for v in info.variables)
     assert all("(a file is missing)" in v.problem for v in info.variables)
+    assert len(info.variables) == 7 and len(info.problems) == 5     # four named, three counted
+    assert info.problems[-1] == "3 more variables cannot be read"
 
 
 def test_read_fills_nothing_for_a_missing_chunk(tmp_path):
@@ -393,6 +395,18 @@ def test_files_that_are_no_regular_files_are_never_opened(manager_copy, what):
     reason = f"20/state/manifest.ocdbt is not a regular file ({kind})"
     assert out.stdout.splitlines() == [BROKEN, reason, f"big cannot be read: {reason}",
                                        f"big cannot be read: {reason}"]
+
+
+@pytest.mark.parametrize("metadata", ['{"tree_metadata": {"x": {"value_metadata": {}}}}',
+                                      '{"tree_metadata": [1]}', '[', '{"tree_metadata": {"x": 3}}'])
+def test_malformed_tree_metadata_is_one_problem(tmp_path, metadata):
+    (tmp_path / "5" / "state").mkdir(parents=True)
+    (tmp_path / "5" / "state" / "_METADATA").write_text(metadata)
+    info = orbax.inspect_step(str(tmp_path / "5"))
+    assert info.status == BROKEN and info.variables == []
+    [problem] = info.problems
+    assert problem.startswith("state: _METADATA ")
+    assert any(w in problem for w in ("malformed", "holds no tree", "not valid JSON"))
 
 
 def test_reading_imports_neither_jax_nor_tensorflow(manager_dir):

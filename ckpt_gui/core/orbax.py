@@ -169,7 +169,8 @@ class StepInfo:
     bytes: int = 0
     mtime: float = 0.0
     status: str = OK
-    problems: list[str] = field(default_factory=list)
+    step_problems: list[str] = field(default_factory=list)  # of the step, not of a variable
+    problems: list[str] = field(default_factory=list)  # those, then unreadable variables
     model_config: dict | None = None
     model_config_text: str | None = None         # as Keras wrote it (restore builds from text)
     metrics: dict | None = None
@@ -193,11 +194,15 @@ def tree_leaves(item_dir: str) -> list[ArrayLocation]:
     flags = (bool(meta.get("use_ocdbt", False)), bool(meta.get("use_zarr3", False)),
              meta.get("store_array_data_equal_to_fill_value") is False)
     leaves = []
-    for entry in tree.values():
-        keys = tuple(str(k.get("key")) for k in entry.get("key_metadata", ()))
-        value_type = str((entry.get("value_metadata") or {}).get("value_type", ""))
-        if keys:
-            leaves.append(ArrayLocation(os.path.abspath(item_dir), keys, value_type, *flags))
+    try:
+        for entry in tree.values():
+            keys = tuple(str(k["key"]) for k in entry["key_metadata"])
+            value_type = str((entry.get("value_metadata") or {}).get("value_type", ""))
+            if keys:
+                leaves.append(ArrayLocation(os.path.abspath(item_dir), keys, value_type, *flags))
+    except (KeyError, TypeError, AttributeError):
+        raise OrbaxError(f"{ITEM_METADATA} of {os.path.basename(item_dir)} is malformed "
+                         f"(an entry without key_metadata)") from None
     return leaves
 
 
@@ -261,10 +266,6 @@ def error_sentence(what: str, error: Exception, item_dir: str) -> str:
     return f"{what} cannot be read ({kind}): {rest.replace(folder, '')}"
 
 
-def _dtype_name(arr) -> str:
-    return np.dtype(arr.dtype.numpy_dtype).name
-
-
 def inspect_step(step: OrbaxStep | str, context=None) -> StepInfo:
     """The variables of a step with shapes and dtypes from the zarr metadata (no chunk read),
     roles, counters, files, size, health and the Keras model config."""
@@ -272,23 +273,24 @@ def inspect_step(step: OrbaxStep | str, context=None) -> StepInfo:
         step = step_of(step)
     context = context or new_context()
     items = _items(step.path)
-    info = StepInfo(step, _writer(step.path, items), [], {})
+    info = StepInfo(step, "", [], {})
     refused = _add_files(info)
-    info.problems += refused
+    info.step_problems += refused
     if not step.committed:
-        info.problems.append(f"step {step.name} was not committed (its directory still has "
+        info.step_problems.append(f"step {step.name} was not committed (its directory still has "
                              f"the temporary suffix {TMP_SUFFIX}): Orbax does not list it")
     if not items:
-        info.problems.append(f"{step.name} holds no Orbax pytree item ({ITEM_METADATA})")
+        info.step_problems.append(f"{step.name} holds no Orbax pytree item ({ITEM_METADATA})")
     array_items = []
     for item, item_dir in items:
         try:
             leaves = tree_leaves(item_dir)
         except (OrbaxError, OSError) as e:
-            info.problems.append(f"{item or step.name}: {e}")
+            info.step_problems.append(f"{item or step.name}: {e}")
             continue
         if item == KERAS_CONFIG_ITEM:
-            info.model_config_text, info.model_config = _model_config(item_dir, info.problems)
+            info.model_config_text, info.model_config = _model_config(item_dir,
+                                                                      info.step_problems)
         else:
             array_items.append((item, item_dir, leaves))
     prefix = len(array_items) > 1
@@ -308,9 +310,10 @@ def inspect_step(step: OrbaxStep | str, context=None) -> StepInfo:
     for name, loc, pending in futures:
         info.variables.append(_variable(name, loc, pending))
     _assign_slots(info.variables)
+    info.writer = _writer(step.path, info.variables)
     info.metrics = _metrics(step.path)
     _read_counters(info, context)
-    info.status = _status(info)
+    _set_status(info)
     return info
 
 
@@ -325,17 +328,17 @@ def _variable(name: str, loc: ArrayLocation, pending) -> VariableInfo:
     if loc.value_type == "string":
         return VariableInfo(name, (), "string", len(pending or ""), METADATA, name)
     problem = None
+    shape, dtype, nbytes = (), "unknown", 0
     try:
         if isinstance(pending, Exception):
             raise pending
         arr = pending.result()
-        shape, dtype = tuple(int(d) for d in arr.shape), _dtype_name(arr)
+        shape, numpy_dtype = tuple(int(d) for d in arr.shape), np.dtype(arr.dtype.numpy_dtype)
+        dtype, nbytes = numpy_dtype.name, int(np.prod(shape, dtype=np.int64)) * numpy_dtype.itemsize
     except OrbaxError as e:
-        shape, dtype, problem = (), "unknown", str(e)
+        problem = str(e)
     except (ValueError, OSError) as e:
-        shape, dtype, problem = (), "unknown", error_sentence(name, e, loc.item_dir)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize \
-        if problem is None else 0
+        problem = error_sentence(name, e, loc.item_dir)
     role = METADATA if name.startswith(_METRICS_TREE + "/") else classify(name, shape, dtype)
     return VariableInfo(name, shape, dtype, nbytes, role, name,
                         readable=False if problem else None, problem=problem)
@@ -419,22 +422,31 @@ def _read_counters(info: StepInfo, context) -> None:
             info.counters[v.name] = value.reshape(-1)[0].item()
 
 
-def _status(info: StepInfo) -> str:
-    broken = [v for v in info.variables if v.readable is False]
-    for v in broken:
-        info.problems.append(v.problem)
-    if not info.step.committed or (info.variables and len(broken) == len(info.variables)) \
-            or not info.variables:
-        return BROKEN
-    return PARTIAL if broken or info.problems else OK
+_NAMED_PROBLEMS = 5   # unreadable variables named one by one; beyond, counted
 
 
-def _writer(step_dir: str, items: list[tuple[str, str]]) -> str:
-    names = {name for name, _ in items}
-    if "pytree" in names and os.path.isfile(os.path.join(step_dir, STEP_METADATA)):
+def _set_status(info: StepInfo) -> None:
+    """Problems (the step's, then its unreadable variables) and the status they make:
+    broken when not committed or nothing is readable, partial when something is wrong."""
+    broken = [v.problem for v in info.variables if v.readable is False]
+    named = broken if len(broken) <= _NAMED_PROBLEMS else broken[:_NAMED_PROBLEMS - 1] + [
+        f"{len(broken) - _NAMED_PROBLEMS + 1} more variables cannot be read"]
+    info.problems = info.step_problems + named
+    if not info.step.committed or len(broken) == len(info.variables):
+        info.status = BROKEN
+    else:
+        info.status = PARTIAL if info.problems else OK
+
+
+_KERAS_TREES = {"trainable_variables", "non_trainable_variables", "optimizer_variables"}
+
+
+def _writer(step_dir: str, variables: list[VariableInfo]) -> str:
+    if any(v.path.split("/", 1)[0] in _KERAS_TREES for v in variables):
         return "keras OrbaxCheckpoint"
-    return "orbax CheckpointManager" if os.path.isfile(os.path.join(step_dir, STEP_METADATA)) \
-        else "orbax"
+    if os.path.isfile(os.path.join(step_dir, STEP_METADATA)):
+        return "orbax CheckpointManager"
+    return "orbax"
 
 
 def _add_files(info: StepInfo) -> list[str]:
@@ -499,7 +511,6 @@ def verify_step(info: StepInfo, max_bytes: int = 64 << 20, context=None) -> Step
     breaks is only known by reading: file names do not say which arrays they hold), marking each
     variable readable or not; the step's status follows."""
     context = context or new_context()
-    info.problems = [p for p in info.problems if not any(p == v.problem for v in info.variables)]
     for v in info.variables:
         if v.dtype == "string" or v.problem is not None:
             continue
@@ -509,7 +520,7 @@ def verify_step(info: StepInfo, max_bytes: int = 64 << 20, context=None) -> Step
             v.readable = True
         except OrbaxError as e:
             v.readable, v.problem = False, str(e)
-    info.status = _status(info)
+    _set_status(info)
     return info
 
 
