@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import ml_dtypes
@@ -21,6 +22,14 @@ from ckpt_gui.core.model import BIAS, BROKEN, COUNTER, METADATA, NORMALIZATION, 
 WRITERS = Path(__file__).with_name("_orbax_writers.py")
 sys.path.insert(0, str(WRITERS.parent))
 from _orbax_writers import manager_state  # noqa: E402
+
+
+def _run_python(code: str) -> str:
+    """stdout of ``code`` run by a fresh interpreter importing this worktree's ckpt_gui."""
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                         text=True, timeout=120, check=True,
+                         env={**os.environ, "PYTHONPATH": str(WRITERS.parents[1])})
+    return out.stdout
 
 
 def _write(*args) -> None:
@@ -360,15 +369,19 @@ def test_a_leaf_name_cannot_leave_its_item(tmp_path):
 def test_inspecting_reads_metadata_not_data(manager_dir):
     """Shapes and dtypes come from the zarr metadata: inspecting a step reads a few kB (json,
     OCDBT manifest and root node), not its 60 kB data file; verifying reads that file."""
-    code = ("import sys, tensorstore; from ckpt_gui.core import orbax as o\n"
-            "def rchar():\n"
-            "    return int(next(l for l in open('/proc/self/io') if l.startswith('rchar')).split()[1])\n"
-            f"step = o.list_steps({str(manager_dir)!r})[-1]\n"
-            "a = rchar(); info = o.inspect_step(step); b = rchar(); o.verify_step(info); c = rchar()\n"
-            "print(b - a, c - b)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, env={**os.environ, "PYTHONPATH": str(WRITERS.parents[1])})
-    inspected, verified = map(int, out.stdout.split())
+    out = _run_python(f"""
+        import tensorstore
+        from ckpt_gui.core import orbax as o
+
+        def rchar():  # bytes read by this process
+            with open('/proc/self/io') as f:
+                return int(next(l for l in f if l.startswith('rchar')).split()[1])
+
+        step = o.list_steps({str(manager_dir)!r})[-1]
+        a = rchar(); info = o.inspect_step(step); b = rchar(); o.verify_step(info); c = rchar()
+        print(b - a, c - b)
+        """)
+    inspected, verified = map(int, out.split())
     data = _data_file(manager_dir / "20").stat().st_size
     assert data > 50_000
     assert inspected < 5_000 and verified >= data
@@ -383,17 +396,19 @@ def test_files_that_are_no_regular_files_are_never_opened(manager_copy, what):
         os.mkfifo(manifest)
     else:
         manifest.symlink_to("/dev/zero" if what == "link to a device" else "/tmp")
-    code = ("from ckpt_gui.core import orbax as o\n"
-            f"info = o.inspect_step({str(manager_copy / '20')!r})\n"
-            "print(info.status); print(info.problems[0]); print(info.variables[0].problem)\n"
-            "try:\n    o.read_array(info.locations['big'])\nexcept o.OrbaxError as e:\n"
-            "    print(e)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                         check=True, env={**os.environ, "PYTHONPATH": str(WRITERS.parents[1])})
+    out = _run_python(f"""
+        from ckpt_gui.core import orbax as o
+        info = o.inspect_step({str(manager_copy / '20')!r})
+        print(info.status); print(info.problems[0]); print(info.variables[0].problem)
+        try:
+            o.read_array(info.locations['big'])
+        except o.OrbaxError as e:
+            print(e)
+        """)
     kind = {"fifo": "a FIFO", "link to a device": "a character device",
             "link to a directory": "a directory"}[what]
     reason = f"20/state/manifest.ocdbt is not a regular file ({kind})"
-    assert out.stdout.splitlines() == [BROKEN, reason, f"big cannot be read: {reason}",
+    assert out.splitlines() == [BROKEN, reason, f"big cannot be read: {reason}",
                                        f"big cannot be read: {reason}"]
 
 
@@ -410,9 +425,10 @@ def test_malformed_tree_metadata_is_one_problem(tmp_path, metadata):
 
 
 def test_reading_imports_neither_jax_nor_tensorflow(manager_dir):
-    code = ("import sys; from ckpt_gui.core import orbax as o; "
-            f"i = o.verify_step(o.inspect_step(o.list_steps({str(manager_dir)!r})[-1])); "
-            "print(i.status, sorted(m for m in ('jax', 'tensorflow', 'orbax') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, env={**os.environ, "PYTHONPATH": str(WRITERS.parents[1])})
-    assert out.stdout.strip() == "ok []"
+    out = _run_python(f"""
+        import sys
+        from ckpt_gui.core import orbax as o
+        info = o.verify_step(o.inspect_step(o.list_steps({str(manager_dir)!r})[-1]))
+        print(info.status, sorted(m for m in ('jax', 'tensorflow', 'orbax') if m in sys.modules))
+        """)
+    assert out.strip() == "ok []"
