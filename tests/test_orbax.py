@@ -192,6 +192,17 @@ def test_keras_weights_only(keras_dirs):
         assert same_bits(orbax.read_array(info.locations[name]), reference[name])
 
 
+def test_keras_deleted_and_uncommitted_steps(keras_dirs, tmp_path):
+    full = Path(shutil.copytree(keras_dirs / "full", tmp_path / "full"))
+    shutil.rmtree(full / "1")
+    os.rename(full / "2", full / "2.orbax-checkpoint-tmp")
+    steps = orbax.list_steps(str(full))
+    assert [(s.step, s.committed) for s in steps] == [(0, True), (2, False)]
+    assert orbax.latest_step(steps).step == 0 and orbax_steps(full) == [0]
+    assert orbax.inspect_step(steps[0]).status == OK
+    assert orbax.inspect_step(steps[1]).status == BROKEN
+
+
 # ---------------------------------------------------------------------------------------------
 # CheckpointManager with numpy arrays
 
