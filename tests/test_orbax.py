@@ -239,6 +239,21 @@ def test_manager_chunks_are_bounded_and_slices_read(manager_dir):
     assert same_bits(orbax.read_array(loc, (slice(3, 9), slice(60, None))), whole[3:9, 60:])
 
 
+def test_reads_are_held_to_the_memory_budget(manager_dir):
+    from ckpt_gui.core.limits import OverBudget, set_memory_budget
+
+    loc = orbax.inspect_step(orbax.list_steps(str(manager_dir))[-1]).locations["big"]
+    set_memory_budget(8192)
+    try:
+        with pytest.raises(OverBudget, match=r"^big: 64.0 KB does not fit the memory budget of 8.0 KB"):
+            orbax.read_array(loc)
+        assert len(list(orbax.iter_chunks(loc, max_bytes=8192))) == 8     # 32 rows a piece
+        with pytest.raises(OverBudget):
+            list(orbax.iter_chunks(loc, max_bytes=1 << 20))
+    finally:
+        set_memory_budget(None)
+
+
 # ---------------------------------------------------------------------------------------------
 # Damage
 

@@ -68,7 +68,7 @@ class OrbaxStep:
     """One step directory of a folder (committed or not)."""
     name: str                 # directory name, e.g. "12", "step_0003", "2.orbax-checkpoint-tmp"
     path: str                 # absolute
-    step: int
+    step: int | None          # None: a directory not named like a step, opened on its own
     committed: bool           # final name: Orbax's CheckpointManager lists it
 
 
@@ -531,7 +531,11 @@ def read_array(loc: ArrayLocation, index=None, context=None) -> np.ndarray:
     """The whole array, or the part ``index`` (a tuple of slices) selects -- tensorstore reads
     only the chunks it touches. bfloat16/float8/int4 come as ml_dtypes arrays."""
     arr = open_array(loc, context)
-    view = arr if index is None else arr[index]
+    return _read(arr if index is None else arr[index], loc)
+
+
+def _read(view, loc: ArrayLocation) -> np.ndarray:
+    """A tensorstore view as a numpy array, if it fits the memory budget; OrbaxError else."""
     name = "/".join(loc.keys)
     check_fits(name, int(np.prod(view.shape, dtype=np.int64)) * view.dtype.numpy_dtype.itemsize)
     try:
@@ -544,10 +548,9 @@ def iter_chunks(loc: ArrayLocation, max_bytes: int, context=None
                 ) -> Iterator[tuple[int, int, np.ndarray]]:
     """(start, stop, rows start:stop) along axis 0, each at most ``max_bytes`` (at least one
     row), aligned to the stored chunks when they fit; a scalar is one piece (0, 1, value)."""
-    context = context or new_context()
     arr = open_array(loc, context)
     if arr.rank == 0:
-        yield 0, 1, read_array(loc, context=context)
+        yield 0, 1, _read(arr, loc)
         return
     rows = int(arr.shape[0])
     row_bytes = max(1, int(np.prod(arr.shape[1:], dtype=np.int64))
@@ -556,14 +559,9 @@ def iter_chunks(loc: ArrayLocation, max_bytes: int, context=None
     chunk = arr.chunk_layout.read_chunk.shape
     if chunk is not None and chunk[0] and step >= chunk[0]:
         step -= step % int(chunk[0])
-    name = "/".join(loc.keys)
-    check_fits(name, min(step, rows) * row_bytes)   # one row of a huge array may not
     for start in range(0, rows, step):
         stop = min(rows, start + step)
-        try:
-            yield start, stop, np.asarray(arr[start:stop].read().result())
-        except (ValueError, OSError) as e:
-            raise OrbaxError(error_sentence(name, e, loc.item_dir)) from None
+        yield start, stop, _read(arr[start:stop], loc)  # (one row of a huge array may not fit)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -572,8 +570,8 @@ def iter_chunks(loc: ArrayLocation, max_bytes: int, context=None
 @dataclass
 class DeletionPlan:
     """How to delete one step so that Orbax never sees it half deleted: first rename the step to
-    a temporary name (Orbax lists only final names, and cleans temporary ones up), then remove
-    the renamed tree. ``files`` is what the step owns (relative to its folder)."""
+    a temporary name (Orbax lists only final names; ours lists it as uncommitted, to be pruned
+    again), then remove the renamed tree. ``files`` is what the step owns (relative to its folder)."""
     step: OrbaxStep
     files: list[FileInfo]
     bytes: int
