@@ -136,6 +136,8 @@ def test_keras_full_step_variables_roles_counters_config(keras_dirs):
     assert info.counters == {"optimizer_variables/adam/iteration": 12,
                              orbax.STEP_COUNTER: 2}
     assert (info.status, info.problems, info.writer) == (OK, [], "keras OrbaxCheckpoint")
+    # what a later read needs, from _METADATA alone (no inspection kept)
+    assert orbax.locations(info.step.path) == (info.locations, info.model_config_text)
     assert info.model_config["class_name"] == "Sequential"
     layers = [layer["config"]["name"] for layer in info.model_config["config"]["layers"]]
     assert layers[-3:] == ["hidden", "bn", "logits"]

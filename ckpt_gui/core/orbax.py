@@ -266,49 +266,58 @@ def error_sentence(what: str, error: Exception, item_dir: str) -> str:
     return f"{what} cannot be read ({kind}): {rest.replace(folder, '')}"
 
 
+def locations(step_path: str, problems: list[str] | None = None
+              ) -> tuple[dict[str, ArrayLocation], str | None]:
+    """{variable name: where it lives} of a step, from its items' _METADATA alone, and the text
+    of Keras' model config item. Names are the tree paths joined with '/', under the item's
+    name when a step has several array items. Problems are appended to ``problems``."""
+    problems = [] if problems is None else problems
+    config_text, array_items = None, []
+    for item, item_dir in _items(step_path):
+        try:
+            leaves = tree_leaves(item_dir)
+        except (OrbaxError, OSError) as e:
+            problems.append(f"{item or os.path.basename(step_path)}: {e}")
+            continue
+        if item == KERAS_CONFIG_ITEM:
+            config_text = _config_text(item_dir, problems)
+        else:
+            array_items.append((item, leaves))
+    prefix = len(array_items) > 1
+    return {_leaf_name(item, loc.keys, prefix): loc
+            for item, leaves in array_items for loc in leaves}, config_text
+
+
 def inspect_step(step: OrbaxStep | str, context=None) -> StepInfo:
     """The variables of a step with shapes and dtypes from the zarr metadata (no chunk read),
     roles, counters, files, size, health and the Keras model config."""
     if isinstance(step, str):
         step = step_of(step)
     context = context or new_context()
-    items = _items(step.path)
     info = StepInfo(step, "", [], {})
     refused = _add_files(info)
     info.step_problems += refused
     if not step.committed:
         info.step_problems.append(f"step {step.name} was not committed (its directory still has "
-                             f"the temporary suffix {TMP_SUFFIX}): Orbax does not list it")
-    if not items:
+                                  f"the temporary suffix {TMP_SUFFIX}): Orbax does not list it")
+    if not _items(step.path):
         info.step_problems.append(f"{step.name} holds no Orbax pytree item ({ITEM_METADATA})")
-    array_items = []
-    for item, item_dir in items:
-        try:
-            leaves = tree_leaves(item_dir)
-        except (OrbaxError, OSError) as e:
-            info.step_problems.append(f"{item or step.name}: {e}")
-            continue
-        if item == KERAS_CONFIG_ITEM:
-            info.model_config_text, info.model_config = _model_config(item_dir,
-                                                                      info.step_problems)
+    info.locations, info.model_config_text = locations(step.path, info.step_problems)
+    if info.model_config_text is not None:
+        info.model_config = json.loads(info.model_config_text)
+    strings: dict[str, dict] = {}
+    pending = []
+    for name, loc in info.locations.items():
+        if loc.value_type == "string":
+            if loc.item_dir not in strings:
+                strings[loc.item_dir] = _strings(loc.item_dir)
+            pending.append(strings[loc.item_dir].get(loc.store_name))
+        elif refused:  # tensorstore would block on a FIFO or read a device: not opened
+            pending.append(OrbaxError(f"{name} cannot be read: {refused[0]}"))
         else:
-            array_items.append((item, item_dir, leaves))
-    prefix = len(array_items) > 1
-    futures = []
-    for item, item_dir, leaves in array_items:
-        strings = None
-        for loc in leaves:
-            name = _leaf_name(item, loc.keys, prefix)
-            info.locations[name] = loc
-            if loc.value_type == "string":
-                strings = strings if strings is not None else _strings(item_dir)
-                futures.append((name, loc, strings.get(loc.store_name)))
-            elif refused:  # tensorstore would block on a FIFO or read a device: not opened
-                futures.append((name, loc, OrbaxError(f"{name} cannot be read: {refused[0]}")))
-            else:
-                futures.append((name, loc, _try_open(loc, context)))
-    for name, loc, pending in futures:
-        info.variables.append(_variable(name, loc, pending))
+            pending.append(_try_open(loc, context))
+    info.variables = [_variable(name, loc, p)
+                      for (name, loc), p in zip(info.locations.items(), pending)]
     _assign_slots(info.variables)
     info.writer = _writer(step.path, info.variables)
     info.metrics = _metrics(step.path)
@@ -370,18 +379,22 @@ def _strings(item_dir: str) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _model_config(item_dir: str, problems: list[str]) -> tuple[str | None, dict | None]:
-    """Keras' model_config item: {"config": "<the model's JSON config>"}, as text and dict."""
+def _config_text(item_dir: str, problems: list[str]) -> str | None:
+    """Keras' model_config item, {"config": "<the model's JSON config>"}: the config's text
+    when it is a JSON object."""
     text = _strings(item_dir).get("config")
     if not isinstance(text, str):
         problems.append(f"{KERAS_CONFIG_ITEM} holds no config")
-        return None, None
+        return None
     try:
         config = json.loads(text)
     except (ValueError, RecursionError) as e:
         problems.append(f"{KERAS_CONFIG_ITEM}'s config is not valid JSON ({e})")
-        return None, None
-    return (text, config) if isinstance(config, dict) else (None, None)
+        return None
+    if not isinstance(config, dict):
+        problems.append(f"{KERAS_CONFIG_ITEM}'s config is not a JSON object")
+        return None
+    return text
 
 
 def checkpoint_config(info: StepInfo):
