@@ -19,14 +19,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import entrydecode, fastproto, limits, protowire as pw, storage
+from . import dtypes, entrydecode, fastproto, limits, protowire as pw, storage
 from .checksum import masked_crc32c
 
 TABLE_MAGIC = 0xDB4775248B80FB57
 FOOTER_SIZE = 48
 BLOCK_TRAILER_SIZE = 5
 
-# DataType enum (tensorflow/core/framework/types.proto) -> (name as tf.DType.name, numpy dtype)
+# DataType enum (tensorflow/core/framework/types.proto, TF 2.21) -> (name as tf.DType.name,
+# numpy dtype); the low-precision ones (bfloat16, 24-33) have theirs from ml_dtypes (dtypes.py)
 DTYPES: dict[int, tuple[str, str | None]] = {
     1: ("float32", "<f4"), 2: ("float64", "<f8"), 3: ("int32", "<i4"), 4: ("uint8", "u1"),
     5: ("int16", "<i2"), 6: ("int8", "i1"), 7: ("string", None), 8: ("complex64", "<c8"),
@@ -34,8 +35,11 @@ DTYPES: dict[int, tuple[str, str | None]] = {
     13: ("qint32", "<i4"), 14: ("bfloat16", None), 15: ("qint16", "<i2"), 16: ("quint16", "<u2"),
     17: ("uint16", "<u2"), 18: ("complex128", "<c16"), 19: ("float16", "<f2"),
     20: ("resource", None), 21: ("variant", None), 22: ("uint32", "<u4"), 23: ("uint64", "<u8"),
+    24: ("float8_e5m2", None), 25: ("float8_e4m3fn", None), 26: ("float8_e4m3fnuz", None),
+    27: ("float8_e4m3b11fnuz", None), 28: ("float8_e5m2fnuz", None), 29: ("int4", None),
+    30: ("uint4", None), 31: ("int2", None), 32: ("uint2", None), 33: ("float4_e2m1fn", None),
 }
-ITEMSIZE = {"bfloat16": 2}
+ITEMSIZE = dtypes.ITEMSIZE  # bytes per element of the dtypes without a numpy one in DTYPES
 
 
 class BundleError(ValueError):
@@ -60,8 +64,8 @@ class BundleEntry(NamedTuple):
     sliced: bool = False
 
     @property
-    def numpy_dtype(self) -> str | None:
-        return _NUMPY_DTYPE.get(self.dtype)
+    def numpy_dtype(self) -> str | np.dtype | None:
+        return _NUMPY_DTYPE.get(self.dtype) or dtypes.numpy_dtype(self.dtype)
 
 
 @dataclass

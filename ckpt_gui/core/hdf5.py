@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..textfmt import human_bytes
-from . import limits, storage
+from . import dtypes, limits, storage
 from .naming import natural_key
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -144,9 +144,18 @@ def archive_config(path: str) -> dict | None:
             info = zf.getinfo("config.json")
             if info.file_size > CONFIG_LIMIT:
                 return None
-            return json.loads(zf.read(info))
+            return config_from_bytes(zf.read(info))
     except (KeyError, OSError, ValueError, zipfile.BadZipFile):
         return None
+
+
+def config_from_bytes(raw: bytes) -> dict | None:
+    """A Keras json file's contents (config.json, metadata.json) as a dict, or None."""
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 @dataclass
@@ -158,10 +167,24 @@ class H5Dataset:
     problem: str | None = None  # why its data is not read (it lives outside the file)
 
 
-def _dtype_name(dt: np.dtype) -> str:
+def _dtype_name(ds) -> str:
+    dt = ds.dtype
     if dt.kind in "SUO":
         return "string"
-    return np.dtype(dt).name
+    return _low_precision_name(ds) or np.dtype(dt).name
+
+
+def _low_precision_name(ds) -> str | None:
+    """The low-precision dtype a dataset of opaque bytes holds, by its ``dtype`` attribute: Keras
+    3 stores bfloat16 weights so (HDF5 has no such type), naming it there. Only a name of
+    dtypes.ITEMSIZE whose size is the stored one counts, so an odd attribute changes nothing."""
+    dt = ds.dtype
+    if dt.kind != "V" or dt.names is not None:
+        return None
+    name = ds.attrs.get("dtype")
+    if isinstance(name, bytes):
+        name = name.decode("ascii", "replace")
+    return name if isinstance(name, str) and dtypes.ITEMSIZE.get(name) == dt.itemsize else None
 
 
 def _nbytes(ds) -> int:
@@ -212,8 +235,7 @@ def list_datasets(f) -> list[H5Dataset]:
             return
         obj = f[name]
         if isinstance(obj, h5py.Dataset):
-            dt = obj.dtype
-            out.append(H5Dataset(name, tuple(int(d) for d in obj.shape), _dtype_name(dt),
+            out.append(H5Dataset(name, tuple(int(d) for d in obj.shape), _dtype_name(obj),
                                  _nbytes(obj), outside_data(obj)))
 
     f.visititems_links(visit)
@@ -278,7 +300,30 @@ def read_dataset(f, name: str) -> np.ndarray:
     value = ds[()]
     if isinstance(value, bytes):
         return np.array(value, dtype=object)
+    low_precision = _low_precision_name(ds)
+    if low_precision:  # what Keras' reader gives: the bytes seen as the named type
+        return np.asarray(value).view(dtypes.numpy_dtype(low_precision))
     return np.asarray(value)
+
+
+def vars_names(f) -> dict[str, str]:
+    """Every ``.../vars`` group's stored ``name`` attribute (the layer's or optimizer's own
+    name, which Keras 3 keeps there), by the group's path, found through hard links only."""
+    import h5py
+
+    out: dict[str, str] = {}
+
+    def visit(path, link):
+        if path.rpartition("/")[2] != "vars" or not isinstance(link, h5py.HardLink):
+            return
+        obj = f[path]
+        name = obj.attrs.get("name") if isinstance(obj, h5py.Group) else None
+        name = name.decode("utf-8", "replace") if isinstance(name, bytes) else name
+        if isinstance(name, str) and name:
+            out[path] = name
+
+    f.visititems_links(visit)
+    return out
 
 
 def optimizer_name(f) -> str | None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import objgraph, protowire
+from . import dtypes, objgraph, protowire
 from .model import ObjectNode, TensorStats, VariableInfo
 from .roles import OBJECT_GRAPH_KEY
 from .stats import tensor_stats
@@ -151,29 +151,37 @@ def _spans(n: int, size: int) -> list[tuple[int, int, int]]:
     return runs + [(whole, n, n - whole)] if whole < n else runs
 
 
+PIECE = 1 << 22  # elements reduce_blocks works on at a time
+
+
 def reduce_blocks(plane: np.ndarray, max_rows: int, max_cols: int, how: str = MEAN,
                   finite_only: bool = False
                   ) -> tuple[np.ndarray, np.ndarray | None, tuple[int, int]]:
     """A 2-D plane reduced so that it has at most max_rows x max_cols cells: (display,
-    special codes or None, (sy, sx)). Row bands of about 4M elements at a time, so a trimmed,
-    non-contiguous view is never copied whole."""
+    special codes or None, (sy, sx)). Pieces of about 4M elements at a time (row bands, and
+    column bands of a long vector), so a trimmed, non-contiguous view is never copied whole and
+    a low-precision tensor (bfloat16, float8, int4, ...) is widened to float32 a piece at a
+    time."""
     rows, cols = plane.shape
     sy, sx = -(-rows // max_rows), -(-cols // max_cols)
     if sy == 1 and sx == 1 and not finite_only:
         return _as_float(plane), None, (1, 1)
     out = np.empty((-(-rows // sy), -(-cols // sx)), dtype=np.float32)
     special = np.zeros(out.shape, np.uint8) if finite_only else None
-    band = max(sy, (1 << 22) // max(cols, 1) // sy * sy)
+    band = max(sy, PIECE // max(cols, 1) // sy * sy)
     for r0, r1, by in _spans(rows, sy):
         for b0 in range(r0, r1, band):
             b1 = min(b0 + band, r1)
+            col_band = max(sx, PIECE // (b1 - b0) // sx * sx)
             for c0, c1, bx in _spans(cols, sx):
-                cells, codes = _reduce_cells(plane[b0:b1, c0:c1], by, bx, how, finite_only)
-                where = (slice(b0 // sy, b0 // sy + cells.shape[0]),
-                         slice(c0 // sx, c0 // sx + cells.shape[1]))
-                out[where] = cells
-                if codes is not None:
-                    special[where] = codes
+                for k0 in range(c0, c1, col_band):
+                    piece = dtypes.as_float32(plane[b0:b1, k0:min(k0 + col_band, c1)])
+                    cells, codes = _reduce_cells(piece, by, bx, how, finite_only)
+                    where = (slice(b0 // sy, b0 // sy + cells.shape[0]),
+                             slice(k0 // sx, k0 // sx + cells.shape[1]))
+                    out[where] = cells
+                    if codes is not None:
+                        special[where] = codes
     if special is not None and not special.any():
         special = None
     return out, special, (sy, sx)
@@ -236,7 +244,8 @@ def make_preview(checkpoint: str, variable: VariableInfo, array: np.ndarray,
         stats = tensor_stats(array, bins=bins)
     if variable.name == OBJECT_GRAPH_KEY and array.dtype == object:
         return _graph_preview(checkpoint, variable, array, stats)
-    if array.dtype == object or array.dtype.kind in "SUV":
+    if (array.dtype == object or array.dtype.kind in "SUV") \
+            and not dtypes.is_low_precision(array.dtype):
         return TensorPreview(checkpoint, variable, array, stats, TEXT, None, text=text_of(array))
     if array.size == 1 or array.ndim == 0:
         return TensorPreview(checkpoint, variable, array, stats, SCALAR, None, text=text_of(array))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import dtypes
 from .model import CheckpointInfo, DirectoryScan, TensorStats, VariableInfo
 
 
@@ -43,7 +44,7 @@ def scan_dict(scan: DirectoryScan) -> dict:
 
 
 def first_values(array: np.ndarray, n: int = 20) -> list:
-    flat = np.asarray(array).reshape(-1)[:n]
+    flat = dtypes.widened(np.asarray(array).reshape(-1)[:n])
     out = []
     for x in flat:
         if isinstance(x, bytes):

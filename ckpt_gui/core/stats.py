@@ -4,7 +4,9 @@ Two passes over the data (extremes, zeros and moments, then the histogram once t
 known), each over chunks small enough to stay in cache; numpy releases the GIL, so the spans run
 on a thread pool. Extremes, zeros and histogram positions are computed in the data's own precision
 (float16 widened to float32), sums in float64, in reused per-thread buffers, so extra memory is
-a few chunks per thread, not a copy of the tensor. Integers and booleans go through float64.
+a few chunks per thread, not a copy of the tensor. Integers and booleans go through float64;
+the low-precision types of ml_dtypes (bfloat16, float8, int4, ...) through float32, converted a
+chunk at a time like float16.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from . import dtypes
 from .model import TensorStats
 
 CHUNK = 1 << 18  # elements per step: 1 MiB as float32 (fewer per-chunk calls; best of 2^16..2^19 here)
@@ -22,23 +25,22 @@ DEFAULT_BINS = 50
 
 def _numeric_view(a: np.ndarray) -> np.ndarray | None:
     a = np.asarray(a)
+    if dtypes.is_low_precision(a.dtype):
+        return a.reshape(-1)
     if a.dtype == object or a.dtype.kind in "SUV":
         return None
     if a.dtype.kind == "c":
         a = np.abs(a)
     elif a.dtype.kind == "b":
         a = a.view(np.uint8)
-    elif a.dtype.kind not in "fiu":
-        try:
-            a = a.astype(np.float32)  # bfloat16 / float8 from ml_dtypes
-        except (TypeError, ValueError):
-            return None
-    return a.reshape(-1)
+    return a.reshape(-1) if a.dtype.kind in "fiu" else None
 
 
 def _work_dtype(dtype: np.dtype) -> np.dtype:
-    """The precision chunks are worked in: float32/float64 as stored, float16 widened to
-    float32, integers and booleans as float64."""
+    """The precision chunks are worked in: float32/float64 as stored, float16 and the
+    low-precision types widened to float32, integers and booleans as float64."""
+    if dtypes.is_low_precision(dtype):
+        return np.dtype(np.float32)
     if dtype.kind == "f":
         return np.dtype(np.float64) if dtype.itemsize >= 8 else np.dtype(np.float32)
     return np.dtype(np.float64)
@@ -70,7 +72,7 @@ def _moments(flat: np.ndarray, lo: int, hi: int, shift: float, work: np.dtype):
     nonfinite_chunks = []
     tmp = np.empty(min(CHUNK, hi - lo), np.float64)
     is_zero = np.empty(min(CHUNK, hi - lo), np.bool_)
-    is_float = flat.dtype.kind == "f"
+    is_float = work.kind == "f" and flat.dtype.kind not in "iub"  # may hold NaN or Inf
     for start, c in _chunks(flat, lo, hi, work):
         # c == 0 into a reused mask, then counted: faster than count_nonzero on floats
         z = is_zero[: c.size]
