@@ -18,11 +18,14 @@ from conftest import CORPUS, corpus_names, manifest, verify_rows
 
 from ckpt_gui import cli
 from ckpt_gui.core import scan_directory
-from ckpt_gui.core.model import (BROKEN, COUNTER, HDF5_FORMATS, METADATA, OK, OPTIMIZER, PARTIAL,
-                                 TF_V1, TF_V2)
+from ckpt_gui.core.formats import keras3_h5, keras_archive, keras_h5, tf_v1, tf_v2
+from ckpt_gui.core.model import BROKEN, COUNTER, METADATA, OK, OPTIMIZER, PARTIAL
 from ckpt_gui.core.naming import checkpoint_number, natural_key
 from ckpt_gui.core.reading import ReadError, read_tensor
 from ckpt_gui.core.stats import tensor_stats
+
+TF_V1, TF_V2 = tf_v1.NAME, tf_v2.NAME
+HDF5_FORMATS = (keras_h5.NAME, keras3_h5.NAME, keras_archive.NAME)
 
 ROWS = {row["name"]: row for row in manifest()}
 NAMES = corpus_names()

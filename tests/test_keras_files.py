@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from ckpt_gui.core import hdf5, keras_dir, keras_sharded
-from ckpt_gui.core.model import KERAS_ARCHIVE
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -165,7 +164,7 @@ def test_unzipped_keras_is_its_zipped_twin(unzipped, keras):
     assert keras_dir.recognise(os.listdir(directory))
     assert not keras_dir.recognise(os.listdir(folder))
     twin = str(folder / "twin.keras")
-    with hdf5.open_weights(twin, KERAS_ARCHIVE) as f:
+    with hdf5.open_weights(twin, archive=True) as f:
         twin_variables = hdf5.list_datasets(f)
     variables = keras_dir.list_variables(directory)
     assert variables == twin_variables and len(variables) > 6

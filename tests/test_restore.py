@@ -151,7 +151,7 @@ def test_packaging_installs_resources_templates_and_lists_every_package(tmp_path
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "ckpt_gui/resources/templates/tf_guide_mlp.py" in names
-    assert "ckpt_gui/paths.py" in names and "ckpt_gui/core/restore.py" in names
+    assert "ckpt_gui/paths.py" in names and "ckpt_gui/core/restore/session.py" in names
     assert "ckpt_gui/resources/__init__.py" not in names   # data only, not a package
 
 

@@ -12,8 +12,8 @@ import pytest
 
 from ckpt_gui import cli
 from ckpt_gui.core import bundle, scan_directory
-from ckpt_gui.core.model import (BIAS, COUNTER, KERAS3_H5, KERAS_ARCHIVE, KERAS_H5, METADATA, OK,
-                                 OPTIMIZER, SAVEDMODEL, TF_V1, TF_V2, WEIGHT)
+from ckpt_gui.core.formats import keras3_h5, keras_archive, keras_h5, savedmodel, tf_v1, tf_v2
+from ckpt_gui.core.model import BIAS, COUNTER, METADATA, OK, OPTIMIZER, WEIGHT
 from ckpt_gui.core.naming import natural_key
 from ckpt_gui.core.reading import ReadError, read_tensor
 
@@ -126,7 +126,7 @@ def test_checkpoint_save_and_write_listed(mlp_checkpoints, tf):
                                       state.all_model_checkpoint_paths] == ["ckpt-2"]
     assert scan.state_file.problems == []
     for c in scan.checkpoints:
-        assert c.format == TF_V2 and c.writer == "tf.train.Checkpoint" and c.status == OK
+        assert c.format == tf_v2.NAME and c.writer == "tf.train.Checkpoint" and c.status == OK
         assert c.n_readable == c.n_variables == len(tf.train.list_variables(c.path))
         assert [f.name for f in c.files] == [c.name + ".index", c.name + ".data-00000-of-00001"]
         _assert_same_as_tensorflow(tf, c)
@@ -246,7 +246,7 @@ def test_model_checkpoint_weights_h5(keras_dir):
     for epoch in (1, 2, 3):
         c = scan.checkpoint(f"weights.{epoch:02d}.weights.h5")
         weights, iterations = history[epoch]
-        assert c.format == KERAS3_H5 and c.number == epoch and c.status == OK
+        assert c.format == keras3_h5.NAME and c.number == epoch and c.status == OK
         assert c.n_readable == c.n_variables == 4 + 2 + 8  # weights, iterations + lr, Adam slots
         assert iterations == 4 * epoch
         assert c.counters == {"optimizer/vars/0": iterations}
@@ -262,7 +262,7 @@ def test_model_checkpoint_keras_archives(keras_dir, keras):
     scan = scan_directory(str(d), verify=True)
     for epoch in (1, 2, 3):
         c = scan.checkpoint(f"model_{epoch}.keras")
-        assert c.format == KERAS_ARCHIVE and c.number == epoch and c.status == OK
+        assert c.format == keras_archive.NAME and c.number == epoch and c.status == OK
         assert c.counters == {"optimizer/vars/0": 4 * epoch}
         _assert_same_as_h5py(c.path, c, member="model.weights.h5")
         loaded = keras.saving.load_model(c.path)  # what Keras itself reads back
@@ -281,7 +281,7 @@ def test_save_weights_and_legacy_h5(keras_dir, keras):
     for v, w in zip(trainable, model.get_weights(), strict=True):
         np.testing.assert_array_equal(read_tensor(final, v.name), w)
     whole = scan.checkpoint("whole.h5")
-    assert whole.format == KERAS_H5 and "model.save" in whole.writer
+    assert whole.format == keras_h5.NAME and "model.save" in whole.writer
     _assert_same_as_h5py(whole.path, whole)
     kernels = [v for v in whole.variables if v.name.startswith("model_weights/")
                and v.role in (WEIGHT, BIAS)]
@@ -355,7 +355,7 @@ def test_tf1_saver_v1_sharded(tmp_path, tf):
                                             "model.ckpt-5-00001-of-00002", "model.ckpt-5.meta"]
     scan = scan_directory(str(tmp_path), verify=True)
     (c,) = scan.checkpoints
-    assert (c.name, c.format, c.number, c.status) == ("model.ckpt-5", TF_V1, 5, OK)
+    assert (c.name, c.format, c.number, c.status) == ("model.ckpt-5", tf_v1.NAME, 5, OK)
     assert [f.name for f in c.files] == ["model.ckpt-5-00000-of-00002",
                                          "model.ckpt-5-00001-of-00002", "model.ckpt-5.meta"]
     assert os.path.basename(tf.train.latest_checkpoint(str(tmp_path))) == os.path.basename(c.path)
@@ -374,7 +374,7 @@ def test_tf1_saver_v2(saver_dirs, tf):
     assert scan.latest == os.path.basename(tf.train.latest_checkpoint(str(d))) == "model.ckpt-3"
     assert scan.state_file.listed == ["model.ckpt-2", "model.ckpt-3"]
     c = scan.checkpoint("model.ckpt-3")
-    assert c.format == TF_V2 and c.writer.startswith("TF1 Saver") and c.status == OK
+    assert c.format == tf_v2.NAME and c.writer.startswith("TF1 Saver") and c.status == OK
     assert [f.name for f in c.files] == ["model.ckpt-3.index", "model.ckpt-3.data-00000-of-00001",
                                          "model.ckpt-3.meta"]
     assert c.counters == {"global_step": 3}
@@ -394,7 +394,7 @@ def test_tf1_saver_v1_single_file(saver_dirs, tf):
     _, d, values = saver_dirs
     scan = scan_directory(str(d), verify=True)
     (c,) = scan.checkpoints
-    assert c.name == "model.ckpt-3" and c.format == TF_V1 and c.status == OK
+    assert c.name == "model.ckpt-3" and c.format == tf_v1.NAME and c.status == OK
     assert [f.name for f in c.files] == ["model.ckpt-3", "model.ckpt-3.meta"]
     assert scan.latest == os.path.basename(tf.train.latest_checkpoint(str(d)))
     assert c.counters == {"global_step": 3}
@@ -481,7 +481,7 @@ def test_savedmodel_variables_bundle(tmp_path, tf, keras):
     parent = scan_directory(str(tmp_path), verify=True)
     assert [c.name for c in parent.checkpoints] == ["exported", "scaler"]
     for c in parent.checkpoints:
-        assert c.format == SAVEDMODEL and c.status == OK
+        assert c.format == savedmodel.NAME and c.status == OK
         assert c.path == str(tmp_path / c.name / "variables" / "variables")
         assert c.files[0].name == f"{c.name}/saved_model.pb"
         _assert_same_as_tensorflow(tf, c)
@@ -619,7 +619,7 @@ def test_keras2_save_weights_h5_layout(tmp_path):
     values = _keras2_weights(tmp_path / "weights-improvement-07-0.91.hdf5")
     scan = scan_directory(str(tmp_path), verify=True)
     (c,) = scan.checkpoints
-    assert c.format == KERAS_H5 and c.writer == "Keras 2.4.0 save_weights (HDF5)"
+    assert c.format == keras_h5.NAME and c.writer == "Keras 2.4.0 save_weights (HDF5)"
     assert c.number == 7 and c.status == OK and c.n_readable == c.n_variables == 8
     roles = {v.name: v.role for v in c.variables}
     assert roles["dense/dense/kernel:0"] == WEIGHT and roles["dense_1/dense_1/bias:0"] == BIAS
@@ -660,7 +660,7 @@ def test_keras1_h5_layout(tmp_path):
             g.create_dataset(f"{layer}_W", data=np.ones(shapes[0], np.float32))
             g.create_dataset(f"{layer}_b", data=np.zeros(shapes[1], np.float32))
     (c,) = scan_directory(str(tmp_path), verify=True).checkpoints
-    assert c.format == KERAS_H5 and c.writer == "Keras 1.2.2 save_weights (HDF5)"
+    assert c.format == keras_h5.NAME and c.writer == "Keras 1.2.2 save_weights (HDF5)"
     assert {v.name: v.role for v in c.variables} == {
         "dense_1/dense_1_W": WEIGHT, "dense_1/dense_1_b": BIAS,
         "dense_2/dense_2_W": WEIGHT, "dense_2/dense_2_b": BIAS}

@@ -14,7 +14,6 @@ import numpy as np
 
 from ..textfmt import human_bytes
 from . import dtypes, limits, storage
-from .model import KERAS3_H5, KERAS_ARCHIVE, KERAS_H5
 from .naming import natural_key
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -79,8 +78,9 @@ _EXPANSION_FLOOR = 64 << 20  # small members may be all zeros
 
 
 @contextmanager
-def open_weights(path: str, fmt: str):
-    """Open the HDF5 weights of ``path`` (an .h5 file or the weights inside a .keras archive).
+def open_weights(path: str, archive: bool):
+    """Open the HDF5 weights of ``path`` (an .h5 file, or the weights inside a .keras
+    ``archive``).
 
     The file is opened once, as a regular file (storage), and HDF5 opens that very file. A
     compressed member of an archive is decompressed into memory only when its declared size
@@ -90,7 +90,7 @@ def open_weights(path: str, fmt: str):
 
     fd, st = storage.open_regular(path)
     try:
-        if fmt != KERAS_ARCHIVE:
+        if not archive:
             with h5py.File(storage.fd_path(fd, path), "r") as f:
                 yield f
             return
@@ -261,22 +261,22 @@ def get(f, path: str):
     return node
 
 
-def detect_layout(f) -> tuple[str, str]:
-    """(format, writer) from the file's structure."""
+def detect_layout(f) -> tuple[bool, str]:
+    """(whether it is a Keras 3 weights file, the writer) from the file's structure."""
     attrs = f.attrs
     version = attrs.get("keras_version")
     if isinstance(version, bytes):
         version = version.decode("utf-8", "replace")
     has = {name: _has_hard(f, name) for name in ("layers", "model_weights")}
     if has["layers"] and "layer_names" not in attrs and version is None:
-        return KERAS3_H5, "Keras 3 save_weights / ModelCheckpoint (.weights.h5)"
+        return True, "Keras 3 save_weights / ModelCheckpoint (.weights.h5)"
     if has["model_weights"] or "model_config" in attrs:
-        return KERAS_H5, f"Keras {version or '2'} model.save (whole model, HDF5)"
+        return False, f"Keras {version or '2'} model.save (whole model, HDF5)"
     if version and str(version).startswith("1"):
-        return KERAS_H5, f"Keras {version} save_weights (HDF5)"
+        return False, f"Keras {version} save_weights (HDF5)"
     if "layer_names" in attrs:
-        return KERAS_H5, f"Keras {version or '2'} save_weights (HDF5)"
-    return KERAS_H5, "HDF5 file"
+        return False, f"Keras {version or '2'} save_weights (HDF5)"
+    return False, "HDF5 file"
 
 
 def _has_hard(f, name: str) -> bool:

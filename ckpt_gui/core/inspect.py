@@ -1,7 +1,7 @@
 """What one checkpoint holds: its files, variables, roles, counters, object graph and health.
 
 Everything here reads only the index/metadata and a few scalar values, never whole tensors, so a
-directory of a thousand checkpoints scans quickly. ``verify`` (in reading.py) reads every tensor.
+directory of a thousand checkpoints scans quickly. ``verify`` (reading.py) reads every tensor.
 """
 from __future__ import annotations
 
@@ -10,48 +10,14 @@ import math
 import operator
 import os
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import bundle, checksum, hdf5, objgraph, roles, storage, varnames
-from .discover import Candidate
-from .model import (BROKEN, COUNTER, HDF5_FORMATS, KERAS_ARCHIVE, KERAS_H5, METADATA,
-                    NORMALIZATION, OK, OPTIMIZER, TF_V2, PARTIAL, TF_V1, CheckpointInfo,
-                    FileInfo, VariableInfo, VariableRows)
-from .naming import checkpoint_number
-
-FILE_KINDS = (("index", ".index"), ("meta", ".meta"), ("savedmodel", "saved_model.pb"))
-
-
-def _file_kind(name: str, fmt: str) -> str:
-    if ".data-" in name:
-        return "data"
-    for kind, suffix in FILE_KINDS:
-        if name.endswith(suffix):
-            return kind
-    if fmt == TF_V1:
-        return "v1"
-    return "archive" if name.lower().endswith(".keras") else "hdf5"
-
-
-def _files(directory: str, cand: Candidate, known: dict[str, os.stat_result] | None = None,
-           leave_out: list[str] | None = None) -> tuple[list[FileInfo], float]:
-    """The candidate's files that exist, with sizes, and their latest modification time;
-    ``known``: stats already taken (of files an inspector opened); ``leave_out``: not its own."""
-    infos, mtime = [], 0.0
-    for rel in cand.files:
-        st = known.get(rel) if known else None
-        if st is None:
-            if leave_out and rel in leave_out:
-                continue
-            try:
-                st = os.stat(os.path.join(directory, rel))
-            except OSError:
-                continue
-        infos.append(FileInfo(rel, st.st_size, _file_kind(rel, cand.format)))
-        mtime = max(mtime, st.st_mtime)
-    return infos, mtime
+from .model import (BROKEN, COUNTER, METADATA, NORMALIZATION, OK, OPTIMIZER, PARTIAL,
+                    Candidate, CheckpointInfo, VariableInfo, VariableRows)
 
 
 def status_from_counts(n_variables: int, n_unreadable: int) -> str:
@@ -60,50 +26,16 @@ def status_from_counts(n_variables: int, n_unreadable: int) -> str:
     return BROKEN if n_unreadable >= n_variables else PARTIAL
 
 
-def inspect(directory: str, cand: Candidate, stale_shards: list[str] | None = None) -> CheckpointInfo:
-    info = CheckpointInfo(name=cand.name, path=cand.path, format=cand.format, writer="",
-                          files=[], bytes=0, mtime=0.0, number=checkpoint_number(cand.name))
-    v2 = cand.format not in HDF5_FORMATS and cand.format != TF_V1
-    opened: dict[str, os.stat_result] = {}   # files the V2 inspector opened: their stats
-    stale: list[str] = []                    # data files of an earlier save of this prefix
-    if not v2:  # these inspectors read info.files
-        info.files, info.mtime = _files(directory, cand)
-    try:
-        if cand.format in HDF5_FORMATS:
-            _inspect_hdf5(info)
-        elif cand.format == TF_V1:
-            _inspect_v1(info)
-        else:
-            _inspect_v2(info, cand, directory, opened, stale)
-    except Exception as e:  # any unreadable input is a problem of the checkpoint, not a crash
-        info.status = BROKEN
-        info.problems.append(str(e) if isinstance(e, storage.UnreadableFile) else
-                             f"{cand.files[0] if cand.files else cand.name} cannot be read: "
-                             f"{str(e) or type(e).__name__}")
-    if v2:
-        info.files, info.mtime = _files(directory, cand, opened, stale)
-        if stale_shards is not None:
-            stale_shards.extend(stale)
-    info.bytes = sum(f.bytes for f in info.files)
-    if not info.n_variables and info.status == OK:
-        info.status = BROKEN
-        info.problems.append("it holds no variables")
-    return info
-
-
 # --- TF V2 bundles ---------------------------------------------------------------------------
 
-def _inspect_v2(info: CheckpointInfo, cand: Candidate, directory: str,
-                opened: dict[str, os.stat_result], stale: list[str]) -> None:
-    """``opened``: the stat of each file opened here, by its name in cand.files; ``stale``:
-    data files of the prefix that belong to an earlier save (another shard count)."""
-    if cand.format == TF_V2:  # P.index, P.data-*, P.meta in the scanned directory
-        prefix_dir, base, index_rel, rel_dir = directory, cand.name, cand.files[0], ""
-    else:  # a SavedModel's variables/variables.index, listed after its saved_model.pb
-        prefix_dir, base = os.path.split(info.path)
-        index_rel = next((f for f in cand.files if f.endswith(f"{base}.index")),
-                         f"{base}.index")
-        rel_dir = index_rel[:len(index_rel) - len(base) - len(".index")]
+def inspect_bundle(info: CheckpointInfo, cand: Candidate, location: tuple[str, str, str, str],
+                   graph_writer: str, opened: dict[str, os.stat_result], stale: list[str]) -> None:
+    """A V2 bundle. ``location``: (the prefix's folder, its base name, its index file and the
+    folder of its files, both relative to the scanned directory); ``graph_writer``: the writer
+    of a bundle with an object graph; ``opened``: the stat of each file opened here, by its
+    name in cand.files; ``stale``: data files of the prefix that belong to an earlier save
+    (another shard count)."""
+    prefix_dir, base, index_rel, rel_dir = location
     try:
         buf, opened[index_rel] = bundle.read_file_stat(info.path + ".index")
         index = bundle.index_from_bytes(buf)
@@ -136,8 +68,8 @@ def _inspect_v2(info: CheckpointInfo, cand: Candidate, directory: str,
                 listed.remove(rel)
             shard_size[k], shard_state[k] = st.st_size, None
         stale.extend(listed)  # another shard count: an earlier save of this prefix
-        _inspect_v2_index(info, index, layout, shard_state, shard_size, cand, prefix_dir, base,
-                          fds)
+        _inspect_v2_index(info, index, layout, shard_state, shard_size, graph_writer, prefix_dir,
+                          base, fds)
         if layout.counters:
             _read_v2_counters(info, index, layout, fds, base)
     finally:
@@ -146,7 +78,7 @@ def _inspect_v2(info: CheckpointInfo, cand: Candidate, directory: str,
 
 
 def _inspect_v2_index(info: CheckpointInfo, index: bundle.BundleIndex, layout: "_V2Layout",
-                      shard_state: dict, shard_size: dict, cand: Candidate, prefix_dir: str,
+                      shard_state: dict, shard_size: dict, graph_writer: str, prefix_dir: str,
                       base: str, fds: dict[int, int]) -> None:
     n = index.num_shards
     all_there = True
@@ -178,7 +110,7 @@ def _inspect_v2_index(info: CheckpointInfo, index: bundle.BundleIndex, layout: "
                 if problem:
                     info.problems.append(problem)
             _attach_slots(info.variables, graph)
-    info.writer = _v2_writer(info, has_graph, layout.keras_layers)
+    info.writer = _v2_writer(graph_writer, has_graph, layout.keras_layers)
 
 
 def _graph_bytes(index: bundle.BundleIndex, layout: "_V2Layout", prefix_dir: str, base: str,
@@ -422,15 +354,13 @@ def _nbytes(shape: tuple[int, ...], dtype: str) -> int:
     return math.prod(shape) * np.dtype(np_dtype).itemsize if np_dtype else 0
 
 
-def _v2_writer(info: CheckpointInfo, has_graph: bool, keras_layers: bool) -> str:
+def _v2_writer(graph_writer: str, has_graph: bool, keras_layers: bool) -> str:
     if not has_graph:
         return "TF1 Saver (name-based, V2 format)"
     # a root (first path segment) named like a Keras layer; the prefixes hold no "/"
     if keras_layers:
         return "Keras save_weights / ModelCheckpoint (TF format)"
-    if info.format == "savedmodel":
-        return "SavedModel"
-    return "tf.train.Checkpoint"
+    return graph_writer
 
 
 def _summarize_unreadable(info: CheckpointInfo, unreadable: Counter) -> None:
@@ -578,7 +508,7 @@ def _mark_damaged(info: CheckpointInfo, damaged: dict[str, str]) -> None:
 
 # --- TF V1 single files ------------------------------------------------------------------------
 
-def _inspect_v1(info: CheckpointInfo) -> None:
+def inspect_v1(info: CheckpointInfo) -> None:
     info.writer = "TF1 Saver (V1 format)"
     folder = os.path.dirname(info.path)
     shards = [os.path.join(folder, os.path.basename(f.name)) for f in info.files if f.kind == "v1"]
@@ -621,14 +551,14 @@ def _config_for_names(path: str) -> dict | None:
 
 # --- Keras HDF5 and .keras -------------------------------------------------------------------
 
-def _inspect_hdf5(info: CheckpointInfo) -> None:
-    with hdf5.open_weights(info.path, info.format) as f:
-        fmt, writer = hdf5.detect_layout(f)
-        if info.format != "keras":
-            info.format = fmt
-        else:
-            writer = "Keras 3 model.save / ModelCheckpoint (.keras archive)"
-        info.writer = writer
+def inspect_keras_file(info: CheckpointInfo, archive: bool,
+                       settle: Callable[[CheckpointInfo, bool, str], Callable]) -> None:
+    """A Keras HDF5 file, or the weights of a .keras ``archive``. ``settle(info, keras3,
+    writer)``: the recognising format sets info's format and writer from the layout found
+    inside (a legacy file may be named .weights.h5) and returns how that format names the
+    variables: ``display_names(f, variables, config)``."""
+    with hdf5.open_weights(info.path, archive) as f:
+        display_names = settle(info, *hdf5.detect_layout(f))
         refused: Counter[str] = Counter()
         for ds in hdf5.list_datasets(f):
             info.variables.append(VariableInfo(
@@ -639,9 +569,8 @@ def _inspect_hdf5(info: CheckpointInfo) -> None:
                 refused[ds.problem] += 1
         optimizer = hdf5.optimizer_name(f)
         infer_slots(info.variables, optimizer_name=optimizer)
-        config = _config_for_names(info.path) if info.format == KERAS_ARCHIVE else None
-        resolved = (varnames.keras2_h5_names(f, info.variables) if info.format == KERAS_H5
-                    else varnames.keras3_h5_names(f, info.variables, config))
+        config = _config_for_names(info.path) if archive else None
+        resolved = display_names(f, info.variables, config)
         varnames.assign(info.variables, resolved,
                         dict.fromkeys((v.name for v in info.variables if v.slot_of), optimizer))
         _summarize_unreadable(info, refused)

@@ -19,7 +19,6 @@ from contextlib import contextmanager
 import numpy as np
 
 from . import hdf5, storage
-from .model import KERAS3_H5
 
 CONFIG = "config.json"
 METADATA = "metadata.json"
@@ -42,7 +41,7 @@ def weights_path(directory: str) -> str:
 @contextmanager
 def open_weights(directory: str):
     """The directory's weights file, open (hdf5.open_weights: a regular file only)."""
-    with hdf5.open_weights(weights_path(directory), KERAS3_H5) as f:
+    with hdf5.open_weights(weights_path(directory), archive=False) as f:
         yield f
 
 

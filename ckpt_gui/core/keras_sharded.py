@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import hdf5, storage
-from .model import KERAS3_H5
 from .naming import natural_key
 
 SUFFIX = ".weights.json"
@@ -166,7 +165,7 @@ def list_variables(json_path: str) -> Listing:
         if shard in state.missing:
             continue
         try:
-            with hdf5.open_weights(os.path.join(folder, shard), KERAS3_H5) as f:
+            with hdf5.open_weights(os.path.join(folder, shard), archive=False) as f:
                 datasets = hdf5.list_datasets(f)
         except (OSError, hdf5.HDF5Error) as e:
             problems.append(f"shard {shard} cannot be read: {e}")
@@ -189,7 +188,7 @@ def read_variable(json_path: str, name: str, weight_map: WeightMap | None = None
         if not os.path.isfile(path):
             missing.append(shard)
             continue
-        with hdf5.open_weights(path, KERAS3_H5) as f:
+        with hdf5.open_weights(path, archive=False) as f:
             try:
                 return hdf5.read_dataset(f, name)
             except KeyError:
@@ -209,7 +208,7 @@ def vars_names(json_path: str, weight_map: WeightMap | None = None) -> dict[str,
     out: dict[str, str] = {}
     for shard in weight_map.shards:
         try:
-            with hdf5.open_weights(os.path.join(folder, shard), KERAS3_H5) as f:
+            with hdf5.open_weights(os.path.join(folder, shard), archive=False) as f:
                 names = hdf5.vars_names(f)
         except (OSError, hdf5.HDF5Error):
             continue

@@ -5,30 +5,23 @@ import operator
 import threading
 from dataclasses import asdict, dataclass, field
 
-# Roles a variable can play.
-WEIGHT = "weight"
-BIAS = "bias"
-NORMALIZATION = "normalization"
-OPTIMIZER = "optimizer state"
-COUNTER = "counter"
-METADATA = "metadata"
-OTHER = "other"
-ROLES = (WEIGHT, BIAS, NORMALIZATION, OPTIMIZER, COUNTER, METADATA, OTHER)
+# The roles a variable can play (VariableInfo.role), named where they are told apart.
+from .roles import (BIAS, COUNTER, METADATA, NORMALIZATION, OPTIMIZER, OTHER,  # noqa: F401
+                    ROLES, WEIGHT, semantic_paths)
 
 # Health of a checkpoint.
 OK = "ok"
 PARTIAL = "partial"
 BROKEN = "broken"
 
-# Formats.
-TF_V2 = "tf-v2"            # P.index + P.data-K-of-N
-TF_V1 = "tf-v1"            # one SSTable file written by the TF1 Saver in V1 format
-KERAS_H5 = "keras-h5"      # Keras 1/2 HDF5 (save_weights or whole-model .h5)
-KERAS3_H5 = "keras3-h5"    # Keras 3 .weights.h5 (layers/<name>/vars/<i>)
-KERAS_ARCHIVE = "keras"    # Keras 3 .keras zip archive
-SAVEDMODEL = "savedmodel"  # a SavedModel's variables/variables bundle
-HDF5_FORMATS = (KERAS_H5, KERAS3_H5, KERAS_ARCHIVE)
-TF_FORMATS = (TF_V2, TF_V1, SAVEDMODEL)
+
+@dataclass
+class Candidate:
+    """A checkpoint a format recognised in a directory listing, before it is inspected."""
+    name: str                 # prefix or file name relative to the directory
+    path: str                 # absolute prefix or file path
+    format: str
+    files: list[str] = field(default_factory=list)   # relative names of its own files
 
 
 @dataclass(slots=True)  # a checkpoint may hold tens of thousands
@@ -100,8 +93,6 @@ class VariableRows:
     def make(self) -> list[VariableInfo]:
         """New VariableInfo objects (each checkpoint gets its own: verification marks them)."""
         if self._paths is None:
-            from .roles import semantic_paths  # (roles imports this module)
-
             self._paths = semantic_paths(self.names)
         if self._displays is None:
             from .varnames import plain_display_names

@@ -70,10 +70,8 @@ import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
-from . import statefile, trash
-from .discover import DATA_FILE
-from .model import (HDF5_FORMATS, OK, SAVEDMODEL, TF_V1, TF_V2, CheckpointInfo, DirectoryScan,
-                    StateFileInfo)
+from . import formats, statefile, trash
+from .model import OK, CheckpointInfo, DirectoryScan, StateFileInfo
 from .naming import natural_key
 from .statefile import RawState
 
@@ -276,28 +274,6 @@ def _select_by_policy(scan: DirectoryScan, policy: Policy,
     return doomed, reasons, left_alone
 
 
-def _owned(name: str, c: CheckpointInfo) -> bool:
-    """Exact-prefix ownership: is ``name`` one of checkpoint ``c``'s own files?"""
-    p = c.name
-    if c.format == TF_V2:
-        m = DATA_FILE.match(name)
-        return name in (p + ".index", p + ".meta") or (m is not None and m["prefix"] == p)
-    if c.format == TF_V1:
-        return name in (p, p + ".meta")
-    if c.format in HDF5_FORMATS:
-        return name == p
-    return False
-
-
-def _file_rank(name: str, c: CheckpointInfo) -> tuple:
-    """Deletion order inside a checkpoint: what makes it a checkpoint first, .meta last."""
-    if name == c.name + ".index" or name == c.name:
-        return (0, "")
-    if name.endswith(".meta"):
-        return (2, name)
-    return (1, name)
-
-
 def safe_path(directory: str, rel: str) -> str:
     """The absolute path of ``rel`` directly inside ``directory``; ValueError when it would leave
     it (``..``, absolute, a path through a subfolder, which may be a symbolic link to anywhere).
@@ -351,7 +327,8 @@ def _read_raw(directory: str) -> tuple[RawState | None, str | None, str | None]:
 def _fallback_latest(scan: DirectoryScan, doomed: set[str]) -> list[str]:
     """Checkpoints that may become the latest, best first: TensorFlow formats, ``ok`` first,
     then the highest number, training counter, modification time (the scan's rule)."""
-    rest = [c for c in scan.checkpoints if c.name not in doomed and c.format in (TF_V2, TF_V1)]
+    rest = [c for c in scan.checkpoints
+            if c.name not in doomed and formats.for_name(c.format).named_by_state_file]
     rest.sort(key=lambda c: (c.status == OK, c.number if c.number is not None else -1,
                              c.training_progress() or -1, c.mtime), reverse=True)
     return [c.name for c in rest]
@@ -443,9 +420,10 @@ def _checkpoint_files(directory: str, c: CheckpointInfo, warnings: list[str]
                       ) -> tuple[list[PlannedFile], str | None]:
     """(checkpoint ``c``'s files as they are on disk now, in deletion order; why it is refused,
     or None)."""
-    if c.format == SAVEDMODEL:
-        return [], "a SavedModel folder is not pruned here (delete the folder itself)"
-    bad = [f.name for f in c.files if not _owned(f.name, c)]
+    fmt = formats.for_name(c.format)
+    if not fmt.prunable:
+        return [], fmt.refusal
+    bad = [f.name for f in c.files if not fmt.owns(f.name, c)]
     try:
         for f in c.files:
             safe_path(directory, f.name)
@@ -455,7 +433,7 @@ def _checkpoint_files(directory: str, c: CheckpointInfo, warnings: list[str]
         return [], f"refused: {bad[0]} is not one of its own files in the folder"
     mine = []
     try:
-        for f in sorted(c.files, key=lambda f: _file_rank(f.name, c)):
+        for f in sorted(c.files, key=lambda f: fmt.deletion_rank(f.name, c)):
             pf = _planned_file(directory, f.name, c.name, f.kind, warnings)
             if pf is not None:
                 mine.append(pf)
@@ -521,9 +499,9 @@ def plan_orphans(scan: DirectoryScan, names: Iterable[str] | None = None, *,
 
 def _orphan_refusal(directory: str, name: str, now: float, min_age: float) -> str | None:
     rel = name.rstrip("/")
-    m = DATA_FILE.match(rel)
-    if m and os.path.exists(os.path.join(directory, m["prefix"] + ".index")):
-        return f"{m['prefix']}.index exists now: it belongs to a checkpoint"
+    owner = formats.owner_of_orphan(directory, rel)
+    if owner is not None:
+        return f"{owner} exists now: it belongs to a checkpoint"
     if rel.endswith(".meta") and statefile.checkpoint_exists(directory, rel[:-5]):
         return f"{rel[:-5]} exists now: it belongs to a checkpoint"
     try:

@@ -3,7 +3,15 @@ from __future__ import annotations
 
 import re
 
-from .model import BIAS, COUNTER, METADATA, NORMALIZATION, OPTIMIZER, OTHER, WEIGHT
+# Roles a variable can play (VariableInfo.role).
+WEIGHT = "weight"
+BIAS = "bias"
+NORMALIZATION = "normalization"
+OPTIMIZER = "optimizer state"
+COUNTER = "counter"
+METADATA = "metadata"
+OTHER = "other"
+ROLES = (WEIGHT, BIAS, NORMALIZATION, OPTIMIZER, COUNTER, METADATA, OTHER)
 
 ATTRIBUTE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"

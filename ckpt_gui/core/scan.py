@@ -6,9 +6,8 @@ import copy
 import os
 from collections.abc import Callable, Iterable
 
-from . import statefile
+from . import formats, statefile
 from .discover import list_directory
-from .inspect import inspect
 from .model import BROKEN, CheckpointInfo, DirectoryScan, StateFileInfo
 from .naming import natural_key
 
@@ -52,7 +51,7 @@ def scan_directory(directory: str, *, verify: bool = False, progress: Progress |
         if progress is not None:
             progress(i, total, cand.name)
         stale: list[str] = []
-        info = inspect(path, cand, stale)
+        info = formats.inspect(path, cand, stale)
         orphans.extend(stale)
         if verify:
             from .reading import verify_checkpoint
@@ -98,7 +97,7 @@ def reinspect_checkpoints(scan: DirectoryScan, names: Iterable[str], *,
         if progress is not None:
             progress(len(checkpoints), len(listing.candidates), cand.name)
         stale: list[str] = []
-        checkpoints.append(inspect(path, cand, stale))
+        checkpoints.append(formats.inspect(path, cand, stale))
         orphans.update(stale)
     state = read_state(path, checkpoints)
     latest = choose_latest(checkpoints, state)

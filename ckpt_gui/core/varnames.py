@@ -32,9 +32,13 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+from typing import TYPE_CHECKING
+
 from . import hdf5
-from .model import VariableInfo
 from .roles import SLOT_MARKER, is_optimizer_segment, tf1_slot
+
+if TYPE_CHECKING:
+    from .model import VariableInfo
 
 SLOT_SEPARATOR = " · "
 _WRAPPER = re.compile(r"layer_with_weights-\d+|layer-\d+|_functional|_operations|_layers"

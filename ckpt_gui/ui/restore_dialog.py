@@ -16,7 +16,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QFileDialo
                                QHeaderView, QLabel, QProgressBar, QPushButton, QSplitter,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from ..core.model import HDF5_FORMATS, DirectoryScan
+from ..core import formats
+from ..core.model import DirectoryScan
 from ..core.templates import (CHECKPOINT_TEMPLATE, TemplateError, TemplateRef, builtin_templates,
                               checkpoint_template_ref, describe)
 from .savedir import remember as remember_save
@@ -244,12 +245,7 @@ class RestoreDialog(QDialog):
         return [str(v) for v in (value or [])]
 
     def _carries_config(self) -> bool:
-        c = self.ckpt
-        if c.format == "keras":
-            return True
-        if c.format in HDF5_FORMATS:
-            return "model.save" in (c.writer or "")
-        return any(v.name.endswith("OBJECT_CONFIG_JSON") for v in c.variables)
+        return formats.for_name(self.ckpt.format).carries_config(self.ckpt)
 
     def _fill_templates(self) -> None:
         self.template_combo.blockSignals(True)

@@ -1,7 +1,7 @@
 """``ckpt-inspect restore DIR CHECKPOINT --template TEMPLATE [--root NAME] [--save PATH] [--json]``
 
 Restores one checkpoint into a model template and proves what was restored (see
-ckpt_gui/core/restore.py). TEMPLATE is a built-in template's name (``ckpt-inspect restore --list``
+ckpt_gui/core/restore/). TEMPLATE is a built-in template's name (``ckpt-inspect restore --list``
 shows them), ``checkpoint`` (the Keras config the checkpoint carries), or a path to a ``.py`` file
 with ``build_model()`` [+ ``build_optimizer()``] or to a ``.keras`` file.
 
@@ -19,10 +19,12 @@ from __future__ import annotations
 import json
 import sys
 
-EXIT_OK, EXIT_INCOMPLETE, EXIT_USAGE = 0, 1, 2
+from .common import EXIT_OK, EXIT_USAGE, UsageError, find_checkpoint
+
+EXIT_INCOMPLETE = 1
 
 
-def add_restore_parser(sub) -> None:
+def add_parser(sub) -> None:
     p = sub.add_parser(
         "restore", help="restore a checkpoint into a model template and verify it",
         description="Restore a checkpoint into a model template (a built-in name, 'checkpoint' "
@@ -113,11 +115,10 @@ def _usage(message: str) -> int:
 
 
 def cmd_restore(args) -> int:
-    from .cli import find_checkpoint
-    from .core import scan_directory
-    from .core.restore import SAVE_SUFFIXES, RestoreError, RootError, restore_checkpoint
-    from .core.scan import ScanError
-    from .core.templates import TemplateError, resolve
+    from ..core import scan_directory
+    from ..core.restore import SAVE_SUFFIXES, RestoreError, RootError, restore_checkpoint
+    from ..core.scan import ScanError
+    from ..core.templates import TemplateError, resolve
 
     if args.save and not args.save.endswith(SAVE_SUFFIXES):
         return _usage(f"--save {args.save}: the file name must end in .weights.h5 or .keras")
@@ -131,10 +132,8 @@ def cmd_restore(args) -> int:
     except RestoreError as e:
         print(f"ckpt-inspect: {e}", file=sys.stderr)
         return EXIT_INCOMPLETE
-    except Exception as e:   # find_checkpoint's UsageError (whichever module instance raised it)
-        if type(e).__name__ == "UsageError":
-            return _usage(str(e))
-        raise
+    except UsageError as e:   # find_checkpoint's
+        return _usage(str(e))
     report.template = args.template
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=2)

@@ -17,11 +17,11 @@ from __future__ import annotations
 import json
 import sys
 
-from .cli import EXIT_OK, EXIT_PROBLEMS, UsageError, fail, find_checkpoint, names
-from .textfmt import human_bytes, plural, safe_name
+from ..textfmt import human_bytes, plural, safe_name
+from .common import EXIT_OK, EXIT_PROBLEMS, UsageError, fail, find_checkpoint, names
 
 
-def add_prune_parser(sub) -> None:
+def add_parser(sub) -> None:
     p = sub.add_parser(
         "prune", help="delete old checkpoints, keeping the state file true",
         description="Delete checkpoints safely: files go to the trash (unless --permanent), the "
@@ -42,8 +42,8 @@ def add_prune_parser(sub) -> None:
 
 
 def cmd_prune(args) -> int:
-    from .core import scan_directory
-    from .core.prune import PlanError, Policy, execute_prune, plan_prune
+    from ..core import scan_directory
+    from ..core.prune import PlanError, Policy, execute_prune, plan_prune
 
     if args.keep_last is not None and args.keep_last < 0:
         raise UsageError("--keep-last must be 0 or more")

@@ -1,0 +1,75 @@
+"""Keras 1/2 HDF5 files (save_weights or whole-model ``model.save`` to .h5): layers listed in
+order, each with its flat list of weight names; and the base of every Keras weights file."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from .. import hdf5, inspect as inspection, readers, varnames
+from .base import (HDF5, HDF5_SUFFIXES, KERAS_SUFFIX, Binding, Candidate, CheckpointFormat,
+                   DirectoryListing)
+
+NAME = "keras-h5"
+KERAS3_NAME = "keras3-h5"   # what a file turns out to be when its layout is Keras 3's
+KERAS3_SUFFIX = ".weights.h5"
+
+
+class KerasWeightsFormat(CheckpointFormat):
+    """A file read with h5py: one file, its datasets the variables."""
+
+    needs_tensorflow = False
+
+    @contextmanager
+    def key_reader(self, ckpt):
+        import numpy as np
+
+        with hdf5.open_weights(ckpt.path, self.archive) as f:
+            yield lambda key: np.asarray(hdf5.read_dataset(f, key))
+
+    def inspect(self, info, cand, directory, opened, stale):
+        inspection.inspect_keras_file(info, self.archive, self.settle)
+
+    def settle(self, info, keras3: bool, writer: str):
+        """Name the format and writer from the layout found inside the file (a legacy file may
+        be named .weights.h5); return how that layout names its variables in the model
+        (VariableInfo.display_name): ``display_names(f, variables, config)``, see varnames."""
+        info.format = KERAS3_NAME if keras3 else NAME
+        info.writer = writer
+        return varnames.keras3_h5_names if keras3 else _layer_order_names
+
+    def read(self, ckpt, var):
+        return readers.read_keras_tensor(ckpt, var, self.archive)
+
+    def verify(self, ckpt, progress, cancelled):
+        return readers.verify_keras_file(ckpt, self.archive, progress, cancelled)
+
+    def carries_config(self, ckpt):
+        return self.carries_config_always or "model.save" in (ckpt.writer or "")
+
+
+class KerasH5(KerasWeightsFormat):
+    name = NAME
+    binding = Binding.LAYER_ORDER
+
+    def recognise(self, listing: DirectoryListing) -> list[Candidate]:
+        candidates = []
+        for n in sorted(listing.unclaimed()):
+            lower = n.lower()
+            path = listing.path(n)
+            if lower.endswith(KERAS_SUFFIX):   # a Keras 2 model.save named .keras
+                mine = hdf5.has_hdf5_signature(path)
+            elif lower.endswith(HDF5_SUFFIXES):
+                mine = not lower.endswith(KERAS3_SUFFIX)
+            else:
+                mine = listing.sniff(n) == HDF5
+            if mine:
+                listing.claim([n])
+                candidates.append(Candidate(n, path, NAME, [n]))
+        return candidates
+
+    def hints_at(self, file_name: str) -> bool:
+        return file_name.endswith(HDF5_SUFFIXES)
+
+
+def _layer_order_names(f, variables, config) -> dict:
+    """Keras 1/2 files name their variables by layer_names and weight_names (no config)."""
+    return varnames.keras2_h5_names(f, variables)
