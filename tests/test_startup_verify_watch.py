@@ -293,3 +293,11 @@ def test_the_memory_budget_is_a_remembered_setting(qtbot, tmp_path, monkeypatch,
         assert limits.memory_budget() == limits._default_budget()
     finally:
         limits.set_memory_budget(None)
+
+
+def test_the_waiting_for_tensorflow_message_goes_when_it_has_loaded(qtbot, window):
+    window._on_waiting_for_tensorflow("some reading thread")
+    assert window.statusBar().currentMessage().startswith("Waiting for TensorFlow")
+    window._on_tensorflow("2.21.0")
+    assert window.statusBar().currentMessage() == ""
+    assert window.tf_status.text() == "TensorFlow 2.21.0"

@@ -27,6 +27,7 @@ from .verification import Started, summary, verify_job
 
 MAX_RECENT = 10
 MEMORY_BUDGET_KEY = "engine/memoryBudgetBytes"
+WAITING_FOR_TF = "Waiting for TensorFlow to finish loading"
 APP_NAME = "ckpt_gui"
 HEAVY_LOAD_AT_THE_LATEST_MS = 300  # after the first scan, when its table is not painted
 
@@ -101,7 +102,7 @@ class MainWindow(QMainWindow):
 
         self.checkpoints = CheckpointsPanel()
         self.variables = VariablesPanel()
-        self.preview = PreviewPanel()
+        self.preview = PreviewPanel(self.settings)
         self.trend = TrendPanel()
         self.tabs = QTabWidget()
         self.tabs.setObjectName("rightTabs")
@@ -193,6 +194,8 @@ class MainWindow(QMainWindow):
 
     def _on_tensorflow(self, version: str) -> None:
         self.tf_status.setText(f"TensorFlow {version}")
+        if self.statusBar().currentMessage().startswith(WAITING_FOR_TF):
+            self.statusBar().clearMessage()  # the wait is over: no stale "waiting" stays
         self.tensorflow_ready.emit(version)
 
     def _on_waiting_for_tensorflow(self, thread: str) -> None:
@@ -200,8 +203,7 @@ class MainWindow(QMainWindow):
             return  # (the import itself: the label beside says so)
         what = ("verification" if self.verify_task.is_running() else "this restore or demo") \
             if thread == work_thread().thread.name else "reading this tensor"
-        self.statusBar().showMessage(
-            f"Waiting for TensorFlow to finish loading: {what} needs it…")
+        self.statusBar().showMessage(f"{WAITING_FOR_TF}: {what} needs it…")
 
     def open_demo(self) -> None:
         self.statusBar().showMessage("Creating the demo training folder (trains a small MLP)…")

@@ -50,8 +50,11 @@ class PreviewPanel(QWidget):
     preview_ready = Signal(object)     # TensorPreview (tests and the main window listen)
     preview_failed = Signal(str, str)
 
-    def __init__(self, parent=None):
+    def __init__(self, settings: QSettings | None = None, parent=None):
+        """``settings``: where the user's colour, range and histogram choices are remembered
+        (the main window's); none: the application's default settings."""
         super().__init__(parent)
+        self.settings = settings if settings is not None else QSettings()
         self.preview: TensorPreview | None = None
         self._built = False
         self.task = TaskSlot(self, debounce_ms=120)
@@ -80,7 +83,7 @@ class PreviewPanel(QWidget):
         from .preview.tensor_plot import BAR, LINE, TensorPlot
 
         self._built = True
-        settings = self._settings()
+        settings = self.settings
         self.mode = self._combo([BAR, LINE], "How to draw a vector", self._render)
         self.colour_range = self._combo(RANGE_MODES, "Which values the colours span", self._render,
                                         settings.value(SETTINGS_KEYS["range"]))
@@ -175,12 +178,6 @@ class PreviewPanel(QWidget):
             layout.addWidget(label)
             layout.addWidget(widget)
         return row
-
-    def _settings(self) -> QSettings:
-        """The main window's settings (where the user's choices are remembered)."""
-        from .main_window import APP_NAME
-
-        return getattr(self.window(), "settings", None) or QSettings(APP_NAME, APP_NAME)
 
     # --- requests -------------------------------------------------------------------------
     def show_variable(self, ckpt: CheckpointInfo | None, var: VariableInfo | None) -> None:

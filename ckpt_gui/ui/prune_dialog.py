@@ -10,7 +10,7 @@ import html
 import threading
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QFormLayout,
+from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog,
                                QGroupBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
                                QPlainTextEdit, QProgressBar, QPushButton, QRadioButton,
                                QSpinBox, QSplitter, QTreeWidget, QTreeWidgetItem, QVBoxLayout,
