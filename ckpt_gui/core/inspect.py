@@ -559,19 +559,27 @@ def inspect_keras_file(info: CheckpointInfo, archive: bool,
     variables: ``display_names(f, variables, config)``."""
     with hdf5.open_weights(info.path, archive) as f:
         display_names = settle(info, *hdf5.detect_layout(f))
-        refused: Counter[str] = Counter()
-        for ds in hdf5.list_datasets(f):
-            info.variables.append(VariableInfo(
-                name=ds.name, shape=ds.shape, dtype=ds.dtype, bytes=ds.bytes,
-                role=roles.classify(ds.name, ds.shape, ds.dtype), path=roles.semantic_path(ds.name),
-                readable=False if ds.problem else None, problem=ds.problem))
-            if ds.problem:
-                refused[ds.problem] += 1
-        optimizer = hdf5.optimizer_name(f)
-        infer_slots(info.variables, optimizer_name=optimizer)
         config = _config_for_names(info.path) if archive else None
-        resolved = display_names(f, info.variables, config)
-        varnames.assign(info.variables, resolved,
-                        dict.fromkeys((v.name for v in info.variables if v.slot_of), optimizer))
-        _summarize_unreadable(info, refused)
-        _read_counters(info, lambda v: hdf5.read_dataset(f, v.name))
+        fill_keras_variables(info, hdf5.list_datasets(f), hdf5.optimizer_name(f),
+                             lambda variables: display_names(f, variables, config),
+                             lambda v: hdf5.read_dataset(f, v.name))
+
+
+def fill_keras_variables(info: CheckpointInfo, datasets, optimizer: str | None,
+                         display_names: Callable[[list[VariableInfo]], dict],
+                         read: Callable[[VariableInfo], object]) -> None:
+    """Info's variables from a Keras weights layout's ``datasets`` (hdf5.H5Dataset: one file's,
+    or a sharded save's), named by ``display_names(variables)``, counters read by ``read``."""
+    refused: Counter[str] = Counter()
+    for ds in datasets:
+        info.variables.append(VariableInfo(
+            name=ds.name, shape=ds.shape, dtype=ds.dtype, bytes=ds.bytes,
+            role=roles.classify(ds.name, ds.shape, ds.dtype), path=roles.semantic_path(ds.name),
+            readable=False if ds.problem else None, problem=ds.problem))
+        if ds.problem:
+            refused[ds.problem] += 1
+    infer_slots(info.variables, optimizer_name=optimizer)
+    varnames.assign(info.variables, display_names(info.variables),
+                    dict.fromkeys((v.name for v in info.variables if v.slot_of), optimizer))
+    _summarize_unreadable(info, refused)
+    _read_counters(info, read)

@@ -1,0 +1,110 @@
+"""The formats of issue 12 wired into the registry: Keras 3 sharded weights, unzipped .keras
+directories and Orbax steps, written by their own writers and seen only through the public
+paths (scan_directory, ``ckpt-inspect scan --json``, ``show``, ``--verify``, ``prune``)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from ckpt_gui.cli import main
+from ckpt_gui.core import keras_sharded
+from ckpt_gui.core.model import OK, PARTIAL
+from ckpt_gui.core.scan import scan_directory
+
+from test_keras_files import SHARD_GB, _h5_name, _model, keras  # noqa: F401  (keras: a fixture)
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+def run_cli(capsys, *argv) -> tuple[int, str]:
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().out
+
+
+def scan_json(capsys, folder, *flags) -> tuple[int, dict]:
+    code, out = run_cli(capsys, "scan", "--json", *flags, folder)
+    return code, json.loads(out)
+
+
+def show_values(capsys, folder, checkpoint: str, variable: str) -> np.ndarray:
+    code, out = run_cli(capsys, "show", "--json", "--values", 1_000_000, folder, checkpoint,
+                        variable)
+    assert code == 0, out
+    shown = json.loads(out)
+    return np.asarray(shown["values"], dtype=np.float32).reshape(shown["variable"]["shape"])
+
+
+# --- Keras 3 sharded weights ------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def sharded(tmp_path_factory, keras):
+    """Two sharded saves (``m`` and ``m_1``, whose names overlap) written by Keras."""
+    folder = tmp_path_factory.mktemp("sharded")
+    models = {"m": _model(keras, 64, 1), "m_1": _model(keras, 48, 2)}
+    for name, model in models.items():
+        model.save_weights(str(folder / f"{name}.weights.json"), max_shard_size=SHARD_GB)
+    return folder, models
+
+
+def test_two_sharded_saves_are_two_checkpoints(sharded, capsys, keras):
+    folder, models = sharded
+    scan = scan_directory(str(folder))
+    assert [c.name for c in scan.checkpoints] == ["m.weights.json", "m_1.weights.json"]
+    assert scan.orphans == []
+    code, doc = scan_json(capsys, folder, "--verify")
+    assert code == 0
+    by_name = {c["name"]: c for c in doc["checkpoints"]}
+    for name in ("m", "m_1"):
+        c = by_name[f"{name}.weights.json"]
+        shards = keras_sharded.read_map(str(folder / f"{name}.weights.json")).shards
+        assert len(shards) >= 3
+        assert c["format"] == "keras3-sharded" and c["status"] == OK
+        assert c["files"] == [f"{name}.weights.json"] + shards
+        assert c["n_readable"] == c["n_variables"] == len(c["variables"])
+        weights = [w for layer in models[name].layers for w in layer.weights]
+        assert c["n_variables"] == len(weights) + len(models[name].optimizer.variables)
+    model = models["m"]
+    for i, layer in enumerate(model.layers):
+        for j, weight in enumerate(layer.weights):
+            np.testing.assert_array_equal(
+                show_values(capsys, folder, "m.weights.json", f"layers/{_h5_name(i)}/vars/{j}"),
+                keras.ops.convert_to_numpy(weight))
+
+
+def test_a_missing_shard_is_partial_and_named(sharded, tmp_path, capsys):
+    folder = tmp_path / "damaged"
+    shutil.copytree(sharded[0], folder)
+    weight_map = keras_sharded.read_map(str(folder / "m.weights.json"))
+    gone = weight_map.shards[1]
+    os.remove(folder / gone)
+    lost = [g.strip("/") for g, files in weight_map.groups.items() if gone in files]
+
+    c = next(c for c in scan_directory(str(folder)).checkpoints if c.name == "m.weights.json")
+    assert c.status == PARTIAL
+    assert c.problems == [f"shard {gone} is missing: the variables of {', '.join(lost)} "
+                          "cannot be read"]
+    assert gone not in [f.name for f in c.files]
+    code, doc = scan_json(capsys, folder, "--verify")
+    assert code == 1
+    verified = next(c for c in doc["checkpoints"] if c["name"] == "m.weights.json")
+    assert verified["status"] == PARTIAL and gone in verified["problems"][0]
+
+
+def test_prune_removes_a_sharded_save_json_first(sharded, tmp_path, capsys):
+    folder = tmp_path / "pruned"
+    shutil.copytree(sharded[0], folder)
+    shards = {name: keras_sharded.read_map(str(folder / f"{name}.weights.json")).shards
+              for name in ("m", "m_1")}
+    code, out = run_cli(capsys, "prune", "--keep-last", 1, "--permanent", "--json", folder)
+    assert code == 0, out
+    result = json.loads(out)
+    assert result["deleted"] == ["m.weights.json"] and result["kept"] == ["m_1.weights.json"]
+    assert result["files"] == ["m.weights.json"] + shards["m"]   # the json first
+    assert sorted(os.listdir(folder)) == ["m_1.weights.json"] + shards["m_1"]
