@@ -108,3 +108,84 @@ def test_prune_removes_a_sharded_save_json_first(sharded, tmp_path, capsys):
     assert result["deleted"] == ["m.weights.json"] and result["kept"] == ["m_1.weights.json"]
     assert result["files"] == ["m.weights.json"] + shards["m"]   # the json first
     assert sorted(os.listdir(folder)) == ["m_1.weights.json"] + shards["m_1"]
+
+
+# --- unzipped .keras folders ------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def unzipped(tmp_path_factory, keras):
+    """One model saved twice by Keras: unzipped (``model_dir/``) and zipped (``twin.keras``)."""
+    folder = tmp_path_factory.mktemp("unzipped")
+    model = _model(keras, 12, 4)
+    model.save(str(folder / "model_dir"), zipped=False)
+    model.save(str(folder / "twin.keras"))
+    return folder, model
+
+
+def test_an_unzipped_keras_folder_is_its_zipped_twin(unzipped, capsys, keras):
+    folder, model = unzipped
+    scan = scan_directory(str(folder))
+    assert [(c.name, c.format) for c in scan.checkpoints] == [("model_dir", "keras-dir"),
+                                                              ("twin.keras", "keras")]
+    assert scan.subdirectories == [] and scan.orphans == []
+    code, doc = scan_json(capsys, folder, "--verify")
+    assert code == 0
+    unzipped_ckpt, twin = doc["checkpoints"]
+    assert unzipped_ckpt["status"] == twin["status"] == OK
+    assert unzipped_ckpt["files"][:2] == ["model_dir/config.json", "model_dir/model.weights.h5"]
+    assert unzipped_ckpt["files"][-1] == "model_dir"
+    assert unzipped_ckpt["bytes"] == sum(os.path.getsize(folder / f)   # folders weigh nothing
+                                         for f in unzipped_ckpt["files"]
+                                         if os.path.isfile(folder / f))
+    assert unzipped_ckpt["variables"] == twin["variables"]   # names, shapes, display names
+    assert unzipped_ckpt["counters"] == twin["counters"]
+    first, last = model.layers[0].name, model.layers[-1].name   # the layers' own names
+    assert {v["path"] for v in twin["variables"]} >= {f"{first}/kernel", f"{last}/bias"}
+    for v in twin["variables"]:
+        np.testing.assert_array_equal(show_values(capsys, folder, "model_dir", v["name"]),
+                                      show_values(capsys, folder, "twin.keras", v["name"]))
+    loaded = keras.saving.load_model(str(folder / "model_dir"))   # Keras' own reader
+    np.testing.assert_array_equal(show_values(capsys, folder, "model_dir",
+                                              f"{model.layers[1].name}/kernel"),
+                                  keras.ops.convert_to_numpy(loaded.layers[1].kernel))
+
+
+def test_prune_removes_an_unzipped_keras_folder_config_first(unzipped, tmp_path, capsys):
+    folder = tmp_path / "pruned"
+    shutil.copytree(unzipped[0], folder)
+    (folder / "model_dir" / "assets" / "vocab").mkdir(parents=True)
+    (folder / "model_dir" / "assets" / "vocab" / "words.txt").write_text("a\nb\n")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("keep me")
+    os.symlink(outside, folder / "model_dir" / "assets" / "link")
+    code, out = run_cli(capsys, "prune", "--delete", "model_dir", "--permanent", "--json",
+                        folder)
+    assert code == 0, out
+    result = json.loads(out)
+    assert result["deleted"] == ["model_dir"]
+    assert result["files"] == [
+        "model_dir/config.json", "model_dir/model.weights.h5", "model_dir/assets/link",
+        "model_dir/assets/vocab/words.txt", "model_dir/assets/vocab", "model_dir/assets",
+        "model_dir/metadata.json", "model_dir"]
+    assert os.listdir(folder) == ["twin.keras"]
+    assert (outside / "keep.txt").read_text() == "keep me"   # a link's target is never touched
+
+
+def test_a_linked_folder_is_not_an_unzipped_keras_model(unzipped, tmp_path):
+    folder = tmp_path / "links"
+    folder.mkdir()
+    os.symlink(unzipped[0] / "model_dir", folder / "model_dir")
+    assert scan_directory(str(folder)).checkpoints == []
+
+
+def test_prune_paths_go_through_real_folders_only(tmp_path):
+    from ckpt_gui.core import prune
+
+    (tmp_path / "real").mkdir()
+    os.symlink(tmp_path / "real", tmp_path / "link")
+    (tmp_path / "file").write_text("x")
+    assert prune.safe_path(str(tmp_path), "real/a.h5") == str(tmp_path / "real" / "a.h5")
+    for bad in ("link/a.h5", "file/a.h5", "missing/a.h5", "real/../file", "real//a.h5"):
+        with pytest.raises(ValueError):
+            prune.safe_path(str(tmp_path), bad)

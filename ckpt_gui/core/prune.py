@@ -275,15 +275,26 @@ def _select_by_policy(scan: DirectoryScan, policy: Policy,
 
 
 def safe_path(directory: str, rel: str) -> str:
-    """The absolute path of ``rel`` directly inside ``directory``; ValueError when it would leave
-    it (``..``, absolute, a path through a subfolder, which may be a symbolic link to anywhere).
-    A plain name is its own proof: the file's folder is ``directory`` itself, so no realpath
-    (two per file made planning 100,000 files take seconds)."""
+    """The absolute path of ``rel`` inside ``directory``; ValueError when it would leave it
+    (``..``, absolute, a path through anything but real folders: a symbolic link may lead
+    anywhere). A plain name is its own proof: the file's folder is ``directory`` itself, so no
+    realpath (two per file made planning 100,000 files take seconds); a path into a folder a
+    format claims whole (an unzipped .keras model) costs one lstat per folder on the way."""
     rel = rel.rstrip("/")
-    if (not rel or "/" in rel or "\\" in rel or rel in (".", "..")
+    parts = rel.split("/")
+    if (not rel or "\\" in rel or any(p in ("", ".", "..") for p in parts)
             or rel == statefile.STATE_FILE):
-        raise ValueError(f"{rel!r} is not a file directly inside {directory}")
-    return os.path.join(directory, rel)
+        raise ValueError(f"{rel!r} is not a file inside {directory}")
+    for i in range(1, len(parts)):
+        folder = os.path.join(directory, *parts[:i])
+        try:
+            real_folder = stat.S_ISDIR(os.lstat(folder).st_mode)
+        except OSError:
+            real_folder = False
+        if not real_folder:
+            raise ValueError(f"{rel!r} is not a file inside {directory}: {parts[i - 1]!r} is "
+                             "not a folder of it")
+    return os.path.join(directory, *parts)
 
 
 def _planned_file(directory: str, rel: str, checkpoint: str | None, kind: str,
@@ -298,7 +309,10 @@ def _planned_file(directory: str, rel: str, checkpoint: str | None, kind: str,
         warnings.append(f"{rel} is a symbolic link to {target}: only the link is removed, "
                         "its target is kept")
         return PlannedFile(rel, 0, checkpoint, kind, link_target=target)
-    size = _tree_bytes(path) if stat.S_ISDIR(st.st_mode) else st.st_size
+    if not stat.S_ISDIR(st.st_mode):
+        size = st.st_size
+    else:   # an orphan folder weighs its tree; a checkpoint's own folder comes after its files
+        size = _tree_bytes(path) if checkpoint is None else 0
     return PlannedFile(rel, size, checkpoint, kind)
 
 

@@ -69,10 +69,11 @@ def read_tf_tensor(prefix: str, name: str, dtype: str) -> np.ndarray:
     return array
 
 
-def read_keras_tensor(ckpt: CheckpointInfo, var: VariableInfo, archive: bool) -> np.ndarray:
-    """A dataset of a Keras HDF5 file (or of the weights inside a .keras archive)."""
+def read_keras_tensor(ckpt: CheckpointInfo, var: VariableInfo, open_weights) -> np.ndarray:
+    """A dataset of a Keras HDF5 file (or of the weights of a .keras archive or directory),
+    opened by ``open_weights(ckpt.path)``."""
     try:
-        with hdf5.open_weights(ckpt.path, archive) as f:
+        with open_weights(ckpt.path) as f:
             return hdf5.read_dataset(f, var.name)
     except Exception as e:
         raise ReadError(str(e) or type(e).__name__) from None
@@ -283,10 +284,12 @@ def verify_with_tensorflow(ckpt: CheckpointInfo, guard: "_Guard", sharded: bool,
         return verify_variables(ckpt, read, progress, cancelled)
 
 
-def verify_keras_file(ckpt: CheckpointInfo, archive: bool, progress, cancelled) -> CheckpointInfo:
-    """Verify a Keras HDF5 file (or the weights of a .keras archive) with h5py."""
+def verify_keras_file(ckpt: CheckpointInfo, open_weights, progress,
+                      cancelled) -> CheckpointInfo:
+    """Verify a Keras HDF5 file (or the weights of a .keras archive or directory, opened by
+    ``open_weights(ckpt.path)``) with h5py."""
     try:
-        with hdf5.open_weights(ckpt.path, archive) as f:
+        with open_weights(ckpt.path) as f:
             return verify_variables(ckpt, lambda v: hdf5.read_dataset(f, v.name), progress,
                                     cancelled)
     except Exception as e:  # the file itself cannot be opened: nothing is readable
