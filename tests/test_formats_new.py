@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ckpt_gui.cli import main
 from ckpt_gui.core import keras_sharded
-from ckpt_gui.core.model import OK, PARTIAL
+from ckpt_gui.core.model import BROKEN, OK, PARTIAL
 from ckpt_gui.core.scan import scan_directory
 
 from test_keras_files import SHARD_GB, _h5_name, _model, keras  # noqa: F401  (keras: a fixture)
@@ -189,3 +190,53 @@ def test_prune_paths_go_through_real_folders_only(tmp_path):
     for bad in ("link/a.h5", "file/a.h5", "missing/a.h5", "real/../file", "real//a.h5"):
         with pytest.raises(ValueError):
             prune.safe_path(str(tmp_path), bad)
+
+
+# --- Orbax steps ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def orbax_keras(tmp_path_factory):
+    """keras.callbacks.OrbaxCheckpoint's folder of steps 0, 1, 2 (tests/_orbax_writers.py)."""
+    from test_orbax import _write
+
+    out = tmp_path_factory.mktemp("orbax_keras")
+    _write("keras", out)
+    return out / "full"
+
+
+def test_an_orbax_folder_lists_its_steps_latest_the_highest_committed(orbax_keras, tmp_path,
+                                                                     capsys):
+    from test_orbax import orbax_restore, orbax_steps
+
+    folder = Path(shutil.copytree(orbax_keras, tmp_path / "full"))
+    shutil.copytree(folder / "2", folder / "3.orbax-checkpoint-tmp")   # a save in progress
+    scan = scan_directory(str(folder))
+    assert [(c.name, c.number, c.format, c.status) for c in scan.checkpoints] == [
+        ("0", 0, "orbax", OK), ("1", 1, "orbax", OK), ("2", 2, "orbax", OK),
+        ("3.orbax-checkpoint-tmp", 3, "orbax", BROKEN)]
+    assert scan.latest == "2" and orbax_steps(folder) == [0, 1, 2]
+    assert scan.subdirectories == []
+    code, doc = scan_json(capsys, folder, "--verify")
+    assert code == 1   # the uncommitted step
+    assert doc["latest"] == "2"
+    step = next(c for c in doc["checkpoints"] if c["name"] == "2")
+    assert step["status"] == OK and step["n_readable"] == step["n_variables"] > 20
+    assert step["files"] == ["2"] and step["bytes"] > 0
+    restored = orbax_restore(folder / "2" / "pytree")
+    kernel = next(v["name"] for v in step["variables"] if v["name"].endswith("hidden/kernel")
+                  and v["name"].startswith("trainable_variables/"))
+    np.testing.assert_array_equal(show_values(capsys, folder, "2", kernel), restored[kernel])
+
+
+def test_prune_keep_last_leaves_the_newest_orbax_step(orbax_keras, tmp_path, capsys):
+    from test_orbax import orbax_steps
+
+    folder = Path(shutil.copytree(orbax_keras, tmp_path / "full"))
+    code, out = run_cli(capsys, "prune", "--keep-last", 1, "--permanent", "--json", folder)
+    assert code == 0, out
+    result = json.loads(out)
+    assert result["deleted"] == ["0", "1"] and result["files"] == ["0", "1"]
+    assert result["bytes"] == sum(c.bytes for c in scan_directory(str(orbax_keras)).checkpoints
+                                  if c.name in ("0", "1"))
+    assert os.listdir(folder) == ["2"]
+    assert orbax_steps(folder) == [2]

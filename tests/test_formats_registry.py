@@ -62,7 +62,7 @@ def test_every_format_module_is_registered_once():
     registered = {type(f).__module__.rsplit(".", 1)[1] for f in formats.REGISTRY}
     assert registered == set(FORMAT_MODULES)
     assert FORMAT_MODULES == ["keras3_h5", "keras_archive", "keras_dir", "keras_h5",
-                              "keras_sharded", "savedmodel", "tf_v1", "tf_v2"]
+                              "keras_sharded", "orbax", "savedmodel", "tf_v1", "tf_v2"]
     names = formats.names()
     assert len(names) == len(set(names)) == len(formats.REGISTRY)
     for f in formats.REGISTRY:

@@ -298,7 +298,7 @@ def safe_path(directory: str, rel: str) -> str:
 
 
 def _planned_file(directory: str, rel: str, checkpoint: str | None, kind: str,
-                  warnings: list[str]) -> PlannedFile | None:
+                  warnings: list[str], folder_bytes: int | None = None) -> PlannedFile | None:
     path = safe_path(directory, rel)
     try:
         st = os.lstat(path)
@@ -311,8 +311,8 @@ def _planned_file(directory: str, rel: str, checkpoint: str | None, kind: str,
         return PlannedFile(rel, 0, checkpoint, kind, link_target=target)
     if not stat.S_ISDIR(st.st_mode):
         size = st.st_size
-    else:   # an orphan folder weighs its tree; a checkpoint's own folder comes after its files
-        size = _tree_bytes(path) if checkpoint is None else 0
+    else:   # a checkpoint's folder weighs what its format says (its files may be listed apart)
+        size = _tree_bytes(path) if folder_bytes is None else folder_bytes
     return PlannedFile(rel, size, checkpoint, kind)
 
 
@@ -448,7 +448,7 @@ def _checkpoint_files(directory: str, c: CheckpointInfo, warnings: list[str]
     mine = []
     try:
         for f in sorted(c.files, key=lambda f: fmt.deletion_rank(f.name, c)):
-            pf = _planned_file(directory, f.name, c.name, f.kind, warnings)
+            pf = _planned_file(directory, f.name, c.name, f.kind, warnings, f.bytes)
             if pf is not None:
                 mine.append(pf)
     except (OSError, ValueError) as e:
@@ -671,10 +671,24 @@ def _remove_one(path: str, to_trash: bool) -> trash.TrashedFile | None:
         os.unlink(path)
         return trash.TrashedFile(path, link_target=target)
     if os.path.isdir(path):
-        shutil.rmtree(path)
+        shutil.rmtree(_renamed_away(path))
     else:
         os.unlink(path)
     return None
+
+
+def _renamed_away(folder: str) -> str:
+    """The folder under a new hidden name, before its tree is removed: removing a tree takes
+    many steps, and a reader (Orbax lists steps by their names) must never find it half gone
+    under its own name."""
+    parent, name = os.path.split(folder)
+    target = os.path.join(parent, f".{name}.deleting")
+    n = 1
+    while os.path.lexists(target):
+        n += 1
+        target = os.path.join(parent, f".{name}.deleting-{n}")
+    os.rename(folder, target)
+    return target
 
 
 def execute_prune(plan: Plan, *, permanent: bool | None = None, progress: Progress | None = None,

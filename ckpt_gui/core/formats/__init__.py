@@ -2,8 +2,8 @@
 
 ``recognise`` hands a directory's entries to each format in ``REGISTRY`` order; a format claims
 what it recognises, so the ones after it never see those entries: bundles claim their ``.index``
-and ``.data-*`` files first, then V1 SSTables (by magic bytes), then SavedModel folders and
-unzipped .keras folders, then Keras sharded saves (a json and its shards, before the shards could pass for single files), then the
+and ``.data-*`` files first, then V1 SSTables (by magic bytes), then SavedModel folders,
+unzipped .keras folders and Orbax step folders, then Keras sharded saves (a json and its shards, before the shards could pass for single files), then the
 Keras files by suffix (a legacy HDF5 file named ``.keras`` before the Keras 3 archives).
 Everything outside this package asks ``for_name(ckpt.format)`` and the format's capabilities.
 """
@@ -21,12 +21,14 @@ from .keras_archive import KerasArchive
 from .keras_dir import KerasDir
 from .keras_h5 import KerasH5
 from .keras_sharded import KerasSharded
+from .orbax import Orbax
 from .savedmodel import SavedModel
 from .tf_v1 import TfV1
 from .tf_v2 import TfV2
 
 REGISTRY: tuple[CheckpointFormat, ...] = (TfV2(), TfV1(), SavedModel(), KerasSharded(),
-                                          KerasDir(), KerasH5(), Keras3H5(), KerasArchive())
+                                          KerasDir(), Orbax(), KerasH5(), Keras3H5(),
+                                          KerasArchive())
 _BY_NAME = {f.name: f for f in REGISTRY}
 
 
