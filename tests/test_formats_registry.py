@@ -61,8 +61,8 @@ def test_the_grep_finds_what_it_must():
 def test_every_format_module_is_registered_once():
     registered = {type(f).__module__.rsplit(".", 1)[1] for f in formats.REGISTRY}
     assert registered == set(FORMAT_MODULES)
-    assert FORMAT_MODULES == ["keras3_h5", "keras_archive", "keras_h5", "savedmodel", "tf_v1",
-                              "tf_v2"]
+    assert FORMAT_MODULES == ["keras3_h5", "keras_archive", "keras_dir", "keras_h5",
+                              "keras_sharded", "orbax", "savedmodel", "tf_v1", "tf_v2"]
     names = formats.names()
     assert len(names) == len(set(names)) == len(formats.REGISTRY)
     for f in formats.REGISTRY:
@@ -80,6 +80,7 @@ def test_capabilities_say_what_the_names_used_to():
                                                                         "savedmodel"]
     assert by("keras-h5").binding == base.Binding.LAYER_ORDER
     assert by("keras3-h5").binding == by("keras").binding == base.Binding.LAYER_PATHS
+    assert by("keras3-sharded").binding == by("keras-dir").binding == base.Binding.LAYER_PATHS
     assert by("tf-v2").binding == by("savedmodel").binding == base.Binding.OBJECT_GRAPH
     assert [f.name for f in formats.REGISTRY if f.archive] == ["keras"]
 

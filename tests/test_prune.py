@@ -318,7 +318,7 @@ def test_nothing_outside_the_directory(corpus_copy, tmp_path):
     result = execute_prune(plan)
     assert victim.read_text() == "keep me"
     assert list(result.failed) == ["ckpt-18"]
-    assert result.errors == [f"../victim.index: '../victim.index' is not a file directly "
+    assert result.errors == [f"../victim.index: '../victim.index' is not a file "
                              f"inside {d}"]
     assert os.path.exists(d / "ckpt-18.index")   # still whole, and listed again
     assert '"ckpt-18"' in state_text(d)

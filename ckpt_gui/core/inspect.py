@@ -539,39 +539,48 @@ def _itemsize(dtype: str) -> int:
     return bundle.ITEMSIZE.get(dtype, 0)
 
 
-def _config_for_names(path: str) -> dict | None:
-    """A .keras archive's config, for naming its weights only: a config too deeply nested to
+def _config_for_names(config: Callable[[], dict | None]) -> dict | None:
+    """A .keras model's config, for naming its weights only: a config too deeply nested to
     decode costs the weights their names, not the checkpoint its health (restore says why it
     cannot build from it)."""
     try:
-        return hdf5.archive_config(path)
+        return config()
     except RecursionError:
         return None
 
 
 # --- Keras HDF5 and .keras -------------------------------------------------------------------
 
-def inspect_keras_file(info: CheckpointInfo, archive: bool,
+def inspect_keras_file(info: CheckpointInfo, open_weights, config: Callable[[], dict | None],
                        settle: Callable[[CheckpointInfo, bool, str], Callable]) -> None:
-    """A Keras HDF5 file, or the weights of a .keras ``archive``. ``settle(info, keras3,
-    writer)``: the recognising format sets info's format and writer from the layout found
-    inside (a legacy file may be named .weights.h5) and returns how that format names the
-    variables: ``display_names(f, variables, config)``."""
-    with hdf5.open_weights(info.path, archive) as f:
+    """A Keras HDF5 file, or the weights of a .keras archive or directory, opened by
+    ``open_weights(info.path)``; ``config()``: the model config it carries, or None. ``settle(
+    info, keras3, writer)``: the recognising format sets info's format and writer from the
+    layout found inside (a legacy file may be named .weights.h5) and returns how that format
+    names the variables: ``display_names(f, variables, config)``."""
+    with open_weights(info.path) as f:
         display_names = settle(info, *hdf5.detect_layout(f))
-        refused: Counter[str] = Counter()
-        for ds in hdf5.list_datasets(f):
-            info.variables.append(VariableInfo(
-                name=ds.name, shape=ds.shape, dtype=ds.dtype, bytes=ds.bytes,
-                role=roles.classify(ds.name, ds.shape, ds.dtype), path=roles.semantic_path(ds.name),
-                readable=False if ds.problem else None, problem=ds.problem))
-            if ds.problem:
-                refused[ds.problem] += 1
-        optimizer = hdf5.optimizer_name(f)
-        infer_slots(info.variables, optimizer_name=optimizer)
-        config = _config_for_names(info.path) if archive else None
-        resolved = display_names(f, info.variables, config)
-        varnames.assign(info.variables, resolved,
-                        dict.fromkeys((v.name for v in info.variables if v.slot_of), optimizer))
-        _summarize_unreadable(info, refused)
-        _read_counters(info, lambda v: hdf5.read_dataset(f, v.name))
+        config = _config_for_names(config)
+        fill_keras_variables(info, hdf5.list_datasets(f), hdf5.optimizer_name(f),
+                             lambda variables: display_names(f, variables, config),
+                             lambda v: hdf5.read_dataset(f, v.name))
+
+
+def fill_keras_variables(info: CheckpointInfo, datasets, optimizer: str | None,
+                         display_names: Callable[[list[VariableInfo]], dict],
+                         read: Callable[[VariableInfo], object]) -> None:
+    """Info's variables from a Keras weights layout's ``datasets`` (hdf5.H5Dataset: one file's,
+    or a sharded save's), named by ``display_names(variables)``, counters read by ``read``."""
+    refused: Counter[str] = Counter()
+    for ds in datasets:
+        info.variables.append(VariableInfo(
+            name=ds.name, shape=ds.shape, dtype=ds.dtype, bytes=ds.bytes,
+            role=roles.classify(ds.name, ds.shape, ds.dtype), path=roles.semantic_path(ds.name),
+            readable=False if ds.problem else None, problem=ds.problem))
+        if ds.problem:
+            refused[ds.problem] += 1
+    infer_slots(info.variables, optimizer_name=optimizer)
+    varnames.assign(info.variables, display_names(info.variables),
+                    dict.fromkeys((v.name for v in info.variables if v.slot_of), optimizer))
+    _summarize_unreadable(info, refused)
+    _read_counters(info, read)

@@ -275,19 +275,30 @@ def _select_by_policy(scan: DirectoryScan, policy: Policy,
 
 
 def safe_path(directory: str, rel: str) -> str:
-    """The absolute path of ``rel`` directly inside ``directory``; ValueError when it would leave
-    it (``..``, absolute, a path through a subfolder, which may be a symbolic link to anywhere).
-    A plain name is its own proof: the file's folder is ``directory`` itself, so no realpath
-    (two per file made planning 100,000 files take seconds)."""
+    """The absolute path of ``rel`` inside ``directory``; ValueError when it would leave it
+    (``..``, absolute, a path through anything but real folders: a symbolic link may lead
+    anywhere). A plain name is its own proof: the file's folder is ``directory`` itself, so no
+    realpath (two per file made planning 100,000 files take seconds); a path into a folder a
+    format claims whole (an unzipped .keras model) costs one lstat per folder on the way."""
     rel = rel.rstrip("/")
-    if (not rel or "/" in rel or "\\" in rel or rel in (".", "..")
+    parts = rel.split("/")
+    if (not rel or "\\" in rel or any(p in ("", ".", "..") for p in parts)
             or rel == statefile.STATE_FILE):
-        raise ValueError(f"{rel!r} is not a file directly inside {directory}")
-    return os.path.join(directory, rel)
+        raise ValueError(f"{rel!r} is not a file inside {directory}")
+    for i in range(1, len(parts)):
+        folder = os.path.join(directory, *parts[:i])
+        try:
+            real_folder = stat.S_ISDIR(os.lstat(folder).st_mode)
+        except OSError:
+            real_folder = False
+        if not real_folder:
+            raise ValueError(f"{rel!r} is not a file inside {directory}: {parts[i - 1]!r} is "
+                             "not a folder of it")
+    return os.path.join(directory, *parts)
 
 
 def _planned_file(directory: str, rel: str, checkpoint: str | None, kind: str,
-                  warnings: list[str]) -> PlannedFile | None:
+                  warnings: list[str], folder_bytes: int | None = None) -> PlannedFile | None:
     path = safe_path(directory, rel)
     try:
         st = os.lstat(path)
@@ -298,7 +309,10 @@ def _planned_file(directory: str, rel: str, checkpoint: str | None, kind: str,
         warnings.append(f"{rel} is a symbolic link to {target}: only the link is removed, "
                         "its target is kept")
         return PlannedFile(rel, 0, checkpoint, kind, link_target=target)
-    size = _tree_bytes(path) if stat.S_ISDIR(st.st_mode) else st.st_size
+    if not stat.S_ISDIR(st.st_mode):
+        size = st.st_size
+    else:   # a checkpoint's folder weighs what its format says (its files may be listed apart)
+        size = _tree_bytes(path) if folder_bytes is None else folder_bytes
     return PlannedFile(rel, size, checkpoint, kind)
 
 
@@ -434,7 +448,7 @@ def _checkpoint_files(directory: str, c: CheckpointInfo, warnings: list[str]
     mine = []
     try:
         for f in sorted(c.files, key=lambda f: fmt.deletion_rank(f.name, c)):
-            pf = _planned_file(directory, f.name, c.name, f.kind, warnings)
+            pf = _planned_file(directory, f.name, c.name, f.kind, warnings, f.bytes)
             if pf is not None:
                 mine.append(pf)
     except (OSError, ValueError) as e:
@@ -657,10 +671,24 @@ def _remove_one(path: str, to_trash: bool) -> trash.TrashedFile | None:
         os.unlink(path)
         return trash.TrashedFile(path, link_target=target)
     if os.path.isdir(path):
-        shutil.rmtree(path)
+        shutil.rmtree(_renamed_away(path))
     else:
         os.unlink(path)
     return None
+
+
+def _renamed_away(folder: str) -> str:
+    """The folder under a new hidden name, before its tree is removed: removing a tree takes
+    many steps, and a reader (Orbax lists steps by their names) must never find it half gone
+    under its own name."""
+    parent, name = os.path.split(folder)
+    target = os.path.join(parent, f".{name}.deleting")
+    n = 1
+    while os.path.lexists(target):
+        n += 1
+        target = os.path.join(parent, f".{name}.deleting-{n}")
+    os.rename(folder, target)
+    return target
 
 
 def execute_prune(plan: Plan, *, permanent: bool | None = None, progress: Progress | None = None,

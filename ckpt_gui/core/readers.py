@@ -69,10 +69,11 @@ def read_tf_tensor(prefix: str, name: str, dtype: str) -> np.ndarray:
     return array
 
 
-def read_keras_tensor(ckpt: CheckpointInfo, var: VariableInfo, archive: bool) -> np.ndarray:
-    """A dataset of a Keras HDF5 file (or of the weights inside a .keras archive)."""
+def read_keras_tensor(ckpt: CheckpointInfo, var: VariableInfo, open_weights) -> np.ndarray:
+    """A dataset of a Keras HDF5 file (or of the weights of a .keras archive or directory),
+    opened by ``open_weights(ckpt.path)``."""
     try:
-        with hdf5.open_weights(ckpt.path, archive) as f:
+        with open_weights(ckpt.path) as f:
             return hdf5.read_dataset(f, var.name)
     except Exception as e:
         raise ReadError(str(e) or type(e).__name__) from None
@@ -280,19 +281,22 @@ def verify_with_tensorflow(ckpt: CheckpointInfo, guard: "_Guard", sharded: bool,
                 return read_tf_tensor(ckpt.path, v.name, v.dtype)
             except ReadError as e:
                 raise ReadError(_name_the_file(ckpt, v, str(e), sharded)) from None
-        return _verify_with(ckpt, read, progress, cancelled)
+        return verify_variables(ckpt, read, progress, cancelled)
 
 
-def verify_keras_file(ckpt: CheckpointInfo, archive: bool, progress, cancelled) -> CheckpointInfo:
-    """Verify a Keras HDF5 file (or the weights of a .keras archive) with h5py."""
+def verify_keras_file(ckpt: CheckpointInfo, open_weights, progress,
+                      cancelled) -> CheckpointInfo:
+    """Verify a Keras HDF5 file (or the weights of a .keras archive or directory, opened by
+    ``open_weights(ckpt.path)``) with h5py."""
     try:
-        with hdf5.open_weights(ckpt.path, archive) as f:
-            return _verify_with(ckpt, lambda v: hdf5.read_dataset(f, v.name), progress, cancelled)
+        with open_weights(ckpt.path) as f:
+            return verify_variables(ckpt, lambda v: hdf5.read_dataset(f, v.name), progress,
+                                    cancelled)
     except Exception as e:  # the file itself cannot be opened: nothing is readable
         def fail(v, reason=str(e) if isinstance(e, storage.UnreadableFile)
                  else f"the file cannot be opened: {str(e) or type(e).__name__}"):
             raise ReadError(reason)
-        return _verify_with(ckpt, fail, progress, cancelled)
+        return verify_variables(ckpt, fail, progress, cancelled)
 
 
 class _Guard:
@@ -351,7 +355,9 @@ def _name_the_file(ckpt: CheckpointInfo, v, text: str, sharded: bool) -> str:
 _COUNTED = re.compile(r"^(?P<problem>.*): \d+ of \d+ variables cannot be read$")
 
 
-def _verify_with(ckpt: CheckpointInfo, read, progress, cancelled) -> CheckpointInfo:
+def verify_variables(ckpt: CheckpointInfo, read, progress, cancelled) -> CheckpointInfo:
+    """Read every variable of ``ckpt`` with ``read(variable)``; mark each readable or not and
+    the checkpoint's status from what reading found."""
     failures: Counter[str] = Counter()
     n = ckpt.n_variables
     readable = 0

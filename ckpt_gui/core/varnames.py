@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from . import hdf5
@@ -173,6 +173,13 @@ _VARS = re.compile(r"(.*)/vars/(\d+)$")
 def keras3_h5_names(f, variables: list[VariableInfo], config: dict | None) -> dict[str, str]:
     """key -> path with the layer's own name, for ``layers/<group>/vars/<i>`` keys of a Keras 3
     weights file ``f`` (h5py); ``config``: the model's config (config.json), or None."""
+    return keras3_names(lambda path: _stored_name(f, path), variables, config)
+
+
+def keras3_names(stored_name: Callable[[str], str | None], variables: list[VariableInfo],
+                 config: dict | None) -> dict[str, str]:
+    """keras3_h5_names with each ``.../vars`` group's stored name given by ``stored_name(path)``
+    (a sharded save keeps them spread over its shards)."""
     groups: dict[str, list[VariableInfo]] = {}
     for v in variables:
         m = _VARS.match(v.name)
@@ -180,7 +187,7 @@ def keras3_h5_names(f, variables: list[VariableInfo], config: dict | None) -> di
             groups.setdefault(m.group(1), []).append(v)
     resolved = {}
     for group, members in groups.items():
-        names, layer = _layer_path(f, group, config)
+        names, layer = _layer_path(stored_name, group, config)
         weights = _weight_names(layer, [v.shape for v in members])
         for i, v in enumerate(sorted(members, key=lambda v: int(v.name.rsplit("/", 1)[1]))):
             resolved[v.name] = "/".join(names + ([weights[i]] if weights else
@@ -188,16 +195,14 @@ def keras3_h5_names(f, variables: list[VariableInfo], config: dict | None) -> di
     return resolved
 
 
-def _layer_path(f, group: str, config: dict | None) -> tuple[list[str], dict | None]:
+def _layer_path(stored_name, group: str, config: dict | None) -> tuple[list[str], dict | None]:
     """The layer names along ``group`` (``layers/functional/layers/dense_1``: each layer's
     own name, stored in its vars group) and that layer's config, when ``config`` has it."""
     segments, names, layer = group.split("/"), [], config
     for i, segment in enumerate(segments):
         if segment == "layers":
             continue
-        stored = _hard_get(f, "/".join(segments[:i + 1] + ["vars"]))
-        name = stored.attrs.get("name") if stored is not None else None
-        name = name.decode("utf-8", "replace") if isinstance(name, bytes) else name
+        name = stored_name("/".join(segments[:i + 1] + ["vars"]))
         names.append(name if isinstance(name, str) and name else segment)
         layer = _child_config(layer, segment, name, after_layers=segments[i - 1] == "layers")
     return names, layer
@@ -257,6 +262,13 @@ def keras2_h5_names(f, variables: list[VariableInfo]) -> dict[str, str]:
         if "/" in weight and weight in listed[group]:
             resolved[v.name] = _OUTPUT_INDEX.sub("", weight)
     return resolved
+
+
+def _stored_name(f, path: str) -> str | None:
+    """The ``name`` attribute of the group at ``path`` (hard links only), or None."""
+    stored = _hard_get(f, path)
+    name = stored.attrs.get("name") if stored is not None else None
+    return name.decode("utf-8", "replace") if isinstance(name, bytes) else name
 
 
 def _hard_get(f, path: str):

@@ -2,13 +2,15 @@
 
 ``recognise`` hands a directory's entries to each format in ``REGISTRY`` order; a format claims
 what it recognises, so the ones after it never see those entries: bundles claim their ``.index``
-and ``.data-*`` files first, then V1 SSTables (by magic bytes), then SavedModel folders, then the
+and ``.data-*`` files first, then V1 SSTables (by magic bytes), then SavedModel folders,
+unzipped .keras folders and Orbax step folders, then Keras sharded saves (a json and its shards, before the shards could pass for single files), then the
 Keras files by suffix (a legacy HDF5 file named ``.keras`` before the Keras 3 archives).
 Everything outside this package asks ``for_name(ckpt.format)`` and the format's capabilities.
 """
 from __future__ import annotations
 
 import os
+import stat
 
 from .. import storage
 from ..model import BROKEN, OK, Candidate, CheckpointInfo, FileInfo
@@ -16,12 +18,16 @@ from ..naming import checkpoint_number
 from .base import CheckpointFormat, DirectoryListing
 from .keras3_h5 import Keras3H5
 from .keras_archive import KerasArchive
+from .keras_dir import KerasDir
 from .keras_h5 import KerasH5
+from .keras_sharded import KerasSharded
+from .orbax import Orbax
 from .savedmodel import SavedModel
 from .tf_v1 import TfV1
 from .tf_v2 import TfV2
 
-REGISTRY: tuple[CheckpointFormat, ...] = (TfV2(), TfV1(), SavedModel(), KerasH5(), Keras3H5(),
+REGISTRY: tuple[CheckpointFormat, ...] = (TfV2(), TfV1(), SavedModel(), KerasSharded(),
+                                          KerasDir(), Orbax(), KerasH5(), Keras3H5(),
                                           KerasArchive())
 _BY_NAME = {f.name: f for f in REGISTRY}
 
@@ -82,6 +88,11 @@ def inspect(directory: str, cand: Candidate,
     return info
 
 
+def _size(st: os.stat_result) -> int:
+    """A file's size; a folder a format claims whole weighs nothing itself (its files count)."""
+    return 0 if stat.S_ISDIR(st.st_mode) else st.st_size
+
+
 def _files(directory: str, cand: Candidate, fmt: CheckpointFormat,
            known: dict[str, os.stat_result] | None = None,
            leave_out: list[str] | None = None) -> tuple[list[FileInfo], float]:
@@ -97,6 +108,6 @@ def _files(directory: str, cand: Candidate, fmt: CheckpointFormat,
                 st = os.stat(os.path.join(directory, rel))
             except OSError:
                 continue
-        infos.append(FileInfo(rel, st.st_size, fmt.file_kind(rel)))
+        infos.append(FileInfo(rel, _size(st), fmt.file_kind(rel)))
         mtime = max(mtime, st.st_mtime)
     return infos, mtime

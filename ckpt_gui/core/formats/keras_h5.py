@@ -18,15 +18,24 @@ class KerasWeightsFormat(CheckpointFormat):
 
     needs_tensorflow = False
 
+    def open_weights(self, path: str):
+        """Its HDF5 weights, open (a context manager): the file itself, or an archive's."""
+        return hdf5.open_weights(path, self.archive)
+
+    def model_config(self, path: str) -> dict | None:
+        """The model config it carries (an archive's config.json), or None."""
+        return hdf5.archive_config(path) if self.archive else None
+
     @contextmanager
     def key_reader(self, ckpt):
         import numpy as np
 
-        with hdf5.open_weights(ckpt.path, self.archive) as f:
+        with self.open_weights(ckpt.path) as f:
             yield lambda key: np.asarray(hdf5.read_dataset(f, key))
 
     def inspect(self, info, cand, directory, opened, stale):
-        inspection.inspect_keras_file(info, self.archive, self.settle)
+        inspection.inspect_keras_file(info, self.open_weights,
+                                      lambda: self.model_config(info.path), self.settle)
 
     def settle(self, info, keras3: bool, writer: str):
         """Name the format and writer from the layout found inside the file (a legacy file may
@@ -37,10 +46,10 @@ class KerasWeightsFormat(CheckpointFormat):
         return varnames.keras3_h5_names if keras3 else _layer_order_names
 
     def read(self, ckpt, var):
-        return readers.read_keras_tensor(ckpt, var, self.archive)
+        return readers.read_keras_tensor(ckpt, var, self.open_weights)
 
     def verify(self, ckpt, progress, cancelled):
-        return readers.verify_keras_file(ckpt, self.archive, progress, cancelled)
+        return readers.verify_keras_file(ckpt, self.open_weights, progress, cancelled)
 
     def carries_config(self, ckpt):
         return self.carries_config_always or "model.save" in (ckpt.writer or "")

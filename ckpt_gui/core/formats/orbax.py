@@ -1,0 +1,93 @@
+"""Orbax checkpoints (``keras.callbacks.OrbaxCheckpoint``, ``orbax.checkpoint.CheckpointManager``):
+the opened folder holds one directory per step, each a checkpoint named by its directory and
+numbered by its step (core/orbax.py reads them with tensorstore). An uncommitted step (still
+under its temporary name) is listed broken, so the latest is the highest committed step, and
+prune can remove it. Prune removes a step as one folder: prune renames a folder away before
+removing its tree, so Orbax never lists a half-deleted step (orbax.deletion_plan's order)."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+
+from .. import orbax, readers
+from ..model import FileInfo
+from .base import Binding, Candidate, CheckpointFormat, DirectoryListing
+
+NAME = "orbax"
+CHUNK_BYTES = 64 << 20   # what one piece of a tensor read by chunks may hold
+
+
+class Orbax(CheckpointFormat):
+    name = NAME
+    needs_tensorflow = False
+    binding = Binding.LAYER_PATHS
+
+    def __init__(self):
+        self._context = None   # tensorstore's, one per scan (its open files and caches)
+
+    def recognise(self, listing: DirectoryListing) -> list[Candidate]:
+        free = set(listing.unclaimed_subdirectories())
+        steps = [s for s in orbax.list_steps(listing.directory) if s.name in free]
+        if steps:
+            self._context = orbax.new_context()
+        for step in steps:
+            listing.claim_subdirectory(step.name)
+        return [Candidate(s.name, s.path, NAME, [s.name]) for s in steps]
+
+    def inspect(self, info, cand, directory, opened, stale):
+        step = orbax.inspect_step(orbax.step_of(cand.path), self._context)
+        info.writer = step.writer
+        info.number = step.step.step
+        info.variables = step.variables
+        info.counters = step.counters
+        info.status, info.problems = step.status, step.problems
+        # One entry, the step's folder, carrying its files' bytes: prune removes it whole.
+        info.files = [FileInfo(cand.name, step.bytes, "folder")]
+        info.mtime = step.mtime
+
+    def read(self, ckpt, var):
+        with _read_errors():
+            return orbax.read_array(_location(ckpt, var.name))
+
+    def read_chunks(self, ckpt, var):
+        with _read_errors():
+            for _start, _stop, rows in orbax.iter_chunks(_location(ckpt, var.name), CHUNK_BYTES):
+                yield rows
+
+    def verify(self, ckpt, progress, cancelled):
+        step = orbax.verify_step(orbax.inspect_step(ckpt.path))
+        by_name = {v.name: v for v in step.variables}
+        for i, v in enumerate(ckpt.variables):
+            if progress is not None:
+                progress(i, ckpt.n_variables, v.name)
+            found = by_name.get(v.name)
+            if found is not None:
+                v.readable, v.problem = found.readable, found.problem
+        ckpt.verified = True
+        ckpt.n_readable = sum(1 for v in ckpt.variables if v.readable is not False)
+        ckpt.status, ckpt.problems = step.status, step.problems
+        return ckpt
+
+    def owns(self, file_name, ckpt):
+        return file_name == ckpt.name
+
+    @contextmanager
+    def key_reader(self, ckpt):
+        locations, _ = orbax.locations(ckpt.path)
+        yield lambda key: np.asarray(orbax.read_array(locations[key]))
+
+
+def _location(ckpt, name: str) -> orbax.ArrayLocation:
+    locations, _ = orbax.locations(ckpt.path)
+    if name not in locations:
+        raise readers.ReadError(f"{name} is not in step {ckpt.name}")
+    return locations[name]
+
+
+@contextmanager
+def _read_errors():
+    try:
+        yield
+    except orbax.OrbaxError as e:
+        raise readers.ReadError(str(e)) from None
