@@ -12,9 +12,9 @@ import argparse
 import os
 import sys
 
-from ..textfmt import safe_name
 from . import prune, restore, scan, show
-from .common import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, UsageError, describe_error, fail
+from .common import (EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, UsageError, EscapingStream,
+                     describe_error, fail)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,29 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _EscapingStream:
-    """A text stream that writes control characters other than newline and tab escaped: the
-    last guard between a file name and the terminal (output code escapes names itself, with
-    ``safe_name``, which also escapes their newlines). JSON is unaffected: json.dumps escapes
-    every control character already."""
-
-    def __init__(self, stream):
-        self._stream = stream
-
-    def write(self, text: str) -> int:
-        self._stream.write(safe_name(text, keep="\n\t"))
-        return len(text)
-
-    def __getattr__(self, name):
-        return getattr(self._stream, name)
-
-
 def main(argv: list[str] | None = None) -> int:
     from ..core.scan import ScanError
 
     parser = build_parser()
     out, err = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = _EscapingStream(out), _EscapingStream(err)
+    sys.stdout, sys.stderr = EscapingStream(out), EscapingStream(err)
     try:
         args = parser.parse_args(argv)
         return _run(args, args.debug or bool(os.environ.get("CKPT_GUI_DEBUG")), ScanError)

@@ -53,7 +53,7 @@ def describe_error(e: BaseException) -> str:
     return f"{type(e).__name__}: {first[:300]}" if first else type(e).__name__
 
 
-class _EscapingStream:
+class EscapingStream:
     """A text stream that writes control characters other than newline and tab escaped: the
     last guard between a file name and the terminal (output code escapes names itself, with
     ``safe_name``, which also escapes their newlines). JSON is unaffected: json.dumps escapes

@@ -100,18 +100,6 @@ def read_bundle_tensor(ckpt: CheckpointInfo, var: VariableInfo) -> np.ndarray:
     if array is not None:
         return array
     return read_tf_tensor(ckpt.path, var.name, var.dtype)
-    try:
-        index, entry = bundle.lookup_entry(ckpt.path + ".index", var.name)
-    except (OSError, bundle.BundleError) as e:
-        raise ReadError(str(e)) from None
-    if entry is None:
-        return read_tf_tensor(ckpt.path, var.name, var.dtype)  # it words the absence
-    with closing(DataFiles(ckpt.path, index.num_shards)) as files:
-        files.check(entry, _slices(ckpt.path, entry))
-        array = read_verified(files, entry, index.big_endian)
-    if array is not None:
-        return array
-    return read_tf_tensor(ckpt.path, var.name, var.dtype)
 
 
 def _slices(prefix: str, entry: bundle.BundleEntry) -> list[bundle.BundleEntry] | None:
