@@ -28,8 +28,8 @@ a damaged one. Planning is linear in files and checkpoints (a folder of 50,000 p
 
 Order of operations (crash safety)
 ----------------------------------
-1. The state file first. Just before writing it we read it again (a training process may have
-   saved since the plan was made), drop the entries of the checkpoints about to go, move
+1. The state file first (what it says afterwards: ``stateedit.py``). Just before writing it we
+   read it again (a training process may have saved since the plan was made), drop the entries of the checkpoints about to go, move
    ``model_checkpoint_path`` to the newest checkpoint that stays if it named one that goes, and
    write it atomically (temporary file, fsync, rename) with paths relative to the folder; if no
    checkpoint remains for it to name, we remove it (TensorFlow rejects a state file without a
@@ -67,21 +67,18 @@ import os
 import shutil
 import stat
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from . import formats, statefile, trash
 from .model import OK, CheckpointInfo, DirectoryScan, StateFileInfo
 from .naming import natural_key
 from .statefile import RawState
+from .stateedit import (STATE_KEEP, STATE_NONE, STATE_REMOVE, STATE_REWRITE,  # noqa: F401
+                        merge_back, same_state, state_after_deletion, state_text, store_state)
 
 Progress = Callable[[int, int, str], None]
 CHECKPOINTS, ORPHANS = "checkpoints", "orphans"
-# State-file actions.
-STATE_NONE = "none"          # there is no state file (and none is made)
-STATE_KEEP = "keep"          # it stays as it is
-STATE_REWRITE = "rewrite"
-STATE_REMOVE = "remove"      # nothing remains for it to name
 ORPHAN_MIN_AGE = 120.0       # seconds: younger orphans may be a save in progress
 
 
@@ -403,7 +400,7 @@ def plan_prune(scan: DirectoryScan, *, delete: Iterable[str] | None = None,
         after_raw, notes = state_after_deletion(raw, directory, doomed_set, fallback, not_ok)
         if after_raw is None:
             action = STATE_REMOVE
-        elif _same_state(raw, after_raw):
+        elif same_state(raw, after_raw):
             action, after_raw = STATE_KEEP, raw
         else:
             action = STATE_REWRITE
@@ -414,7 +411,7 @@ def plan_prune(scan: DirectoryScan, *, delete: Iterable[str] | None = None,
     if action == STATE_KEEP:
         after_text = text
     elif action == STATE_REWRITE:
-        after_text = _format(after_raw)
+        after_text = state_text(after_raw)
     latest_after = _latest_after(scan, after_raw, action, doomed_set, fallback)
     return Plan(directory=directory, kind=CHECKPOINTS, deleted=final, files=files, kept=kept,
                 reasons=reasons, latest_before=scan.latest, latest_after=latest_after,
@@ -528,137 +525,6 @@ def _orphan_refusal(directory: str, name: str, now: float, min_age: float) -> st
     return None
 
 
-# --- the state file ---------------------------------------------------------------------------
-
-def _entries(raw: RawState, directory: str) -> list[tuple[str, str | None, float | None]]:
-    """(entry as written, name it resolves to on disk or None, its timestamp or None)."""
-    ts = raw.all_model_checkpoint_timestamps
-    return [(e, statefile.resolve_on_disk(e, directory), ts[i] if i < len(ts) else None)
-            for i, e in enumerate(raw.all_model_checkpoint_paths)]
-
-
-def _build(pairs: list[tuple[str, float | None]], latest: str | None,
-           last_preserved: float | None, mtime: Callable[[str], float]) -> RawState | None:
-    """A state with relative names, the latest last (as TensorFlow writes it), timestamps only
-    when every entry has one; None when there is no latest (the file must then go)."""
-    if latest is None:
-        return None
-    seen: dict[str, float | None] = {}
-    for name, t in pairs:          # a repeated entry keeps its last place
-        seen.pop(name, None)
-        seen[name] = t
-    t_latest = seen.pop(latest, None)
-    seen[latest] = t_latest
-    stamps = list(seen.values())
-    if any(t is not None for t in stamps) and seen[latest] is None:
-        seen[latest] = stamps[-1] = mtime(latest)
-    return RawState(model_checkpoint_path=latest, all_model_checkpoint_paths=list(seen),
-                    all_model_checkpoint_timestamps=stamps if all(t is not None for t in stamps)
-                    else [], last_preserved_timestamp=last_preserved)
-
-
-def _mtime(directory: str) -> Callable[[str], float]:
-    def get(name: str) -> float:
-        for path in (os.path.join(directory, name + ".index"), os.path.join(directory, name)):
-            try:
-                return os.stat(path).st_mtime
-            except OSError:
-                continue
-        return time.time()
-    return get
-
-
-def state_after_deletion(raw: RawState, directory: str, doomed: set[str], fallback: list[str],
-                         not_ok: Collection[str] = ()) -> tuple[RawState | None, list[str]]:
-    """The state file once ``doomed`` are gone (None: remove it), and notes on what changed.
-    When the latest goes, the newest listed entry that is not in ``not_ok`` takes its place
-    (a partial or broken one only when nothing else is listed), else the best of ``fallback``."""
-    notes = []
-    pairs = []
-    for entry, name, t in _entries(raw, directory):
-        if name is None:
-            notes.append(f"the state file's entry {entry} points at nothing; it is dropped")
-        elif name not in doomed:
-            pairs.append((name, t))
-    latest = None
-    if raw.model_checkpoint_path:
-        latest = statefile.resolve_on_disk(raw.model_checkpoint_path, directory)
-        if latest in doomed:
-            latest = None
-    if latest is None and pairs:
-        latest = next((n for n, _ in reversed(pairs) if n not in not_ok), pairs[-1][0])
-    if latest is None:
-        latest = next(
-            (n for n in fallback if n not in doomed and statefile.checkpoint_exists(directory, n)),
-            None)
-    return _build(pairs, latest, raw.last_preserved_timestamp, _mtime(directory)), notes
-
-
-def merge_back(current: RawState | None, original: RawState | None, back: set[str],
-               latest_written: str | None, directory: str) -> RawState | None:
-    """Put the entries of ``back`` (checkpoints whole again) into the state file as it is now,
-    at their original places and with their original timestamps; entries written since stay, and
-    the original latest returns only if the latest is still what our deletion wrote."""
-    if original is None:
-        return current
-    orig = [(n, t) for _, n, t in _entries(original, directory) if n is not None]
-    cur = [(n, t) for _, n, t in _entries(current, directory) if n is not None] if current else []
-    cur_names = {n for n, _ in cur}
-    cur_map = dict(cur)
-    pairs = []
-    for n, t in orig:
-        if n in cur_names:
-            pairs.append((n, cur_map[n]))
-        elif n in back:
-            pairs.append((n, t))
-    placed = {n for n, _ in pairs}
-    pairs += [(n, t) for n, t in cur if n not in placed]
-    cur_latest = None
-    if current is not None and current.model_checkpoint_path:
-        cur_latest = statefile.resolve_on_disk(current.model_checkpoint_path, directory)
-    orig_latest = statefile.resolve_on_disk(original.model_checkpoint_path or "", directory) \
-        if original.model_checkpoint_path else None
-    latest = cur_latest
-    if cur_latest is None or cur_latest == latest_written:
-        # Nobody saved since our write: the latest is the original one if it is whole again,
-        # else the newest entry in the original order (what our write would have chosen had
-        # these checkpoints not been deleted).
-        names = [n for n, _ in pairs]
-        latest = orig_latest if orig_latest in names else (names[-1] if names else None)
-    preserved = current.last_preserved_timestamp if current is not None \
-        else original.last_preserved_timestamp
-    return _build(pairs, latest, preserved, _mtime(directory))
-
-
-def _format(raw: RawState) -> str:
-    return statefile.format_state(raw.model_checkpoint_path, raw.all_model_checkpoint_paths,
-                                  raw.all_model_checkpoint_timestamps or None,
-                                  raw.last_preserved_timestamp)
-
-
-def _same_state(a: RawState | None, b: RawState | None) -> bool:
-    if a is None or b is None:
-        return a is b
-    return (a.model_checkpoint_path == b.model_checkpoint_path
-            and a.all_model_checkpoint_paths == b.all_model_checkpoint_paths
-            and list(a.all_model_checkpoint_timestamps) == list(b.all_model_checkpoint_timestamps)
-            and a.last_preserved_timestamp == b.last_preserved_timestamp
-            and not a.unparsed_lines)
-
-
-def _store_state(directory: str, new: RawState | None, current: RawState | None) -> str:
-    """Write (or remove) the state file unless it already says this. Returns the action."""
-    if new is None:
-        if current is None and not os.path.exists(os.path.join(directory, statefile.STATE_FILE)):
-            return STATE_NONE
-        statefile.remove_state_file(directory)
-        return STATE_REMOVE
-    if _same_state(current, new):
-        return STATE_KEEP
-    statefile.write_state_file(directory, _format(new))
-    return STATE_REWRITE
-
-
 # --- execution --------------------------------------------------------------------------------
 
 def _remove_one(path: str, to_trash: bool) -> trash.TrashedFile | None:
@@ -724,7 +590,7 @@ def execute_prune(plan: Plan, *, permanent: bool | None = None, progress: Progre
                 new, notes = state_after_deletion(current, directory, set(plan.deleted),
                                                   plan.fallback_latest, plan.not_ok)
                 result.warnings.extend(notes)
-                result.state_action = _store_state(directory, new, current)
+                result.state_action = store_state(directory, new, current)
                 undo.state_before, undo.latest_written = current, \
                     new.model_checkpoint_path if new else None
             elif problem is not None:
@@ -787,7 +653,7 @@ def execute_prune(plan: Plan, *, permanent: bool | None = None, progress: Progre
             if problem is None:
                 merged = merge_back(current, undo.state_before, set(whole_again),
                                     undo.latest_written, directory)
-                action = _store_state(directory, merged, current)
+                action = store_state(directory, merged, current)
                 if action != STATE_KEEP:
                     result.state_action = action
         except OSError as e:
@@ -865,7 +731,7 @@ def undo_prune(result: PruneResult, *, progress: Progress | None = None,
             if problem is None:
                 merged = merge_back(current, record.state_before, back, record.latest_written,
                                     result.directory)
-                _store_state(result.directory, merged, current)
+                store_state(result.directory, merged, current)
         except OSError as e:
             out.errors.append(f"the state file could not list the restored checkpoints: {e}")
     for name in back:
