@@ -29,7 +29,8 @@ a damaged one. Planning is linear in files and checkpoints (a folder of 50,000 p
 Order of operations (crash safety)
 ----------------------------------
 1. The state file first (what it says afterwards: ``stateedit.py``). Just before writing it we
-   read it again (a training process may have saved since the plan was made), drop the entries of the checkpoints about to go, move
+   read it again (a training process may have saved since the plan was made), drop the entries
+   of the checkpoints about to go, move
    ``model_checkpoint_path`` to the newest checkpoint that stays if it named one that goes, and
    write it atomically (temporary file, fsync, rename) with paths relative to the folder; if no
    checkpoint remains for it to name, we remove it (TensorFlow rejects a state file without a
