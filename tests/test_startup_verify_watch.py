@@ -19,24 +19,9 @@ from ckpt_gui.ui.tasks import tensorflow_thread
 from ckpt_gui.ui.verification import Started
 
 from conftest import REPO
+from test_gui import open_dir, window  # noqa: F401 (fixture)
 
 LOAD_TIMEOUT = 60_000
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    w = MainWindow(settings=QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat))
-    qtbot.addWidget(w)
-    w.show()
-    w.after_first_paint()
-    yield w
-    w.close()
-
-
-def open_dir(qtbot, window, path):
-    with qtbot.waitSignal(window.directory_loaded, timeout=LOAD_TIMEOUT) as blocker:
-        window.open_path(str(path))
-    return blocker.args[0]
 
 
 def shown_status(window, name: str) -> str:
