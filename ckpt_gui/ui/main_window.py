@@ -9,8 +9,9 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from PySide6.QtCore import QEvent, QFileSystemWatcher, QObject, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import (QEvent, QFileSystemWatcher, QObject, QSettings, QSize, Qt, QTimer,
+                            Signal)
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (QFileDialog, QInputDialog, QLabel, QMainWindow, QMessageBox,
                                QProgressBar, QPushButton, QSplitter, QStyle, QTabWidget, QWidget)
 
@@ -78,6 +79,13 @@ def demo_job(*, state) -> str:
     return make_demo(progress=state.progress)
 
 
+def _default_size() -> QSize:
+    """1400x860, or what the screen has room for (a laptop or a 1280x800 display)."""
+    screen = QGuiApplication.primaryScreen()
+    room = screen.availableGeometry().size() if screen is not None else QSize(1400, 860)
+    return QSize(min(1400, room.width()), min(860, room.height()))
+
+
 class MainWindow(QMainWindow):
     directory_loaded = Signal(object)      # DirectoryScan, after every (re)scan lands
     tensorflow_ready = Signal(str)
@@ -98,7 +106,7 @@ class MainWindow(QMainWindow):
         self._file_owner: dict[str, str] = {}     # watched file -> its checkpoint's name
         self.setWindowTitle("ckpt_gui")
         self.setAcceptDrops(True)
-        self.resize(1400, 860)
+        self.resize(_default_size())
 
         self.checkpoints = CheckpointsPanel()
         self.variables = VariablesPanel()
