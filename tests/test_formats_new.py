@@ -16,7 +16,8 @@ from ckpt_gui.core import keras_sharded
 from ckpt_gui.core.model import BROKEN, OK, PARTIAL
 from ckpt_gui.core.scan import scan_directory
 
-from test_keras_files import SHARD_GB, _h5_name, _model, keras  # noqa: F401  (keras: a fixture)
+from test_keras_files import (SHARD_GB, _h5_name, _model, keras,  # noqa: F401  (fixtures:
+                              unzipped)                           # keras, unzipped)
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -112,16 +113,6 @@ def test_prune_removes_a_sharded_save_json_first(sharded, tmp_path, capsys):
 
 
 # --- unzipped .keras folders ------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def unzipped(tmp_path_factory, keras):
-    """One model saved twice by Keras: unzipped (``model_dir/``) and zipped (``twin.keras``)."""
-    folder = tmp_path_factory.mktemp("unzipped")
-    model = _model(keras, 12, 4)
-    model.save(str(folder / "model_dir"), zipped=False)
-    model.save(str(folder / "twin.keras"))
-    return folder, model
-
 
 def test_an_unzipped_keras_folder_is_its_zipped_twin(unzipped, capsys, keras):
     folder, model = unzipped

@@ -29,6 +29,7 @@ import pytest
 from ckpt_gui.core import bundle, fastproto
 from ckpt_gui.core.checksum import masked_crc32c
 from ckpt_gui.textfmt import human_bytes
+from test_fastscan import _varint  # the protobuf varint the hand-made indexes need
 
 REPO = Path(__file__).resolve().parents[1]
 BUDGET = 256 << 20           # CKPT_GUI_MEMORY_BUDGET in the subprocesses
@@ -273,14 +274,6 @@ def test_keras_archive_bigger_than_the_memory_budget(places):
 
 
 # --- hostile TensorFlow checkpoints ---------------------------------------------------------
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    return bytes(out + bytes([n]))
-
 
 def _block(entries: list[tuple[bytes, bytes]]) -> bytes:
     """One table block, keys not prefix-compressed, one restart point."""

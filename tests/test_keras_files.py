@@ -151,6 +151,7 @@ def test_a_json_without_a_weight_map_is_refused(tmp_path):
 
 @pytest.fixture(scope="module")
 def unzipped(tmp_path_factory, keras):
+    """One model saved twice by Keras: unzipped (``model_dir/``) and zipped (``twin.keras``)."""
     folder = tmp_path_factory.mktemp("unzipped")
     model = _model(keras, 12, 4)
     model.save(str(folder / "model_dir"), zipped=False)
