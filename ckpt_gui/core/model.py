@@ -40,6 +40,9 @@ class VariableInfo:
     slot_name: str | None = None
     model_path: str | None = None  # where the model holds it, when the key goes through an
                                    # optimizer (Keras 3: optimizer/_trainable_variables/N)
+    canonical: str | None = None   # the weight's path in the model, the same whatever format
+                                   # wrote it (``hidden/kernel``; slots
+                                   # ``optimizer/hidden/kernel/momentum``): see ``identity``
 
     @property
     def display_name(self) -> str:
@@ -47,6 +50,12 @@ class VariableInfo:
         bar and the CLI, made by the engine (core/varnames.py: ``dense/kernel``,
         ``dense/kernel · adam momentum``); unique within its checkpoint."""
         return self.display or self.model_path or self.path
+
+    @property
+    def identity(self) -> str:
+        """What names this weight across checkpoints and formats (diff, history): the
+        canonical model path when the format gave one, else the display name."""
+        return self.canonical or self.display_name
 
     @property
     def size(self) -> int:
@@ -153,6 +162,8 @@ class CheckpointInfo:
     n_readable: int | None = None  # set by verification
     verified: bool = False
     is_latest: bool = False
+    run: str | None = None        # id of the training run it belongs to (DirectoryScan.runs);
+                                  # None: an unnumbered entry of its own (best.keras)
     # The variables: either made (_variables) or still rows shared with the checkpoints of the
     # same index layout (_rows), made into VariableInfo objects on first access of .variables.
     _variables: list[VariableInfo] = field(default_factory=list, repr=False)
@@ -214,6 +225,17 @@ class StateFileInfo:
 
 
 @dataclass
+class Run:
+    """A training run: checkpoints of one writer, naming pattern and model, in training order,
+    split where training restarted."""
+    id: str                       # unique in its scan, stable across rescans ("ckpt-N", ...)
+    pattern: str                  # the naming pattern, e.g. "ckpt-{N}", "weights.{N}.weights.h5"
+    writer: str
+    checkpoints: list[str]        # checkpoint names, oldest first
+    restarted_from: str | None = None  # id of the run this one restarted
+
+
+@dataclass
 class DirectoryScan:
     directory: str
     checkpoints: list[CheckpointInfo]
@@ -222,6 +244,7 @@ class DirectoryScan:
     orphans: list[str]
     subdirectories: list[str]
     problems: list[str] = field(default_factory=list)
+    runs: list[Run] = field(default_factory=list)
 
     def checkpoint(self, name: str) -> CheckpointInfo | None:
         for c in self.checkpoints:
