@@ -75,10 +75,11 @@ def write_tf1(model, out):
 
     v1 = tf.compat.v1
     values = {v.path.split("/", 1)[1]: v.numpy() for v in model.weights}
+    flat = {f"{model.name}_{name.replace('/', '_')}": name for name in values}
     slots = {}
-    for v in model.optimizer.variables[2:]:
+    for v in model.optimizer.variables[2:]:   # adam/tiny_hidden_kernel_momentum
         owner, _, slot = v.path.split("/", 1)[1].rpartition("_")
-        slots[(owner, slot)] = v.numpy()
+        slots[(flat[owner], slot)] = v.numpy()
     graph = tf.Graph()
     with graph.as_default():
         variables = {name: v1.get_variable(name, initializer=value.astype(np.float32))
@@ -89,8 +90,7 @@ def write_tf1(model, out):
         opt.minimize(loss, var_list=trainable)
         assigns = [v1.assign(opt.get_slot(variables[owner], {"momentum": "m", "velocity":
                                                            "v"}[slot]), value)
-                   for (owner, slot), value in slots.items()
-                   if owner.replace("_", "/", 1) in variables]
+                   for (owner, slot), value in slots.items()]
         with v1.Session() as sess:
             sess.run(v1.global_variables_initializer())
             sess.run(assigns)
