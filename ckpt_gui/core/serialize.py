@@ -9,7 +9,7 @@ from .model import CheckpointInfo, DirectoryScan, TensorStats, VariableInfo
 
 def variable_dict(v: VariableInfo) -> dict:
     d = {"name": v.name, "shape": list(v.shape), "dtype": v.dtype, "bytes": v.bytes,
-         "role": v.role, "path": v.display_name}
+         "role": v.role, "path": v.display_name, "canonical": v.canonical}
     if v.slot_of:
         d["slot_of"], d["slot_name"] = v.slot_of, v.slot_name
     if v.readable is not None:

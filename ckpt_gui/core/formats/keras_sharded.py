@@ -38,7 +38,9 @@ class KerasSharded(KerasWeightsFormat):
         stored = keras_sharded.vars_names(info.path, weight_map)
         inspection.fill_keras_variables(
             info, listing.variables, stored.get("optimizer/vars"),
-            lambda variables: varnames.keras3_names(stored.get, variables, None),
+            lambda variables: varnames.keras3_names(stored.get, variables, None,
+                                                    list(weight_map.groups),
+                                                    stored.get("optimizer/vars")),
             lambda v: keras_sharded.read_variable(info.path, v.name, weight_map))
         info.problems += listing.problems
         if listing.problems and info.status == OK:
