@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from ckpt_gui.core import reading
-from ckpt_gui.core.canonical import from_object_path, slot_name, under_layer
+from ckpt_gui.core.canonical import (from_object_path, keras3_optimizer, slot_name,
+                                     under_layer)
 from ckpt_gui.core.model import VariableInfo, VariableRows
 from ckpt_gui.core.scan import scan_directory
 from ckpt_gui.core.serialize import variable_dict
@@ -138,6 +139,18 @@ def test_the_rules():
     assert under_layer("encoder", "inner/kernel") == "encoder/inner/kernel"   # Keras 2 nesting
     assert (slot_name("m", "Adam"), slot_name("v", "adamw"), slot_name("m", "SGD")) == (
         "momentum", "velocity", "m")
+
+
+def test_a_second_optimizer_of_a_process_is_known_by_its_class():
+    """Keras names a process's later optimizers adam_1, adam_2 ...: still Adam's layout."""
+    kernel = VariableInfo("layers/dense/vars/0", (3, 2), "float32", 24, "weight", "dense/kernel")
+    head = [VariableInfo(f"optimizer/vars/{i}", (), "float32", 4, "optimizer", "") for i in (0, 1)]
+    slots = [VariableInfo(f"optimizer/vars/{i}", (3, 2), "float32", 24, "optimizer", "")
+             for i in (2, 3)]
+    scalars, attached = keras3_optimizer([kernel], head + slots, "adam_3")
+    assert list(scalars.values()) == ["iterations", "learning_rate"]
+    assert attached == {"optimizer/vars/2": ("layers/dense/vars/0", "momentum"),
+                        "optimizer/vars/3": ("layers/dense/vars/0", "velocity")}
 
 
 def test_rows_shared_by_a_run_keep_the_canonical_paths():

@@ -176,7 +176,9 @@ def keras3_optimizer(trainable: list[VariableInfo], optimizer_vars: list[Variabl
                        ("iterations", "learning_rate")))
     slots = optimizer_vars[head:]
     fits = []
-    for layout in _LAYOUTS.get((optimizer or "").lower(), []):
+    # a process's second Adam is named "adam_1"
+    kind = re.sub(r"_\d+$", "", (optimizer or "").lower())
+    for layout in _LAYOUTS.get(kind, []):
         for blocks in (layout, [_EMA, *layout]):
             plan = _plan(trainable, slots, blocks)
             if plan is not None:
