@@ -296,7 +296,7 @@ def test_plain_orbax_pytree_does_not_restore_into_a_keras_model_and_says_why(orb
     assert {e.how for e in plan.model_entries() if e.key} <= {SUGGESTED}
     code, out, _ = run_cli(capsys, "restore", orbax_dirs / "plain", "latest", "--template", spec)
     assert code == 1 and "Model variables restored: 0 of 2" in out
-    assert "written by Orbax without Keras" in out and "nothing was restored" in out
+    assert "written by Orbax without Keras" in out and "nothing binds by name" in out
 
 
 @pytest.mark.parametrize("folder", ["full", "plain"])
@@ -309,3 +309,31 @@ def test_orbax_verify_stops_when_cancelled(orbax_dirs, folder):
     assert all(v.readable is None for v in out.variables)
     out = fmt.verify(ckpt, None, None)
     assert out.verified and all(v.readable for v in out.variables if v.dtype != "string")
+
+
+def test_restore_dialog_offers_an_orbax_steps_own_config_and_restores_it(qtbot, orbax_dirs,
+                                                                         tmp_path, tf):
+    from PySide6.QtCore import QSettings
+    from test_restore_dialog import TIMEOUT, click_restore, table_rows
+
+    from ckpt_gui.ui.restore_dialog import RestoreDialog
+
+    reference = np.load(orbax_dirs / "full.npz")
+    scan = scan_directory(str(orbax_dirs / "full"))
+    dlg = RestoreDialog(scan, "2", settings=QSettings(str(tmp_path / "s.ini"),
+                                                      QSettings.IniFormat))
+    qtbot.addWidget(dlg)
+    with qtbot.waitSignal(dlg.planned, timeout=TIMEOUT) as blocker:
+        dlg.show()
+    plan = blocker.args[0]
+    assert dlg.template_combo.currentData().path is None   # the step's own model config
+    assert "its own variable paths bind every variable" in dlg.status_label.text()
+    assert [(e.variable, e.key) for e in plan.model_entries()][0] == (
+        "hidden/kernel", "trainable_variables/tiny/hidden/kernel")
+    report = click_restore(qtbot, dlg)
+    assert report.complete and report.optimizer_restored
+    assert dlg.report_label.text().startswith("<b>Complete</b>: 8 of 8 model variables")
+    assert [r[3] for r in table_rows(dlg.report_table)].count("restored, verified") == 8
+    model = dlg.session.loaded.model
+    np.testing.assert_array_equal(model.get_layer("hidden").kernel.numpy(),
+                                  reference["trainable_variables/tiny/hidden/kernel"])

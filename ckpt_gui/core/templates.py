@@ -8,7 +8,8 @@ A template is one of
     when it was saved compiled;
   * ``checkpoint``: the Keras model config a checkpoint carries itself (Keras 2 era TF-format
     checkpoints store ``.ATTRIBUTES/OBJECT_CONFIG_JSON``, a whole-model .h5 its
-    ``model_config``, a .keras archive its config.json). That config came with the download,
+    ``model_config``, a .keras archive or an unzipped .keras folder its config.json, a step of
+    Keras' OrbaxCheckpoint its ``model_config`` item). That config came with the download,
     so it is built only in Keras's safe mode (no lambda's code runs), may name files only
     inside the checkpoint's folder (refused before Keras sees it otherwise), and its variables
     are sized on an abstract build (nothing allocated) against the checkpoint's shapes and the
@@ -113,7 +114,7 @@ def builtin_templates() -> list[TemplateRef]:
 
 def checkpoint_template_ref() -> TemplateRef:
     return TemplateRef(CHECKPOINT_TEMPLATE, None, CHECKPOINT_CONFIG,
-                       "the Keras model config the checkpoint carries (OBJECT_CONFIG_JSON)")
+                       "the Keras model config saved with the checkpoint")
 
 
 def resolve(spec: str) -> TemplateRef:
@@ -272,7 +273,8 @@ def load(ref: TemplateRef, *, config: CheckpointConfig | None = None,
     elif ref.kind == CHECKPOINT_CONFIG:
         if config is None or not config.text:
             raise TemplateError("template checkpoint: this checkpoint carries no Keras model "
-                                "config (.ATTRIBUTES/OBJECT_CONFIG_JSON); choose a template")
+                                "config (no OBJECT_CONFIG_JSON, config.json or model_config "
+                                "item); choose a template")
         what = "building from the checkpoint's config"
         text = _call(ref, lambda: vetted_config(config), what)
         hint = _call(ref, lambda: check_before_allocating(text, config, hints), what)

@@ -429,6 +429,6 @@ def _binding_notes(side: CheckpointSide, entries: list[MappingEntry]) -> list[st
             not side.fmt.binding.keeps_model_order:
         hint = side.fmt.unbound_hint(side.ckpt)
         notes.append((hint + "; " if hint else "") + "none of its paths is a variable path of "
-                     "this model, and its tensors are not in the model's order: nothing was "
-                     "restored (pairings by shape are only suggestions)")
+                     "this model, and its tensors are not in the model's order: nothing binds "
+                     "by name (pairings by shape are only suggestions)")
     return notes
