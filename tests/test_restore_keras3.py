@@ -337,3 +337,23 @@ def test_restore_dialog_offers_an_orbax_steps_own_config_and_restores_it(qtbot, 
     model = dlg.session.loaded.model
     np.testing.assert_array_equal(model.get_layer("hidden").kernel.numpy(),
                                   reference["trainable_variables/tiny/hidden/kernel"])
+
+
+def test_unzipped_keras_assets_are_its_layers_files_and_links_are_not_followed(tmp_path, tf):
+    import keras
+
+    lookup = keras.layers.StringLookup(name="lookup")
+    lookup.adapt(np.array(["cat", "dog", "bird", "dog"]))
+    inputs = keras.Input((1,), dtype="string")
+    model = keras.Model(inputs, keras.layers.Embedding(10, 4, name="emb")(lookup(inputs)))
+    model.save(str(tmp_path / "run" / "sdir"), zipped=False)
+    report = restore(checkpoint(tmp_path / "run", "sdir"), "checkpoint", sample=False)
+    assert report.complete
+    assert report._session.loaded.model.get_layer("lookup").get_vocabulary() == \
+        ["[UNK]", "dog", "cat", "bird"]
+    vocabulary = next((tmp_path / "run" / "sdir" / "assets").rglob("vocabulary.txt"))
+    (tmp_path / "elsewhere.txt").write_text("secret\n")
+    vocabulary.unlink()
+    vocabulary.symlink_to(tmp_path / "elsewhere.txt")
+    report = restore(checkpoint(tmp_path / "run", "sdir"), "checkpoint", sample=False)
+    assert "secret" not in report._session.loaded.model.get_layer("lookup").get_vocabulary()
