@@ -43,6 +43,7 @@ STEP_METADATA = "_CHECKPOINT_METADATA"
 ITEM_METADATA = "_METADATA"
 STRINGS = "_strings.json"
 KERAS_CONFIG_ITEM = "model_config"
+KERAS_WRITER = "keras OrbaxCheckpoint"
 
 _STEP_NAME = re.compile(r"^(?:.+_)?(\d+)$")        # orbax step.py, legacy listing too
 _TMP_STEP_NAME = re.compile(r"^.*?_*?(\d+)\.orbax-checkpoint-tmp")  # TMP_DIR_STEP_PATTERN
@@ -462,9 +463,27 @@ _MODEL_TREES = {"trainable_variables", "non_trainable_variables"}
 _KERAS_TREES = _MODEL_TREES | {"optimizer_variables"}
 
 
+_MODEL_TREES = ("trainable_variables", "non_trainable_variables")
+
+
+def model_paths(names) -> dict[str, str]:
+    """{leaf name: the variable's path in the model} of a Keras step's model trees: the tree
+    and the model's name taken off (``trainable_variables/tiny/hidden/kernel`` ->
+    ``hidden/kernel``, as a model rebuilt from its config names it). A step without Keras'
+    trees (a plain pytree) keeps its names whole: they are its only paths."""
+    model = {n: n.split("/", 1)[1] for n in names if n.split("/", 1)[0] in _MODEL_TREES
+             and "/" in n}
+    if not model:
+        return {n: n for n in names}
+    heads = {rest.split("/", 1)[0] for rest in model.values()}
+    if len(heads) == 1 and all("/" in rest for rest in model.values()):
+        return {n: rest.split("/", 1)[1] for n, rest in model.items()}
+    return model
+
+
 def _writer(step_dir: str, variables: list[VariableInfo]) -> str:
     if any(v.path.split("/", 1)[0] in _KERAS_TREES for v in variables):
-        return "keras OrbaxCheckpoint"
+        return KERAS_WRITER
     if os.path.isfile(os.path.join(step_dir, STEP_METADATA)):
         return "orbax CheckpointManager"
     return "orbax"
@@ -527,12 +546,18 @@ def _file_kind(path: str) -> str:
     return "index" if name == "manifest.ocdbt" else "data"
 
 
-def verify_step(info: StepInfo, max_bytes: int = 64 << 20, context=None) -> StepInfo:
+def verify_step(info: StepInfo, max_bytes: int = 64 << 20, context=None, progress=None,
+                cancelled=None) -> StepInfo | None:
     """Reads every array of the step chunk by chunk (what a missing or truncated OCDBT data file
     breaks is only known by reading: file names do not say which arrays they hold), marking each
-    variable readable or not; the step's status follows."""
+    variable readable or not; the step's status follows. ``progress(done, total, name)`` before
+    each variable; None when ``cancelled()`` turned true between variables."""
     context = context or new_context()
-    for v in info.variables:
+    for i, v in enumerate(info.variables):
+        if cancelled is not None and cancelled():
+            return None
+        if progress is not None:
+            progress(i, len(info.variables), v.name)
         if v.dtype == "string" or v.problem is not None:
             continue
         try:

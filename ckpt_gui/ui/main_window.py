@@ -223,12 +223,11 @@ class MainWindow(QMainWindow):
 
     # --- opening --------------------------------------------------------------------------
     def open_path(self, path: str) -> None:
-        """Open a directory, or the directory of a checkpoint file with that checkpoint selected."""
-        path = os.path.abspath(os.path.expanduser(path))
-        select = None
-        if os.path.isfile(path):
-            select = os.path.basename(path)
-            path = os.path.dirname(path)
+        """Open a directory, or the directory of a checkpoint (a file, an unzipped .keras
+        folder) with that checkpoint selected."""
+        from ..core.scan import checkpoint_location
+
+        path, select = checkpoint_location(os.path.abspath(os.path.expanduser(path)))
         if self.directory != path:
             self._unwatch()
             self._show_in_preview(None, None)

@@ -69,6 +69,9 @@ class KerasSharded(KerasWeightsFormat):
         """The json first (the shards are then no checkpoint), then the shards in order."""
         return (0, "") if file_name == ckpt.name else (1, file_name)
 
+    def carried_config(self, ckpt):
+        return None   # save_weights: weights only
+
     @contextmanager
     def key_reader(self, ckpt):
         weight_map = keras_sharded.read_map(ckpt.path)
