@@ -156,60 +156,78 @@ def _numeric(x: np.ndarray) -> bool:
 
 
 def compare_arrays(x: np.ndarray, y: np.ndarray) -> Comparison:
-    """Whether two tensors of one shape hold the same values, and by how much they differ."""
+    """Whether two tensors of one shape hold the same values, and by how much they differ:
+    first their bits (a chunk at a time, stopping at the first difference), then, only when
+    they differ, the numbers."""
     if not (_numeric(x) and _numeric(y)):
-        same = x.dtype == y.dtype and x.shape == y.shape and bool(np.all(x == y))
-        return Comparison(same)
+        return Comparison(x.dtype == y.dtype and bool(np.all(x == y)))
     fx, fy = x.reshape(-1), y.reshape(-1)
-    work = np.complex128 if "c" in (x.dtype.kind, y.dtype.kind) else np.float64
-    wx, wy, wd = (np.empty(min(CHUNK, fx.size), work) for _ in range(3))
-    same = x.dtype == y.dtype
+    if x.dtype == y.dtype and all(_bits_equal(fx[lo:lo + CHUNK], fy[lo:lo + CHUNK])
+                                  for lo in range(0, fx.size, CHUNK)):
+        return Comparison(True, 0.0, 0.0, 0.0)
+    return _differences(fx, fy)
+
+
+def _differences(fx: np.ndarray, fy: np.ndarray) -> Comparison:
+    """max |x-y|, ‖x-y‖ and ‖x-y‖/‖x‖ in float64 (complex128), a chunk at a time in reused
+    buffers; positions where one side is NaN are counted and left out."""
+    work = np.complex128 if "c" in (fx.dtype.kind, fy.dtype.kind) else np.float64
+    wx, wy, sq = (np.empty(min(CHUNK, fx.size), work) for _ in range(3))
     max_abs, sum_d2, sum_x2, mismatch = 0.0, 0.0, 0.0, 0
     for lo in range(0, fx.size, CHUNK):
-        cx, cy = fx[lo:lo + CHUNK], fy[lo:lo + CHUNK]
-        n = cx.size
-        np.copyto(wx[:n], cx, casting="unsafe")
-        np.copyto(wy[:n], cy, casting="unsafe")
-        sum_x2 += _sum_squares(wx[:n], skip_nan=True)
-        if same and _bits_equal(cx, cy, wx[:n], wy[:n]):
-            continue
-        same = False
-        d = np.subtract(wx[:n], wy[:n], out=wd[:n])
-        s = _sum_squares(d)
-        if math.isnan(s):   # a NaN on one side: counted, left out of the numbers
+        n = min(CHUNK, fx.size - lo)
+        x, y, s = wx[:n], wy[:n], sq[:n]
+        np.copyto(x, fx[lo:lo + n], casting="unsafe")
+        np.copyto(y, fy[lo:lo + n], casting="unsafe")
+        sum_x2 += _sum_squares(x, s, skip_nan=True)
+        d = np.subtract(x, y, out=y)
+        d2 = _sum_squares(d, s)
+        if math.isnan(d2):   # a NaN on one side: counted, left out of the numbers
             undefined = np.isnan(d)
-            agree = (wx[:n] == wy[:n]) | (np.isnan(wx[:n]) & np.isnan(wy[:n]))
-            mismatch += int(np.count_nonzero(undefined & ~agree))
+            mismatch += int(np.count_nonzero(undefined & ~_agree(x, fy[lo:lo + n])))
             d[undefined] = 0.0
-            s = _sum_squares(d)
-        sum_d2 += s
-        max_abs = max(max_abs, float(np.max(np.abs(d))))
+            d2 = _sum_squares(d, s)
+        sum_d2 += d2
+        if n:
+            m = np.abs(d) if d.dtype.kind == "c" else d
+            max_abs = max(max_abs, float(np.abs(m.max())), float(np.abs(m.min())))
     l2, norm = math.sqrt(sum_d2), math.sqrt(sum_x2)
     rel = l2 / norm if norm > 0 else (0.0 if l2 == 0 else math.inf)
-    return Comparison(same, max_abs, l2, rel, mismatch)
+    return Comparison(False, max_abs, l2, rel, mismatch)
 
 
-def _sum_squares(w: np.ndarray, skip_nan: bool = False) -> float:
-    """Σ|w|²: NaN when w holds a NaN, unless ``skip_nan`` leaves them out."""
-    s = float(np.vdot(w, w).real)
+def _agree(x: np.ndarray, cy: np.ndarray) -> np.ndarray:
+    """Where x (widened) and the chunk cy hold the same value or both NaN (equal infinities
+    leave a NaN difference too)."""
+    y = cy.astype(x.dtype)
+    return (x == y) | (np.isnan(x) & np.isnan(y))
+
+
+def _sum_squares(w: np.ndarray, scratch: np.ndarray, skip_nan: bool = False) -> float:
+    """Σ|w|² (NaN when w holds a NaN, unless ``skip_nan`` leaves them out). No BLAS: np.dot
+    and np.vdot crawl when their threads compete for a busy machine's cores."""
+    if w.dtype.kind == "c":
+        w, scratch = w.view(np.float64), scratch.view(np.float64)[:2 * w.size]
+    s = float(np.add.reduce(np.square(w, out=scratch[:w.size])))
     if skip_nan and math.isnan(s):
         kept = w[~np.isnan(w)]
-        s = float(np.vdot(kept, kept).real)
+        s = float(np.add.reduce(np.square(kept)))
     return s
 
 
-def _bits_equal(cx: np.ndarray, cy: np.ndarray, wx: np.ndarray, wy: np.ndarray) -> bool:
+def _bits_equal(cx: np.ndarray, cy: np.ndarray) -> bool:
     """Whether two chunks of one dtype hold the same bits, a NaN equalling any NaN at the
     same position."""
     ux, uy = _bits(cx), _bits(cy)
     if np.array_equal(ux, uy):
         return True
-    if cx.dtype.kind in "iub":
+    if not (cx.dtype.kind in "fc" or dtypes.is_low_precision(cx.dtype)):
         return False
     differ = ux != uy
     if differ.ndim > 1:
         differ = differ.any(axis=-1)
-    return bool(np.all(np.isnan(wx[differ]) & np.isnan(wy[differ])))
+    wide = np.complex128 if cx.dtype.kind == "c" else np.float64
+    return bool(np.all(np.isnan(cx[differ].astype(wide)) & np.isnan(cy[differ].astype(wide))))
 
 
 def _bits(c: np.ndarray) -> np.ndarray:
