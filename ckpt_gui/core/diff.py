@@ -151,7 +151,8 @@ def _diff_pair(a, b, pair: Pair, read, progress, i: int, n: int) -> VariableDiff
     return d
 
 
-def _numeric(x: np.ndarray) -> bool:
+def is_numeric(x: np.ndarray) -> bool:
+    """Whether a tensor's values are numbers (bool and the ml_dtypes types included)."""
     return dtypes.is_low_precision(x.dtype) or x.dtype.kind in "fiubc"
 
 
@@ -159,7 +160,7 @@ def compare_arrays(x: np.ndarray, y: np.ndarray) -> Comparison:
     """Whether two tensors of one shape hold the same values, and by how much they differ:
     first their bits (a chunk at a time, stopping at the first difference), then, only when
     they differ, the numbers."""
-    if not (_numeric(x) and _numeric(y)):
+    if not (is_numeric(x) and is_numeric(y)):
         return Comparison(x.dtype == y.dtype and bool(np.all(x == y)))
     fx, fy = x.reshape(-1), y.reshape(-1)
     if x.dtype == y.dtype and all(_bits_equal(fx[lo:lo + CHUNK], fy[lo:lo + CHUNK])
