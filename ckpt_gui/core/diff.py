@@ -181,7 +181,8 @@ def _differences(fx: np.ndarray, fy: np.ndarray) -> Comparison:
         np.copyto(x, fx[lo:lo + n], casting="unsafe")
         np.copyto(y, fy[lo:lo + n], casting="unsafe")
         sum_x2 += _sum_squares(x, s, skip_nan=True)
-        d = np.subtract(x, y, out=y)
+        with np.errstate(invalid="ignore"):   # inf - inf: handled below
+            d = np.subtract(x, y, out=y)
         d2 = _sum_squares(d, s)
         if math.isnan(d2):   # a NaN on one side: counted, left out of the numbers
             undefined = np.isnan(d)

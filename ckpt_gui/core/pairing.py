@@ -2,7 +2,9 @@
 
 First by ``VariableInfo.identity`` (the canonical model path a format gives, else the display
 name): within one format, and across formats once both give canonical paths, that pairs
-everything. What names leave unpaired falls back on the restore's view of a checkpoint
+everything. Then by the same checkpoint key: the object path the writer's own restore binds
+(``layer_with_weights-0/kernel``), which holds across runs whose Keras layers were auto-named
+anew (``dense_3`` then ``dense_292``). What is still unpaired falls back on the restore's view of a checkpoint
 (``restore.checkpoint.CheckpointSide``: its model's weights in the writer's order, their layer
 structure and which optimizer slot is whose), tier by tier as restore binds a model:
 
@@ -23,8 +25,8 @@ from dataclasses import dataclass
 
 from .model import COUNTER, METADATA, CheckpointInfo, VariableInfo
 
-IDENTITY, LAYER_ORDER, ORDER_SHAPE, SLOT, ORDER = (
-    "identity", "layer order", "order and shape", "slot", "order")
+IDENTITY, KEY, LAYER_ORDER, ORDER_SHAPE, SLOT, ORDER = (
+    "identity", "key", "layer order", "order and shape", "slot", "order")
 
 
 @dataclass
@@ -83,6 +85,10 @@ def pair_variables(a: CheckpointInfo, b: CheckpointInfo) -> list[Pair]:
         kb = by_identity.get(v.identity)
         if kb is not None:
             p.pair(v.name, kb, IDENTITY)
+    taken = p.b_taken
+    for v in a.variables:
+        if v.name not in p.a_to_b and v.name in p.vb and v.name not in taken:
+            p.pair(v.name, v.name, KEY)
     if _unpaired(p, a, b):
         _fallback(p, _Side(a), _Side(b))
     taken = p.b_taken
