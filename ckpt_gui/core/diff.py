@@ -99,9 +99,7 @@ def read_variable(ckpt: CheckpointInfo, var: VariableInfo) -> np.ndarray:
 
 def diff_checkpoints(a: CheckpointInfo, b: CheckpointInfo,
                      progress: Callable[[int, int, str], None] | None = None,
-                     cancelled: Callable[[], bool] | None = None,
-                     read: Callable[[CheckpointInfo, VariableInfo], np.ndarray] = read_variable,
-                     ) -> DiffResult:
+                     cancelled: Callable[[], bool] | None = None) -> DiffResult:
     """Pair ``a``'s and ``b``'s variables and compare each pair, one pair in memory at a
     time. Cancelled part-way: what was compared, ``cancelled`` set."""
     result = DiffResult(a.name, b.name, os.path.dirname(a.path), os.path.dirname(b.path))
@@ -110,7 +108,7 @@ def diff_checkpoints(a: CheckpointInfo, b: CheckpointInfo,
         if cancelled is not None and cancelled():
             result.cancelled = True
             break
-        d = _diff_pair(a, b, pair, read, progress, i, len(pairs))
+        d = _diff_pair(a, b, pair, progress, i, len(pairs))
         bookkeeping = (pair.a or pair.b).role in (COUNTER, METADATA)
         (result.counters if bookkeeping else result.variables).append(d)
     if progress is not None:
@@ -120,7 +118,7 @@ def diff_checkpoints(a: CheckpointInfo, b: CheckpointInfo,
     return result
 
 
-def _diff_pair(a, b, pair: Pair, read, progress, i: int, n: int) -> VariableDiff:
+def _diff_pair(a, b, pair: Pair, progress, i: int, n: int) -> VariableDiff:
     va, vb = pair.a, pair.b
     first = va or vb
     d = VariableDiff(first.identity, SAME, first.role, how=pair.how)
@@ -139,8 +137,8 @@ def _diff_pair(a, b, pair: Pair, read, progress, i: int, n: int) -> VariableDiff
     if progress is not None:
         progress(i, n, d.name)
     try:
-        x = np.asarray(read(a, va))
-        y = np.asarray(read(b, vb))
+        x = np.asarray(read_variable(a, va))
+        y = np.asarray(read_variable(b, vb))
     except (ReadError, OSError, ValueError) as e:
         d.status, d.problem = UNREADABLE, str(e) or type(e).__name__
         return d
@@ -276,10 +274,10 @@ def overlaid_histograms(x: np.ndarray, y: np.ndarray, bins: int = 64
 
 
 def difference(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """a - b for the picture (float64; complex: the magnitude of the difference)."""
-    d = np.asarray(x).astype(np.float64 if np.asarray(x).dtype.kind != "c" else np.complex128) \
-        - np.asarray(y)
-    return np.abs(d) if d.dtype.kind == "c" else d
+    """a - b for the picture, in float64 (complex: the magnitude of the difference)."""
+    if "c" in (x.dtype.kind, y.dtype.kind):
+        return np.abs(x.astype(np.complex128) - y.astype(np.complex128))
+    return x.astype(np.float64) - y.astype(np.float64)
 
 
 def result_dict(r: DiffResult) -> dict:
