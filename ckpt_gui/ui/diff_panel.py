@@ -148,6 +148,10 @@ class DiffPanel(QWidget):
             column.addWidget(self.plot_titles[side])
             column.addWidget(plot, 1)
             row.addLayout(column, 1)
+        a_view = self.plots["a"].plot
+        for side in ("b", "delta"):   # one tensor's cells: zoom and pan them together
+            self.plots[side].plot.setXLink(a_view)
+        self.plots["b"].plot.setYLink(a_view)   # A and B: on one value axis too
         self.histogram = pg.PlotWidget()
         self.histogram.setObjectName("diffHistogram")
         self.histogram.setLabel("bottom", "value")
@@ -212,9 +216,8 @@ class DiffPanel(QWidget):
         self.table.setSortingEnabled(False)
         self.table.setRowCount(len(rows))
         for r, d in enumerate(rows):
-            name = d.name + (f" ↔ {d.name_b}" if d.name_b else "")
             cells = [_Item(d.status.replace("_", " "), r),   # the engine's order: by change
-                     _Item(safe_name(name), name)]
+                     _Item(safe_name(d.name), d.name)]   # (B's name, if another: tooltip)
             cells += [_Item(_num(x), -1.0 if x is None else x)
                       for x in (d.max_abs_diff, d.l2_diff, d.rel_change)]
             cells.append(_Item(d.role, d.role))
@@ -251,6 +254,8 @@ class DiffPanel(QWidget):
         self.caption.setText(_tooltip(d).replace("\n", "<br>"))
         shared = _shared_levels([p for p in (view.a, view.b) if p is not None])
         labels = {"a": ("A", view.a), "b": ("B", view.b), "delta": ("A − B", view.delta)}
+        image = view.delta is not None and view.delta.kind == IMAGE   # rows: link; values: not
+        self.plots["delta"].plot.setYLink(self.plots["a"].plot if image else None)
         for side, (label, p) in labels.items():
             what = f"<b>{label}</b>"
             if side != "delta" and p is not None:
