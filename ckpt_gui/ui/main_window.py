@@ -20,6 +20,7 @@ from ..core.model import CheckpointInfo, DirectoryScan
 from ..textfmt import human_bytes, plural
 from . import savedir
 from .checkpoints_panel import CheckpointsPanel
+from .diff_panel import DiffPanel
 from .preview_panel import PreviewPanel
 from .tasks import TaskSlot, tensorflow_thread, tensorflow_waits, work_thread
 from .trend_panel import TrendPanel
@@ -112,10 +113,12 @@ class MainWindow(QMainWindow):
         self.variables = VariablesPanel()
         self.preview = PreviewPanel(self.settings)
         self.trend = TrendPanel()
+        self.diff = DiffPanel()
         self.tabs = QTabWidget()
         self.tabs.setObjectName("rightTabs")
         self.tabs.addTab(self.preview, "Tensor")
         self.tabs.addTab(self.trend, "Across checkpoints")
+        self.tabs.addTab(self.diff, "Diff")
         left = QSplitter(Qt.Vertical)
         left.addWidget(self.checkpoints)
         left.addWidget(self.variables)
@@ -153,6 +156,7 @@ class MainWindow(QMainWindow):
         self.checkpoints.verify_all_requested.connect(self.verify_all)
         self.checkpoints.restore_requested.connect(self.restore)
         self.checkpoints.delete_requested.connect(self.delete)
+        self.checkpoints.pair_selected.connect(self.compare)
         self.variables.variable_selected.connect(self._on_variable)
         self.trend.checkpoint_chosen.connect(self._show_checkpoint)
         self.preview.status_message.connect(self.statusBar().showMessage)
@@ -355,6 +359,11 @@ class MainWindow(QMainWindow):
             self.tabs.setCurrentWidget(self.preview)
 
     # --- checkpoint actions ---------------------------------------------------------------
+    def compare(self, a: CheckpointInfo, b: CheckpointInfo) -> None:
+        """Show what changed between two checkpoints (the Diff tab)."""
+        self.diff.compare(a, b)
+        self.tabs.setCurrentWidget(self.diff)
+
     def verify(self, names: str | list[str] | None = None) -> None:
         """Read every tensor of these checkpoints (default: the selected ones)."""
         if self.scan is None:
@@ -621,4 +630,5 @@ class MainWindow(QMainWindow):
         self.verify_task.cancel()
         self.preview.task.cancel()
         self.trend.task.cancel()
+        self.diff.cancel()
         super().closeEvent(event)
