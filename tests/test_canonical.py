@@ -11,7 +11,7 @@ import pytest
 from ckpt_gui.core import reading
 from ckpt_gui.core.canonical import (from_object_path, keras3_optimizer, slot_name,
                                      under_layer)
-from ckpt_gui.core.model import VariableInfo, VariableRows
+from ckpt_gui.core.model import BIAS, OPTIMIZER, WEIGHT, VariableInfo, VariableRows
 from ckpt_gui.core.scan import scan_directory
 from ckpt_gui.core.serialize import variable_dict
 
@@ -151,6 +151,29 @@ def test_a_second_optimizer_of_a_process_is_known_by_its_class():
     assert list(scalars.values()) == ["iterations", "learning_rate"]
     assert attached == {"optimizer/vars/2": ("layers/dense/vars/0", "momentum"),
                         "optimizer/vars/3": ("layers/dense/vars/0", "velocity")}
+
+
+def test_two_optimizers_of_one_checkpoint_keep_their_own_paths():
+    """A GAN's checkpoint holds two optimizers (and two models that may share layer names):
+    each canonical path names one variable, under its root attribute where they would clash."""
+    from ckpt_gui.core.canonical import finish
+
+    def var(key, path, role=OPTIMIZER, shape=(), canonical=None):
+        v = VariableInfo(key, shape, "float32", 4, role, path)
+        v.canonical = canonical
+        return v
+
+    attr = "/.ATTRIBUTES/VARIABLE_VALUE"
+    variables = [var(f"{o}_optimizer/learning_rate{attr}", f"{o}_optimizer/learning_rate")
+                 for o in ("generator", "discriminator")]
+    variables += [var(f"{m}/dense/kernel{attr}", f"{m}/dense/kernel", WEIGHT, (2, 2),
+                      "dense/kernel") for m in ("generator", "discriminator")]
+    variables.append(var(f"generator/out/bias{attr}", "generator/out/bias", BIAS, (2,),
+                         "out/bias"))
+    finish(variables)
+    assert [v.canonical for v in variables] == [
+        "generator_optimizer/learning_rate", "discriminator_optimizer/learning_rate",
+        "generator/dense/kernel", "discriminator/dense/kernel", "out/bias"]
 
 
 def test_rows_shared_by_a_run_keep_the_canonical_paths():

@@ -251,7 +251,7 @@ def test_ctrl_click_on_two_checkpoints_shows_the_diff(qtbot, window, trained):  
     assert (result.a, result.b) == ("ckpt-1", "ckpt-2")
     shown = {diff_table.item(r, 1).text(): diff_table.item(r, 0).text()
              for r in range(diff_table.rowCount())}
-    kernel = next(n for n in shown if n.endswith("/hidden/kernel"))   # (model auto-named)
+    kernel = next(n for n in shown if n.split("/")[-2:] == ["hidden", "kernel"])   # (model auto-named)
     assert shown[kernel] == "changed"
     assert shown["optimizer/learning_rate"] == "same"
     # the selected variable: A, B and A − B drawn, A − B on the diverging map about zero

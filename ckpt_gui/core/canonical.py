@@ -133,6 +133,29 @@ def finish(variables: list[VariableInfo], labels: dict[str, str] | None = None) 
         elif v.role in (OPTIMIZER_ROLE, COUNTER) and not v.shape and v.role != METADATA \
                 and not v.slot_of and _optimizer_of(v.path):
             v.canonical = f"{OPTIMIZER}/{scalar_name(v.path.rsplit('/', 1)[-1])}"
+    _make_unique(variables)
+
+
+def _make_unique(variables: list[VariableInfo]) -> None:
+    """One canonical path names one variable of a checkpoint. A checkpoint of two models or two
+    optimizers (a GAN's generator_optimizer and discriminator_optimizer both hold
+    ``optimizer/learning_rate``) keeps each under its root attribute
+    (``discriminator_optimizer/learning_rate``); what is still shared has no canonical path."""
+    def shared(vs):
+        seen: dict[str, int] = {}
+        for v in vs:
+            if v.canonical is not None:
+                seen[v.canonical] = seen.get(v.canonical, 0) + 1
+        return [v for v in vs if v.canonical is not None and seen[v.canonical] > 1]
+
+    clashing = shared(variables)
+    for v in clashing:
+        root = v.name.split("/", 1)[0]
+        rest = v.canonical.split("/", 1)[1] if v.canonical.startswith(OPTIMIZER + "/") \
+            and root != OPTIMIZER and is_optimizer_segment(root) else v.canonical
+        v.canonical = f"{root}/{rest}"
+    for v in shared(clashing):
+        v.canonical = None
 
 
 def _optimizer_of(path: str) -> str:
