@@ -43,6 +43,8 @@ class VariableInfo:
     canonical: str | None = None   # the weight's path in the model, the same whatever format
                                    # wrote it (``hidden/kernel``; slots
                                    # ``optimizer/hidden/kernel/momentum``): see ``identity``
+    flags: tuple = ()              # health.Flag of its tensor, found where it was read
+                                   # (verification): NaN/Inf, dead units
 
     @property
     def display_name(self) -> str:
