@@ -47,7 +47,7 @@ def cmd_trajectory(args) -> int:
 
 
 def _print(t) -> None:
-    print(f"{safe_name(t.name)} along {len(t.series())} series, x = {t.x_label}")
+    print(f"{safe_name(t.identity)} along {len(t.series())} series, x = {t.x_label}")
     header = ("checkpoint", "run", "step", "number", "shape", "L2", "mean", "std", "change %",
               "flags")
     rows = [header]
