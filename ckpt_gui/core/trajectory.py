@@ -47,7 +47,8 @@ class TrajectoryPoint:
     dtype: str
     stats: TensorStats | None       # None when the tensor could not be read
     rel_change: float | None = None  # percent: 100·‖this − previous‖ / ‖previous‖, previous
-                                     # in the same run with the same shape and a norm above 0
+                                     # in the same run with the same shape and a norm above 0;
+                                     # None through NaN/Inf
     flags: tuple[Flag, ...] = ()
     problem: str | None = None      # why the tensor could not be read
     x: float = 0.0                  # on the trajectory's x axis (Trajectory.x_label)
@@ -262,7 +263,7 @@ def _compare(value: np.ndarray, point: TrajectoryPoint, previous: np.ndarray,
         return bool(np.array_equal(value, previous))
     distance = _distance(value, previous)
     base = before.stats.l2
-    if base and math.isfinite(base) and base > 0:
+    if math.isfinite(distance) and base and math.isfinite(base) and base > 0:
         point.rel_change = 100.0 * distance / base
     return distance == 0.0
 
