@@ -215,3 +215,73 @@ def test_cli_unknown_variable_or_run(run_dir, capsys):
     assert "no checkpoint" in err and "\x1b" not in err
     assert main(["trajectory", str(run_dir), "model/net/hidden/kernel", "--run", "x"]) == 2
     assert "no run 'x'" in capsys.readouterr().err
+
+
+def test_panel_one_line_per_run_and_a_click_opens_the_checkpoint(qtbot, run_dir, tmp_path):
+    from PySide6.QtCore import QPointF, QSettings, Qt
+
+    from ckpt_gui.ui.main_window import MainWindow
+
+    w = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat))
+    qtbot.addWidget(w)
+    w.show()
+    w.after_first_paint()
+    with qtbot.waitSignal(w.directory_loaded, timeout=60_000):
+        w.open_path(str(run_dir))
+    as_one_model(w.scan)
+    w.checkpoints.select("ckpt-1")
+    assert w.variables.select("optimizer/_trainable_variables/0/.ATTRIBUTES/VARIABLE_VALUE")
+    with qtbot.waitSignal(w.trend.trend_ready, timeout=60_000) as blocker:
+        w.tabs.setCurrentWidget(w.trend)
+    t = blocker.args[0]
+    assert t.identity == "hidden/kernel" and len(t.points) == 6
+    plot = w.trend.stats_plot
+    lines = [item for item in plot.listDataItems() if item.opts["pen"] is not None]
+    assert len(lines) == 2  # one per run, nothing joins them
+    assert [list(item.yData) for item in lines] == [
+        [p.stats.l2 for p in points] for _, points in t.series()]
+    assert [name for name in (i.name() for i in lines)] == [TF_RUN, KERAS_RUN]
+    assert w.trend.table.horizontalHeaderItem(2).text() == STEP
+    # a click on a point selects its checkpoint in the checkpoints panel (both writers saved
+    # the same values: the Keras run's point is drawn over ckpt-2's)
+    target = next(p for p in t.points if p.checkpoint == "weights.02.weights.h5")
+    def in_view():
+        (x0, x1), (y0, y1) = plot.plotItem.vb.viewRange()
+        return x0 < target.x < x1 and y0 < target.stats.l2 < y1
+    qtbot.waitUntil(in_view)  # the plot ranged itself on the data
+    scene_pos = plot.plotItem.vb.mapViewToScene(QPointF(target.x, target.stats.l2))
+    view_pos = plot.mapFromScene(scene_pos)
+    with qtbot.waitSignal(w.trend.checkpoint_chosen, timeout=5_000) as clicked:
+        qtbot.mouseClick(plot.viewport(), Qt.LeftButton, pos=view_pos)
+    assert clicked.args == ["weights.02.weights.h5"]
+    assert w.checkpoints.current().name == "weights.02.weights.h5"
+
+
+def test_small_multiples_page_fills_and_cancel_hides_progress(qtbot, run_dir, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from ckpt_gui.ui import trend_panel
+    from ckpt_gui.ui.main_window import MainWindow
+
+    w = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat))
+    qtbot.addWidget(w)
+    w.show()
+    w.after_first_paint()
+    with qtbot.waitSignal(w.directory_loaded, timeout=60_000):
+        w.open_path(str(run_dir))
+    as_one_model(w.scan)
+    w.tabs.setCurrentWidget(w.trend)
+    w.trend.build()
+    with qtbot.waitSignal(w.trend.multiples_ready, timeout=60_000) as blocker:
+        w.trend.mode.setCurrentText(trend_panel.MULTIPLES)
+    got = blocker.args[0]
+    assert [t.identity for t in got] == weights_and_biases(w.scan)
+    assert len(w.trend.grid.ci.items) == 6
+    assert "page 1 of 1" in w.trend.page_label.text()
+    assert not w.trend.cancel.isVisible()
+    # a new page's computation can be cancelled: no result lands afterwards
+    w.trend._shown_key = None
+    w.trend._start()
+    assert w.trend.cancel.isVisible()
+    w.trend.cancel.click()
+    assert not w.trend.cancel.isVisible() and "cancelled" in w.trend.title.text()
