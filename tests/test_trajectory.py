@@ -285,3 +285,20 @@ def test_small_multiples_page_fills_and_cancel_hides_progress(qtbot, run_dir, tm
     assert w.trend.cancel.isVisible()
     w.trend.cancel.click()
     assert not w.trend.cancel.isVisible() and "cancelled" in w.trend.title.text()
+
+
+def test_models_keras_numbered_apart_are_followed_by_their_key(corpus_copy, tf):
+    """A folder of 18 models (LSTM widths 16..128) whose Dense layer Keras named dense,
+    dense_5, ...: the same key, other shapes; each checkpoint is a point with its shape."""
+    folder = corpus_copy("dynrnn-mixed-shards-keras-tf")
+    scan = scan_directory(str(folder))
+    key = "layer_with_weights-1/kernel/.ATTRIBUTES/VARIABLE_VALUE"
+    owner = next(c for c in scan.checkpoints if c.variable(key) is not None)
+    t = trajectory(scan, owner.variable(key).identity)
+    assert not t.missing and len(t.points) == len(scan.checkpoints) == 18
+    for p in t.points:
+        value = tf.train.load_checkpoint(str(folder / p.checkpoint)).get_tensor(key)
+        assert p.shape == value.shape
+        assert p.stats.l2 == pytest.approx(np.linalg.norm(value.astype(np.float64)), rel=1e-9)
+    assert {p.shape[0] for p in t.points} == {16, 30, 32, 64, 128}
+    assert len([i for i in weights_and_biases(scan) if i.endswith("kernel")]) == 3

@@ -2,9 +2,9 @@
 training run: L2 norm, mean, std, relative change since the run's previous checkpoint, health
 flags.
 
-- Variables are matched across checkpoints and formats by ``VariableInfo.identity``; a shape
-  that changes along a run is a point with its own shape (its change is not computed), never
-  "absent".
+- Variables are matched across checkpoints and formats by ``VariableInfo.identity`` (else by
+  a key the identity has elsewhere: see ``_finder``); a shape that changes along a run is a
+  point with its own shape (its change is not computed), never "absent".
 - Checkpoints are grouped by ``CheckpointInfo.run`` and ordered as ``DirectoryScan.runs``
   lists them (else by training step, number, name). A run is one series: nothing is ever
   compared or drawn across two runs, a restart included. A checkpoint with no run (an
@@ -119,13 +119,16 @@ def _training_key(c: CheckpointInfo) -> tuple:
 
 def weights_and_biases(scan: DirectoryScan, run: str | None = None) -> list[str]:
     """The identities of every weight and bias of the checkpoints, in the order they first
-    appear (the small multiples' order)."""
+    appear (the small multiples' order); one whose key an earlier one had is the same variable
+    (see ``_finder``) and not listed again."""
     seen: dict[str, None] = {}
+    keys: set[str] = set()
     for _, members in runs_of(scan, run):
         for c in members:
             for v in c.variables:
-                if v.role in (WEIGHT, BIAS):
-                    seen.setdefault(v.identity, None)
+                if v.role in (WEIGHT, BIAS) and v.identity not in seen and v.name not in keys:
+                    seen[v.identity] = None
+                keys.add(v.name)
     return list(seen)
 
 
@@ -149,13 +152,13 @@ def trajectories(scan: DirectoryScan, identities: Iterable[str], *, run: str | N
     when ``cancelled()``; the last trajectory is then marked ``cancelled``."""
     identities = list(identities)
     groups = runs_of(scan, run)
-    index = {c.name: _by_identity(c) for _, members in groups for c in members}
-    total = sum(identity in index[c.name] for identity in identities
-                for _, members in groups for c in members)
+    index = {c.name: _Lookup(c) for _, members in groups for c in members}
+    finders = {identity: _finder(index, identity) for identity in identities}
+    total = sum(finders[identity](name) is not None for identity in identities for name in index)
     counter = _Counter(total, progress, cancelled)
     done = []
     for identity in identities:
-        t = _follow(groups, index, identity, read, counter)
+        t = _follow(groups, finders[identity], identity, read, counter)
         done.append(t)
         if each is not None:
             each(t)
@@ -189,14 +192,36 @@ class _Counter:
             self._progress(self.total, self.total, "")
 
 
-def _by_identity(c: CheckpointInfo) -> dict[str, VariableInfo]:
-    found: dict[str, VariableInfo] = {}
-    for v in c.variables:
-        found.setdefault(v.identity, v)
-    return found
+class _Lookup:
+    """A checkpoint's variables by identity, and by key."""
+
+    def __init__(self, c: CheckpointInfo):
+        self.by_identity: dict[str, VariableInfo] = {}
+        self.by_key: dict[str, VariableInfo] = {}
+        for v in c.variables:
+            self.by_identity.setdefault(v.identity, v)
+            self.by_key[v.name] = v
+
+    def __contains__(self, identity: str) -> bool:
+        return identity in self.by_identity
 
 
-def _follow(groups, index, identity: str, read, counter: _Counter) -> Trajectory:
+def _finder(index: dict[str, _Lookup], identity: str) -> Callable[[str], VariableInfo | None]:
+    """checkpoint name -> its variable of this identity; else the variable with a key the
+    identity has in other checkpoints (models whose layers Keras numbered apart, ``dense`` and
+    ``dense_5``, keep the key ``layer_with_weights-1/kernel/...``)."""
+    keys = {look.by_identity[identity].name for look in index.values() if identity in look}
+
+    def find(name: str) -> VariableInfo | None:
+        look = index[name]
+        v = look.by_identity.get(identity)
+        if v is None:
+            v = next((look.by_key[k] for k in keys if k in look.by_key), None)
+        return v
+    return find
+
+
+def _follow(groups, find, identity: str, read, counter: _Counter) -> Trajectory:
     t = Trajectory(identity, identity, "", ORDER)
     order = 0
     for _, members in groups:
@@ -206,7 +231,7 @@ def _follow(groups, index, identity: str, read, counter: _Counter) -> Trajectory
         unchanged = True
         for c in members:
             order += 1
-            v = index[c.name].get(identity)
+            v = find(c.name)
             if v is None:
                 t.missing.append(c.name)
                 continue

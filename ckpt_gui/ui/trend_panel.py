@@ -109,7 +109,7 @@ class TrendPanel(QWidget):
         self.stats_plot.setObjectName("trendStatsPlot")
         self.change_plot = pg.PlotWidget()
         self.change_plot.setObjectName("trendChangePlot")
-        self.change_plot.setLabel("left", "change since the run's previous checkpoint (%)")
+        self.change_plot.setLabel("left", "change %")
         self.change_plot.setXLink(self.stats_plot)
         self.table = QTableWidget(0, 0)
         self.table.verticalHeader().hide()
@@ -182,7 +182,7 @@ class TrendPanel(QWidget):
         self._shown_key = key
         self._colors = _colors(scan)
         self.title.setText(f"<b>{_html(var.identity)}</b> across checkpoints — reading…")
-        self.task.submit(trajectory_job, scan, var.identity)
+        self._submit(trajectory_job, scan, var.identity)
 
     def _start_multiples(self, scan: DirectoryScan) -> None:
         from ..core.trajectory import weights_and_biases
@@ -206,7 +206,13 @@ class TrendPanel(QWidget):
         self.grid.clear()
         identities = self._identities[self._page * PAGE:(self._page + 1) * PAGE]
         self.title.setText(f"{plural(len(identities), 'variable')} across checkpoints — reading…")
-        self.task.submit(multiples_job, scan, identities)
+        self._submit(multiples_job, scan, identities)
+
+    def _submit(self, job, *args) -> None:
+        """Start (after the debounce) with progress and Cancel shown from now on."""
+        self.task.submit(job, *args)
+        self.progress.setRange(0, 0)   # busy until the first tensor is counted
+        self._on_busy(True)
 
     def _on_mode(self) -> None:
         self.pages.setCurrentIndex(1 if self._multiples_mode() else 0)
@@ -219,6 +225,7 @@ class TrendPanel(QWidget):
 
     def _on_cancel(self) -> None:
         self.task.cancel()
+        self._on_busy(False)
         self._shown_key = None   # showing the tab again starts over
         self.title.setText(self.title.text().replace("reading…", "cancelled"))
 
