@@ -18,6 +18,8 @@ flags.
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
@@ -224,64 +226,79 @@ def _finder(index: dict[str, _Lookup], identity: str) -> Callable[[str], Variabl
 def _follow(groups, find, identity: str, read, counter: _Counter) -> Trajectory:
     t = Trajectory(identity, identity, "", ORDER)
     order = 0
-    for _, members in groups:
-        run = members[0].run
-        previous: tuple[np.ndarray, TrajectoryPoint] | None = None
-        run_points: list[TrajectoryPoint] = []
-        unchanged = True
-        for c in members:
-            order += 1
-            v = find(c.name)
-            if v is None:
-                t.missing.append(c.name)
-                continue
-            if not t.points:
-                t.name, t.role = v.display_name, v.role
-            if not counter.tick(f"{v.display_name} in {c.name}"):
+    with ThreadPoolExecutor(1, thread_name_prefix="ckpt_gui-prefetch") as prefetch:
+        for _, members in groups:
+            held = []
+            for c in members:
+                order += 1
+                v = find(c.name)
+                if v is None:
+                    t.missing.append(c.name)
+                else:
+                    held.append((c, v, order))
+            if not _follow_run(t, members[0].run, held, read, counter, prefetch):
                 t.cancelled = True
-                return _finish(t)
-            point = TrajectoryPoint(c.name, c.run, c.training_progress(), c.number, order,
-                                    tuple(v.shape), v.dtype, None)
-            t.points.append(point)
-            run_points.append(point)
-            value = _read(c, v, read, point)
-            if value is None:
-                previous, unchanged = None, False
-                continue
-            if previous is not None:
-                unchanged &= _compare(value, point, *previous)
-            previous = (value, point)
-            del value
-        if run is not None and unchanged and len(run_points) >= 2:
-            frozen = health.frozen_flag(len(run_points), run)
-            for p in run_points:
-                p.flags += (frozen,)
+                break
     return _finish(t)
 
 
-def _read(c: CheckpointInfo, v: VariableInfo, read, point: TrajectoryPoint) -> np.ndarray | None:
-    """The tensor, its stats and its own flags on ``point``; None (and the problem) when it
-    cannot be read."""
+def _follow_run(t: Trajectory, run: str | None, held: list, read, counter: _Counter,
+                prefetch: ThreadPoolExecutor) -> bool:
+    """The points of one run (``held``: its (checkpoint, variable, order) in run order) onto
+    ``t``; False when cancelled. The next tensor is read in the background while this one's
+    statistics are computed, once the previous one (needed for the change) is let go: two
+    tensors in memory at most."""
+    points: list[TrajectoryPoint] = []
+    previous: tuple[np.ndarray, TrajectoryPoint] | None = None
+    unchanged = True
+    pending = prefetch.submit(_load, *held[0][:2], read) if held else None
+    for i, (c, v, order) in enumerate(held):
+        if not t.points:
+            t.name, t.role = v.display_name, v.role
+        if not counter.tick(f"{v.display_name} in {c.name}"):
+            return False
+        point = TrajectoryPoint(c.name, c.run, c.training_progress(), c.number, order,
+                                tuple(v.shape), v.dtype, None)
+        t.points.append(point)
+        points.append(point)
+        value, point.problem = pending.result()
+        before = None
+        if value is not None and previous is not None:
+            unchanged &= _change(value, point, *previous)
+            before = previous[1]
+        previous = None
+        pending = prefetch.submit(_load, *held[i + 1][:2], read) if i + 1 < len(held) else None
+        if value is None:
+            unchanged = False
+            continue
+        point.stats = tensor_stats(value, bins=0)  # no histogram: one pass
+        point.flags = health.tensor_flags(value, v.role, point.stats)
+        if before is not None:
+            jump = health.jump_flag(point.stats.l2, before.stats.l2, before.checkpoint)
+            point.flags += (jump,) if jump is not None else ()
+        previous = (value, point)
+        del value
+    if run is not None and unchanged and len(points) >= 2:
+        frozen = health.frozen_flag(len(points), run)
+        for p in points:
+            p.flags += (frozen,)
+    return True
+
+
+def _load(c: CheckpointInfo, v: VariableInfo, read) -> tuple[np.ndarray | None, str | None]:
+    """(the tensor, None), or (None, why it cannot be read)."""
     if v.readable is False:
-        point.problem = v.problem or "cannot be read"
-        return None
+        return None, v.problem or "cannot be read"
     try:
-        value = np.asarray(read(c, v.name))
+        return np.asarray(read(c, v.name)), None
     except Exception as e:  # a damaged checkpoint's error is a point's problem, not the end
-        point.problem = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        return None
-    point.stats = tensor_stats(value, bins=1)
-    point.flags = health.tensor_flags(value, v.role, point.stats)
-    return value
+        return None, str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
-def _compare(value: np.ndarray, point: TrajectoryPoint, previous: np.ndarray,
-             before: TrajectoryPoint) -> bool:
-    """Set the point's change since ``before`` (and a norm-jump flag); True when the values
+def _change(value: np.ndarray, point: TrajectoryPoint, previous: np.ndarray,
+            before: TrajectoryPoint) -> bool:
+    """Set the point's change since ``before`` in percent of its norm; True when the values
     did not change at all."""
-    jump = health.jump_flag(point.stats.l2, before.stats.l2, before.checkpoint)
-    if jump is not None:
-        point.flags += (jump,)
     if value.shape != previous.shape or value.dtype != previous.dtype:
         return False
     if value.dtype.kind not in "fciub":
@@ -294,17 +311,32 @@ def _compare(value: np.ndarray, point: TrajectoryPoint, previous: np.ndarray,
 
 
 def _distance(a: np.ndarray, b: np.ndarray) -> float:
-    """‖a − b‖ in float64, a chunk at a time (no full-size temporary)."""
+    """‖a − b‖ in float64, in chunks (no full-size temporary), a span per core."""
     fa, fb = _flat_real(a), _flat_real(b)
+    workers = min(os.cpu_count() or 1, 4, -(-fa.size // (4 * _CHUNK)))
+    step = -(-fa.size // workers)
+    with np.errstate(invalid="ignore", over="ignore"):
+        if workers == 1:
+            total = _squared_distance(fa, fb)
+        else:
+            with ThreadPoolExecutor(workers) as pool:
+                total = sum(pool.map(lambda i: _squared_distance(fa[i:i + step], fb[i:i + step]),
+                                     range(0, fa.size, step)))
+    return math.sqrt(total) if total >= 0 else math.nan
+
+
+def _squared_distance(fa: np.ndarray, fb: np.ndarray) -> float:
+    """Squares summed by multiply and sum, not np.dot: a BLAS call per chunk is ten times
+    slower here."""
     buf = np.empty(min(_CHUNK, fa.size), np.float64)
     total = 0.0
-    with np.errstate(invalid="ignore", over="ignore"):
-        for i in range(0, fa.size, _CHUNK):
-            d = buf[: min(_CHUNK, fa.size - i)]
-            d[...] = fa[i:i + d.size]
-            d -= fb[i:i + d.size]
-            total += float(np.dot(d, d))
-    return math.sqrt(total) if total >= 0 else math.nan
+    for i in range(0, fa.size, _CHUNK):
+        d = buf[: min(_CHUNK, fa.size - i)]
+        d[...] = fa[i:i + d.size]   # (casts any dtype, the low-precision ones included)
+        np.subtract(d, fb[i:i + d.size], out=d)
+        np.multiply(d, d, out=d)
+        total += float(d.sum())
+    return total
 
 
 def _flat_real(a: np.ndarray) -> np.ndarray:
