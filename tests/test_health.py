@@ -110,18 +110,24 @@ def test_verification_flags_what_one_tensor_shows(hurt_dir, capsys):
 
 
 def test_panels_show_the_flags(qtbot, hurt_dir):
-    from ckpt_gui.core.vartree import build_tree
-    from ckpt_gui.ui.models import CheckpointTableModel, VariableTreeModel
     from PySide6.QtCore import Qt
 
+    from ckpt_gui.core.vartree import build_tree
+    from ckpt_gui.ui.checkpoints_panel import CheckpointsPanel
+    from ckpt_gui.ui.models import CheckpointTableModel, VariableTreeModel
+
     scan = scan_directory(str(hurt_dir), verify=True)
-    table = CheckpointTableModel()
-    table.set_checkpoints(scan.checkpoints)
-    row = table.row_of("ckpt-2")
-    status = table.index(row, CheckpointTableModel.COLUMNS.index("Status"))
-    assert table.data(status) == "ok ⚑"
-    assert "⚑ 1 variable with NaN/Inf" in table.data(status, Qt.ToolTipRole)
-    assert table.data(table.index(table.row_of("ckpt-1"), status.column())) == "ok"
+    panel = CheckpointsPanel()
+    qtbot.addWidget(panel)
+    panel.set_scan(scan)
+    rows, column = panel.proxy, CheckpointTableModel.COLUMNS.index("Status")
+
+    def status(name, role=Qt.DisplayRole):
+        return rows.data(rows.mapFromSource(panel.model.index(panel.model.row_of(name), column)),
+                         role)
+    assert status("ckpt-2") == "ok · 18/18 read ⚑"
+    assert "⚑ 1 variable with NaN/Inf" in status("ckpt-2", Qt.ToolTipRole)
+    assert status("ckpt-1") == "ok · 18/18 read"
     tree = VariableTreeModel()
     ckpt = scan.checkpoint("ckpt-2")
     tree.set_tree(build_tree(ckpt))
@@ -129,3 +135,31 @@ def test_panels_show_the_flags(qtbot, hurt_dir):
     index = tree.index_of_variable(key)
     assert "⚑ 1 NaN, 1 Inf" in tree.data(index, Qt.ToolTipRole)
     assert tree.data(index, Qt.DecorationRole) is not None
+
+
+def test_flags_the_history_found_reach_the_panels(qtbot, hurt_dir, tmp_path):
+    from PySide6.QtCore import QSettings, Qt
+
+    from ckpt_gui.ui.main_window import MainWindow
+    from ckpt_gui.ui.trend_panel import MULTIPLES
+
+    w = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat))
+    qtbot.addWidget(w)
+    w.show()
+    w.after_first_paint()
+    with qtbot.waitSignal(w.directory_loaded, timeout=60_000):
+        w.open_path(str(hurt_dir))
+    as_one_model(w.scan)
+    w.tabs.setCurrentWidget(w.trend)
+    w.trend.build()
+    with qtbot.waitSignal(w.trend.multiples_ready, timeout=60_000):
+        w.trend.mode.setCurrentText(MULTIPLES)
+    ckpt3 = w.scan.checkpoint("ckpt-3")
+    assert _kinds(ckpt3.variable("model/net/out/kernel").flags) == [NORM_JUMP]
+    assert _kinds(ckpt3.variable("model/net/frozen/kernel").flags) == [FROZEN]
+    rows = w.checkpoints.proxy
+    index = rows.mapFromSource(w.checkpoints.model.index(w.checkpoints.model.row_of("ckpt-3"),
+                                                         rows.sourceModel().COLUMNS.index("Status")))
+    assert rows.data(index) == "ok ⚑"
+    tip = rows.data(index, Qt.ToolTipRole)
+    assert "a norm jump" in tip and "no change along the run" in tip and "dead units" in tip

@@ -198,6 +198,11 @@ class CheckpointInfo:
             return self._rows.family()
         return _family(self._variables)
 
+    def flagged(self) -> bool:
+        """Whether a variable carries a health flag (variables still shared as rows were never
+        read, so carry none: they are not made to say so)."""
+        return self._rows is None and any(v.flags for v in self._variables)
+
     def variable(self, name: str) -> VariableInfo | None:
         """The variable with this key, or else this display name, or else this object path
         (the key's or the model's: what earlier versions showed)."""

@@ -54,6 +54,7 @@ class TrajectoryPoint:
     flags: tuple[Flag, ...] = ()
     problem: str | None = None      # why the tensor could not be read
     x: float = 0.0                  # on the trajectory's x axis (Trajectory.x_label)
+    key: str = ""                   # the variable's key in this checkpoint
 
     @property
     def series(self) -> str:
@@ -258,7 +259,7 @@ def _follow_run(t: Trajectory, run: str | None, held: list, read, counter: _Coun
         if not counter.tick(f"{v.display_name} in {c.name}"):
             return False
         point = TrajectoryPoint(c.name, c.run, c.training_progress(), c.number, order,
-                                tuple(v.shape), v.dtype, None)
+                                tuple(v.shape), v.dtype, None, key=v.name)
         t.points.append(point)
         points.append(point)
         value, point.problem = pending.result()
@@ -344,6 +345,20 @@ def _flat_real(a: np.ndarray) -> np.ndarray:
     if flat.dtype.kind == "c":
         return flat.view(flat.real.dtype)
     return flat.view(np.uint8) if flat.dtype.kind == "b" else flat
+
+
+def flag_variables(scan: DirectoryScan, found: Iterable[Trajectory]) -> set[str]:
+    """Put each read point's flags on its checkpoint's variable, where the checkpoints and
+    variables panels (and the JSON) show them; the names of the checkpoints changed."""
+    changed = set()
+    for t in found:
+        for p in t.points:
+            c = scan.checkpoint(p.checkpoint)
+            v = c.variable(p.key) if c is not None and p.stats is not None else None
+            if v is not None and v.flags != p.flags:
+                v.flags = p.flags
+                changed.add(c.name)
+    return changed
 
 
 def _finish(t: Trajectory) -> Trajectory:

@@ -155,6 +155,7 @@ class MainWindow(QMainWindow):
         self.checkpoints.delete_requested.connect(self.delete)
         self.variables.variable_selected.connect(self._on_variable)
         self.trend.checkpoint_chosen.connect(self._show_checkpoint)
+        self.trend.flags_found.connect(self._show_flags)
         self.preview.status_message.connect(self.statusBar().showMessage)
         self.preview.preview_failed.connect(lambda m, d: self.error_shown.emit(m))
 
@@ -350,6 +351,16 @@ class MainWindow(QMainWindow):
         self._preview_request = (ckpt, var)
         if self._heavy_started:
             self.preview.show_variable(ckpt, var)
+
+    def _show_flags(self, found) -> None:
+        """Health flags the history found (a norm jump, a frozen variable) onto the
+        checkpoints and variables panels."""
+        from ..core.trajectory import flag_variables
+
+        if self.scan is not None and flag_variables(self.scan, found):
+            self.checkpoints.table.fit_status()
+            self.checkpoints.table.viewport().update()
+            self.variables.tree.viewport().update()
 
     def _show_checkpoint(self, name: str) -> None:
         if self.checkpoints.select(name):

@@ -67,7 +67,7 @@ class CheckpointTableModel(QAbstractTableModel):
                 if c.mtime else "",
                 "Variables": (f"{c.n_readable}/{c.n_variables}" if c.verified
                               else str(c.n_variables)),
-                "Status": c.status + (" ⚑" if _flagged(c) else ""),
+                "Status": c.status,
             }[col]
         if role == SORT_ROLE:
             return {
@@ -80,7 +80,7 @@ class CheckpointTableModel(QAbstractTableModel):
             lines = [f"{safe_name(c.name)} — {c.writer}", f"{plural(len(c.files), 'file')}: "
                      + ", ".join(safe_name(f.name) for f in c.files)]
             lines += [f"⚠ {p}" for p in c.problems]
-            if _flagged(c):
+            if c.flagged():
                 lines.append(f"⚑ {health.summary_text(health.summary(v.flags for v in c.variables))}")
             return "\n".join(lines)
         if role == Qt.ForegroundRole and col == "Status":
@@ -94,11 +94,6 @@ class CheckpointTableModel(QAbstractTableModel):
         if role == Qt.TextAlignmentRole and col in ("Number", "Size", "Variables"):
             return int(Qt.AlignRight | Qt.AlignVCenter)
         return None
-
-
-def _flagged(c: CheckpointInfo) -> bool:
-    """Whether a verified checkpoint has a variable with a health flag (core/health.py)."""
-    return c.verified and any(v.flags for v in c.variables)
 
 
 def _flag_icon():

@@ -43,6 +43,7 @@ class TrendPanel(QWidget):
     checkpoint_chosen = Signal(str)
     trend_ready = Signal(object)        # the Trajectory of the selected variable
     multiples_ready = Signal(list)      # the page's Trajectory objects
+    flags_found = Signal(list)          # Trajectory objects whose points' flags are new
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -242,6 +243,7 @@ class TrendPanel(QWidget):
 
     # --- drawing ------------------------------------------------------------------------
     def _on_result(self, result) -> None:
+        self.flags_found.emit([result] if isinstance(result, Trajectory) else result)
         if isinstance(result, Trajectory):
             self.trend = result
             self._draw_single()
