@@ -97,6 +97,10 @@ def test_verification_flags_what_one_tensor_shows(hurt_dir, capsys):
         assert list(flagged.values()) == [[NONFINITE]]
         flagged = {n: _kinds(v.flags) for n, v in by_name[third].items() if v.flags}
         assert list(flagged.values()) == [[DEAD_UNITS]]
+    assert main(["scan", str(hurt_dir), "--verify"]) == 0  # flags are findings, not failures
+    text = capsys.readouterr().out
+    assert "  ⚑ ckpt-2: 1 variable with NaN/Inf\n" in text
+    assert "  ⚑ weights.03.weights.h5: 1 variable with dead units\n" in text
     assert main(["scan", str(hurt_dir), "--verify", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     summary = {c["name"]: c["flags"] for c in out["checkpoints"]}
