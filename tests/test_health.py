@@ -161,9 +161,8 @@ def test_flags_the_history_found_reach_the_panels(qtbot, hurt_dir, tmp_path):
     ckpt3 = w.scan.checkpoint("ckpt-3")
     assert _kinds(ckpt3.variable("model/net/out/kernel").flags) == [NORM_JUMP]
     assert _kinds(ckpt3.variable("model/net/frozen/kernel").flags) == [FROZEN]
-    rows = w.checkpoints.proxy
-    index = rows.mapFromSource(w.checkpoints.model.index(w.checkpoints.model.row_of("ckpt-3"),
-                                                         rows.sourceModel().COLUMNS.index("Status")))
+    rows, model = w.checkpoints.proxy, w.checkpoints.model
+    index = rows.mapFromSource(model.index(model.row_of("ckpt-3"), model.COLUMNS.index("Status")))
     assert rows.data(index) == "ok ⚑"
     tip = rows.data(index, Qt.ToolTipRole)
     assert "a norm jump" in tip and "no change along the run" in tip and "dead units" in tip

@@ -14,6 +14,7 @@ import pytest
 from _history_writers import BATCHES, EPOCHS, as_one_model, write_run
 from ckpt_gui.cli import main
 from ckpt_gui.core import bundle, scan_directory
+from ckpt_gui.core.model import Run
 from ckpt_gui.core.reading import read_tensor
 from ckpt_gui.core.trajectory import (NUMBER, ORDER, STEP, runs_of, trajectories, trajectory,
                                       weights_and_biases)
@@ -199,7 +200,8 @@ def test_cli_json_one_row_per_checkpoint(run_dir, tf, capsys, monkeypatch):
                       "rel_change", "flags"}
     assert (r["run"], r["step"], r["number"], r["shape"]) == (KERAS_RUN, 4, 2, [4, 8])
     assert r["l2"] == pytest.approx(np.linalg.norm(v), rel=1e-9)
-    assert r["rel_change"] == pytest.approx(100 * np.linalg.norm(v - before) / np.linalg.norm(before))
+    assert r["rel_change"] == pytest.approx(
+        100 * np.linalg.norm(v - before) / np.linalg.norm(before))
     assert rows[0]["rel_change"] is None and r["flags"] == []
     # text: one line per checkpoint, after a header
     assert main(["trajectory", str(run_dir), "hidden/kernel"]) == 0
@@ -229,6 +231,10 @@ def test_panel_one_line_per_run_and_a_click_opens_the_checkpoint(qtbot, run_dir,
     with qtbot.waitSignal(w.directory_loaded, timeout=60_000):
         w.open_path(str(run_dir))
     as_one_model(w.scan)
+    w.scan.runs = [Run(TF_RUN, TF_RUN, "tf.train.CheckpointManager",
+                       ["ckpt-1", "ckpt-2", "ckpt-3"]),
+                   Run(KERAS_RUN, KERAS_RUN, "ModelCheckpoint",
+                       [f"weights.0{e}.weights.h5" for e in (1, 2, 3)], restarted_from=TF_RUN)]
     w.checkpoints.select("ckpt-1")
     assert w.variables.select("optimizer/_trainable_variables/0/.ATTRIBUTES/VARIABLE_VALUE")
     with qtbot.waitSignal(w.trend.trend_ready, timeout=60_000) as blocker:
@@ -240,7 +246,7 @@ def test_panel_one_line_per_run_and_a_click_opens_the_checkpoint(qtbot, run_dir,
     assert len(lines) == 2  # one per run, nothing joins them
     assert [list(item.yData) for item in lines] == [
         [p.stats.l2 for p in points] for _, points in t.series()]
-    assert [name for name in (i.name() for i in lines)] == [TF_RUN, KERAS_RUN]
+    assert [i.name() for i in lines] == [TF_RUN, f"{KERAS_RUN} (restart of {TF_RUN})"]
     assert w.trend.table.horizontalHeaderItem(2).text() == STEP
     # a click on a point selects its checkpoint in the checkpoints panel (both writers saved
     # the same values: the Keras run's point is drawn over ckpt-2's)

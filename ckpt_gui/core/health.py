@@ -40,7 +40,8 @@ class Flag:
         return {"kind": self.kind, "count": self.count, "message": self.message}
 
 
-def tensor_flags(array: np.ndarray, role: str, stats: TensorStats | None = None) -> tuple[Flag, ...]:
+def tensor_flags(array: np.ndarray, role: str,
+                 stats: TensorStats | None = None) -> tuple[Flag, ...]:
     """NaN/Inf and dead units of one tensor. ``stats`` (tensor_stats of it), when already
     computed, saves counting NaN, Inf and zeros again."""
     a = np.asarray(array)
@@ -98,7 +99,8 @@ def dead_units(a: np.ndarray, role: str, zeros: int | None = None) -> Flag | Non
         return None
     parts = [f"{dead_cols:,} of {plural(cols, 'column')} (units)" if dead_cols else "",
              f"{dead_rows:,} of {plural(rows, 'row')} (inputs)" if dead_rows else ""]
-    return Flag(DEAD_UNITS, dead_rows + dead_cols, " and ".join(p for p in parts if p) + " all zero")
+    text = " and ".join(p for p in parts if p) + " all zero"
+    return Flag(DEAD_UNITS, dead_rows + dead_cols, text)
 
 
 def jump_flag(l2: float | None, previous_l2: float | None, previous: str) -> Flag | None:

@@ -48,9 +48,9 @@ class TrajectoryPoint:
     shape: tuple[int, ...]
     dtype: str
     stats: TensorStats | None       # None when the tensor could not be read
-    rel_change: float | None = None  # percent: 100·‖this − previous‖ / ‖previous‖, previous
-                                     # in the same run with the same shape and a norm above 0;
-                                     # None through NaN/Inf
+    rel_change: float | None = None  # percent: 100·‖this − previous‖ / ‖previous‖,
+                                     # previous in the same run with the same shape and a
+                                     # norm above 0; None through NaN/Inf
     flags: tuple[Flag, ...] = ()
     problem: str | None = None      # why the tensor could not be read
     x: float = 0.0                  # on the trajectory's x axis (Trajectory.x_label)

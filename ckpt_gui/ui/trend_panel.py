@@ -53,6 +53,7 @@ class TrendPanel(QWidget):
         self._identities: list[str] = []   # every weight and bias, for the pages
         self._page = 0
         self._colors: dict[str, str] = {}  # series label -> colour, the same in every plot
+        self._names: dict[str, str] = {}   # run id -> its legend text
         self.trend: Trajectory | None = None
         self.multiples: list[Trajectory] = []
         self.task = TaskSlot(self, debounce_ms=300)
@@ -181,7 +182,7 @@ class TrendPanel(QWidget):
         if key == self._shown_key:
             return
         self._shown_key = key
-        self._colors = _colors(scan)
+        self._colors, self._names = _colors(scan), _run_names(scan)
         self.title.setText(f"<b>{_html(var.identity)}</b> across checkpoints — reading…")
         self._submit(trajectory_job, scan, var.identity)
 
@@ -195,18 +196,19 @@ class TrendPanel(QWidget):
         if key == self._shown_key:
             return
         self._shown_key = key
-        self._colors = _colors(scan)
+        self._colors, self._names = _colors(scan), _run_names(scan)
         pages = max(1, -(-len(self._identities) // PAGE))
-        self.page_label.setText(f"page {self._page + 1} of {pages} "
-                                f"({plural(len(self._identities), 'weight or bias', 'weights and biases')})")
+        count = plural(len(self._identities), "weight or bias", "weights and biases")
+        self.page_label.setText(f"page {self._page + 1} of {pages} ({count})")
         self.previous_page.setEnabled(self._page > 0)
         self.next_page.setEnabled(self._page + 1 < pages)
-        self.legend.setText(_legend_html(self._colors,
+        self.legend.setText(_legend_html(self._colors, self._names,
                                          any(c.run is None for c in scan.checkpoints)))
         self.multiples = []
         self.grid.clear()
         identities = self._identities[self._page * PAGE:(self._page + 1) * PAGE]
-        self.title.setText(f"{plural(len(identities), 'variable')} across checkpoints — reading…")
+        self.title.setText(f"{plural(len(identities), 'variable')} across checkpoints — "
+                           "reading…")
         self._submit(multiples_job, scan, identities)
 
     def _submit(self, job, *args) -> None:
@@ -303,8 +305,11 @@ class TrendPanel(QWidget):
                          pen=None if label is None else pg.mkPen(color, width=2), symbol="o",
                          symbolSize=size, symbolBrush=color, symbolPen=color,
                          data=[p.checkpoint for p, _ in shown],
-                         name=(label or "without a run") if legend else None)
+                         name=self._legend_name(label) if legend else None)
         item.sigPointsClicked.connect(self._on_points_clicked)
+
+    def _legend_name(self, label: str | None) -> str:
+        return "without a run" if label is None else self._names.get(label, safe_name(label))
 
     def _on_points_clicked(self, _item, points, *_ev) -> None:
         if len(points):
@@ -358,8 +363,14 @@ def _colors(scan: DirectoryScan) -> dict[str, str]:
     return {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(runs)}
 
 
-def _legend_html(colors: dict[str, str], lone: bool) -> str:
-    items = [f'<span style="color:{c}">●</span> {_html(safe_name(label))}'
+def _run_names(scan: DirectoryScan) -> dict[str, str]:
+    """Legend text of each run: its id, and which run it restarted."""
+    return {r.id: safe_name(r.id) + (f" (restart of {safe_name(r.restarted_from)})"
+                                     if r.restarted_from else "") for r in scan.runs}
+
+
+def _legend_html(colors: dict[str, str], names: dict[str, str], lone: bool) -> str:
+    items = [f'<span style="color:{c}">●</span> {_html(names.get(label, safe_name(label)))}'
              for label, c in colors.items()]
     if lone:
         items.append(f'<span style="color:{LONE}">●</span> without a run')
