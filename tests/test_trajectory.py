@@ -257,14 +257,18 @@ def test_panel_one_line_per_run_and_a_click_opens_the_checkpoint(qtbot, run_dir,
     qtbot.waitUntil(in_view)  # the plot ranged itself on the data
     scene_pos = plot.plotItem.vb.mapViewToScene(QPointF(target.x, target.stats.l2))
     view_pos = plot.mapFromScene(scene_pos)
-    with qtbot.waitSignal(w.trend.checkpoint_chosen, timeout=5_000) as clicked:
+    with qtbot.waitSignal(w.trend.point_chosen, timeout=5_000) as clicked:
         qtbot.mouseClick(plot.viewport(), Qt.LeftButton, pos=view_pos)
-    assert clicked.args == ["weights.02.weights.h5"]
+    assert clicked.args == ["weights.02.weights.h5", "layers/dense/vars/0"]
     assert w.checkpoints.current().name == "weights.02.weights.h5"
+    assert w.tabs.currentWidget() is w.preview
+    # with the same variable selected there, under its key in that format
+    qtbot.waitUntil(lambda: w.variables.current() is not None
+                    and w.variables.current().name == "layers/dense/vars/0")
 
 
 def test_small_multiples_page_fills_and_cancel_hides_progress(qtbot, run_dir, tmp_path):
-    from PySide6.QtCore import QSettings
+    from PySide6.QtCore import QPointF, QSettings, Qt
 
     from ckpt_gui.ui import trend_panel
     from ckpt_gui.ui.main_window import MainWindow
@@ -282,9 +286,27 @@ def test_small_multiples_page_fills_and_cancel_hides_progress(qtbot, run_dir, tm
         w.trend.mode.setCurrentText(trend_panel.MULTIPLES)
     got = blocker.args[0]
     assert [t.identity for t in got] == weights_and_biases(w.scan)
-    assert len(w.trend.grid.ci.items) == 6
+    cells = list(w.trend.grid.ci.items)
+    assert len(cells) == 6
     assert "page 1 of 1" in w.trend.page_label.text()
     assert not w.trend.cancel.isVisible()
+    # a click on a point of out/kernel's cell opens its checkpoint with out/kernel selected
+    (out,) = [t for t in got if t.identity == "out/kernel"]
+    cell = cells[got.index(out)]
+    target = next(p for p in out.points if p.checkpoint == "ckpt-3")
+
+    def in_view():
+        (x0, x1), (y0, y1) = cell.vb.viewRange()
+        return x0 < target.x < x1 and y0 < target.stats.l2 < y1
+    qtbot.waitUntil(in_view)
+    pos = w.trend.grid.mapFromScene(cell.vb.mapViewToScene(QPointF(target.x, target.stats.l2)))
+    with qtbot.waitSignal(w.trend.point_chosen, timeout=5_000) as clicked:
+        qtbot.mouseClick(w.trend.grid.viewport(), Qt.LeftButton, pos=pos)
+    assert clicked.args[0] in ("ckpt-3", "weights.03.weights.h5")  # the same values, drawn over
+    qtbot.waitUntil(lambda: w.variables.current() is not None
+                    and w.variables.current().identity == "out/kernel")
+    assert w.checkpoints.current().name == clicked.args[0]
+    w.tabs.setCurrentWidget(w.trend)
     # a new page's computation can be cancelled: no result lands afterwards
     w.trend._shown_key = None
     w.trend._start()

@@ -40,7 +40,7 @@ def multiples_job(scan: DirectoryScan, identities: list[str], *, state) -> list[
 
 
 class TrendPanel(QWidget):
-    checkpoint_chosen = Signal(str)
+    point_chosen = Signal(str, str)     # a point's checkpoint and its variable's key there
     trend_ready = Signal(object)        # the Trajectory of the selected variable
     multiples_ready = Signal(list)      # the page's Trajectory objects
     flags_found = Signal(list)          # Trajectory objects whose points' flags are new
@@ -118,8 +118,7 @@ class TrendPanel(QWidget):
         self.table.setEditTriggers(QTableWidget.NoEditTriggers)
         self.table.setSelectionBehavior(QTableWidget.SelectRows)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
-        self.table.cellDoubleClicked.connect(
-            lambda row, _col: self.checkpoint_chosen.emit(self.trend.points[row].checkpoint))
+        self.table.cellDoubleClicked.connect(lambda row, _col: self._choose(self.trend.points[row]))
         split = QSplitter(Qt.Vertical)
         split.addWidget(self.stats_plot)
         split.addWidget(self.change_plot)
@@ -304,7 +303,7 @@ class TrendPanel(QWidget):
         item = plot.plot([p.x for p, _ in shown], [v for _, v in shown],
                          pen=None if label is None else pg.mkPen(color, width=2), symbol="o",
                          symbolSize=size, symbolBrush=color, symbolPen=color,
-                         data=[p.checkpoint for p, _ in shown],
+                         data=[p for p, _ in shown],
                          name=self._legend_name(label) if legend else None)
         item.sigPointsClicked.connect(self._on_points_clicked)
 
@@ -313,7 +312,10 @@ class TrendPanel(QWidget):
 
     def _on_points_clicked(self, _item, points, *_ev) -> None:
         if len(points):
-            self.checkpoint_chosen.emit(points[0].data())
+            self._choose(points[0].data())
+
+    def _choose(self, p: TrajectoryPoint) -> None:
+        self.point_chosen.emit(p.checkpoint, p.key)
 
     def _fill_table(self, t: Trajectory) -> None:
         headers = ["Checkpoint", "Run", t.x_label, "Shape", "L2 norm", "mean", "std",
