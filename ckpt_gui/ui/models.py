@@ -81,7 +81,8 @@ class CheckpointTableModel(QAbstractTableModel):
                      + ", ".join(safe_name(f.name) for f in c.files)]
             lines += [f"⚠ {p}" for p in c.problems]
             if c.flagged():
-                lines.append(f"⚑ {health.summary_text(health.summary(v.flags for v in c.variables))}")
+                flags = health.summary(v.flags for v in c.variables)
+                lines.append(f"⚑ {health.summary_text(flags)}")
             return "\n".join(lines)
         if role == Qt.ForegroundRole and col == "Status":
             return QBrush(STATUS_COLORS.get(c.status, QColor("black")))
