@@ -133,12 +133,10 @@ def test_a_weight_keeps_its_name_when_the_optimizer_starts_tracking_it(tmp_path,
         "optimizer/_trainable_variables/0/.ATTRIBUTES/VARIABLE_VALUE"]
     assert [v.display_name for v in kernels] == ["model/net/hidden/kernel"] * 2
     # so "across checkpoints" follows it through both
-    from ckpt_gui.core.compare import variable_trend
-    from ckpt_gui.core.reading import read_tensor
+    from ckpt_gui.core.trajectory import trajectory
 
-    trend = variable_trend(scan_directory(str(tmp_path)), "model/net/hidden/kernel", (4, 3),
-                           read_tensor)
-    assert [p.checkpoint for p in trend.points] == ["ckpt-1", "ckpt-2"] and not trend.skipped
+    trend = trajectory(scan_directory(str(tmp_path)), "model/net/hidden/kernel")
+    assert [p.checkpoint for p in trend.points] == ["ckpt-1", "ckpt-2"] and not trend.missing
 
 
 def test_keras2_checkpoint_names_from_the_object_graph(corpus_copy, tf, capsys):

@@ -43,6 +43,8 @@ class VariableInfo:
     canonical: str | None = None   # the weight's path in the model, the same whatever format
                                    # wrote it (``hidden/kernel``; slots
                                    # ``optimizer/hidden/kernel/momentum``): see ``identity``
+    flags: tuple = ()              # health.Flag of its tensor, found where it was read
+                                   # (verification): NaN/Inf, dead units
 
     @property
     def display_name(self) -> str:
@@ -199,6 +201,11 @@ class CheckpointInfo:
         if self._rows is not None:
             return self._rows.family()
         return _family(self._variables)
+
+    def flagged(self) -> bool:
+        """Whether a variable carries a health flag (variables still shared as rows were never
+        read, so carry none: they are not made to say so)."""
+        return self._rows is None and any(v.flags for v in self._variables)
 
     def variable(self, name: str) -> VariableInfo | None:
         """The variable with this key, or else this display name, or else this object path

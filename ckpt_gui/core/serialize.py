@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import dtypes
+from . import dtypes, health
 from .model import CheckpointInfo, DirectoryScan, TensorStats, VariableInfo
 
 
@@ -16,6 +16,7 @@ def variable_dict(v: VariableInfo) -> dict:
         d["readable"] = v.readable
     if v.problem:
         d["problem"] = v.problem
+    d["flags"] = [f.to_dict() for f in v.flags]
     return d
 
 
@@ -26,6 +27,7 @@ def checkpoint_dict(c: CheckpointInfo) -> dict:
         "number": c.number, "counters": dict(c.counters), "status": c.status,
         "problems": list(c.problems), "latest": c.is_latest,
         "n_variables": c.n_variables, "n_readable": c.n_readable if c.verified else None,
+        "flags": health.summary(v.flags for v in c.variables),
         "variables": [variable_dict(v) for v in c.variables],
     }
 

@@ -47,9 +47,10 @@ class CheckpointRows(PythonSortProxy):
     def status_text(self, c: CheckpointInfo) -> str:
         if c.name in self._notes:
             return self._notes[c.name]
+        flag = " ⚑" if c.flagged() else ""   # a health flag (its tooltip says which)
         if c.verified and c.n_readable is not None:
-            return f"{c.status} · {c.n_readable}/{c.n_variables} read"
-        return c.status
+            return f"{c.status} · {c.n_readable}/{c.n_variables} read{flag}"
+        return c.status + flag
 
     def status_texts(self) -> list[str]:
         model = self.sourceModel()

@@ -158,11 +158,13 @@ class MainWindow(QMainWindow):
         self.checkpoints.delete_requested.connect(self.delete)
         self.checkpoints.pair_selected.connect(self.compare)
         self.variables.variable_selected.connect(self._on_variable)
-        self.trend.checkpoint_chosen.connect(self._show_checkpoint)
+        self.trend.point_chosen.connect(self._show_point)
+        self.trend.flags_found.connect(self._show_flags)
         self.preview.status_message.connect(self.statusBar().showMessage)
         self.preview.preview_failed.connect(lambda m, d: self.error_shown.emit(m))
 
         self._preview_request = (None, None)   # what the preview shows, once it is built
+        self._chosen_variable: str | None = None  # to select in the next checkpoint shown
         self.watcher = QFileSystemWatcher(self)
         self.watcher.directoryChanged.connect(self._on_directory_changed)
         self.watcher.fileChanged.connect(self._on_file_changed)
@@ -337,7 +339,8 @@ class MainWindow(QMainWindow):
     # --- selection ------------------------------------------------------------------------
     def _on_checkpoint(self, ckpt) -> None:
         previous = self.variables.current()
-        self.variables.set_checkpoint(ckpt, select=previous.name if previous else None)
+        chosen, self._chosen_variable = self._chosen_variable, None
+        self.variables.set_checkpoint(ckpt, select=chosen or (previous.name if previous else None))
         if ckpt is None:
             self._show_in_preview(None, None)
         elif self.variables.current() is not None:
@@ -354,7 +357,24 @@ class MainWindow(QMainWindow):
         if self._heavy_started:
             self.preview.show_variable(ckpt, var)
 
-    def _show_checkpoint(self, name: str) -> None:
+    def _show_flags(self, found) -> None:
+        """Health flags the history found (a norm jump, a frozen variable) onto the
+        checkpoints and variables panels."""
+        from ..core.trajectory import flag_variables
+
+        if self.scan is not None and flag_variables(self.scan, found):
+            self.checkpoints.table.fit_status()
+            self.checkpoints.table.viewport().update()
+            self.variables.tree.viewport().update()
+
+    def _show_point(self, name: str, key: str) -> None:
+        """A point of the history: its checkpoint, with that variable (its key there) selected,
+        on the Tensor tab."""
+        current = self.checkpoints.current()
+        if current is not None and current.name == name:
+            self.variables.select(key)
+        else:
+            self._chosen_variable = key   # selected once the checkpoint's tree is shown
         if self.checkpoints.select(name):
             self.tabs.setCurrentWidget(self.preview)
 
