@@ -135,7 +135,8 @@ def test_a_weight_keeps_its_name_when_the_optimizer_starts_tracking_it(tmp_path,
     # so "across checkpoints" follows it through both
     from ckpt_gui.core.trajectory import trajectory
 
-    trend = trajectory(scan_directory(str(tmp_path)), "model/net/hidden/kernel")
+    assert [v.identity for v in kernels] == ["hidden/kernel"] * 2
+    trend = trajectory(scan_directory(str(tmp_path)), "hidden/kernel")
     assert [p.checkpoint for p in trend.points] == ["ckpt-1", "ckpt-2"] and not trend.missing
 
 
