@@ -53,7 +53,7 @@ def nbytes_of(var: VariableInfo) -> int | None:
             dtype = np.dtype(var.dtype)
         except TypeError:
             return None
-    if dtype.kind not in "biufc":
+    if dtype.kind not in "biufc" and not dtypes.is_low_precision(dtype):
         return None
     return math.prod(max(d, 0) for d in var.shape) * dtype.itemsize
 
