@@ -9,7 +9,8 @@ and the picture, not by the tensor.
 Statistics take two passes over the pieces (stats.StatsAccumulator: the histogram's exact bins
 need the finite minimum and maximum first); the heatmap's blocks are reduced in the second,
 once it is known whether any value is NaN or Inf (preview.BlockReducer, as for a tensor in
-memory). Both equal what a whole-array preview gives: counts, extremes and histogram exactly,
+memory). The first pass checks the data's checksums (a V2 bundle's CRC32C), the second reads
+the same bytes again without. Both equal what a whole-array preview gives: counts, extremes and histogram exactly,
 mean, std and L2 to about 1e-12 (float64 sums grouped by piece), block means to float32
 rounding. The 1-99 % colour range is, as for any reduced picture, the percentiles of its
 painted cells.
@@ -68,12 +69,12 @@ def streams(ckpt: CheckpointInfo, var: VariableInfo) -> bool:
             and size > min(STREAM_ABOVE, limits.memory_budget()))
 
 
-def pieces(ckpt: CheckpointInfo, var: VariableInfo, max_bytes: int | None = None
-           ) -> Iterator[np.ndarray]:
+def pieces(ckpt: CheckpointInfo, var: VariableInfo, max_bytes: int | None = None,
+           verify: bool = True) -> Iterator[np.ndarray]:
     """The tensor's elements in C order as flat pieces (read_chunks; each valid until the next
-    is asked for)."""
+    is asked for; ``verify`` False for a second pass, see read_chunks)."""
     fmt = formats.for_name(ckpt.format)
-    with closing(fmt.read_chunks(ckpt, var, max_bytes or CHUNK_BYTES)) as chunks:
+    with closing(fmt.read_chunks(ckpt, var, max_bytes or CHUNK_BYTES, verify)) as chunks:
         for chunk in chunks:
             yield np.asarray(chunk).reshape(-1)
 
@@ -107,7 +108,7 @@ def stream_stats(ckpt: CheckpointInfo, var: VariableInfo, bins: int = DEFAULT_BI
         if acc is None:
             return StatsAccumulator(np.float32, bins).result()
         if acc.needs_histogram:
-            for piece in pieces(ckpt, var):
+            for piece in pieces(ckpt, var, verify=False):
                 acc.add_histogram(piece)
                 step(piece, "histogram")
         return acc.result()
@@ -139,7 +140,7 @@ def stream_preview(ckpt: CheckpointInfo, var: VariableInfo, index: tuple[int, ..
         reducer = BlockReducer(rows, cols, block_steps(rows, cols, *most), blocks,
                                finite_only=bool(stats.nan or stats.inf))
         at = 0
-        for piece in pieces(ckpt, var):
+        for piece in pieces(ckpt, var, verify=acc is None):
             lo, hi = max(start - at, 0), min(stop - at, piece.size)
             if lo < hi:
                 reducer.feed(piece[lo:hi])
