@@ -316,4 +316,48 @@ def test_gui_shows_a_streamed_preview_with_the_same_statistics(qtbot, tmp_path, 
     with qtbot.waitSignal(window.preview.export_task.finished, timeout=60_000):
         window.preview.export_tensor("npy", str(out))
     np.testing.assert_array_equal(np.load(out), whole)
+
+    # another slice of a streamed cube is read again, up to the slice
+    cube = "float32_cube/.ATTRIBUTES/VARIABLE_VALUE"
+    with qtbot.waitSignal(window.preview.preview_ready, timeout=60_000,
+                          check_params_cb=lambda p: p.variable.name == cube):
+        assert window.variables.select(cube)
+    with qtbot.waitSignal(window.preview.preview_ready, timeout=60_000,
+                          check_params_cb=lambda p: p.index == (2,)) as blocker:
+        window.preview.spins[0].setValue(2)
+    truth = make_preview("ckpt", ckpt.variable(cube), read_tensor(ckpt, cube), index=(2,))
+    assert blocker.args[0].streamed
+    np.testing.assert_allclose(blocker.args[0].display, truth.display, rtol=2e-6)
+    window.close()
+
+
+def test_gui_stop_cancels_a_streamed_read(qtbot, tmp_path, tf_bundle, monkeypatch):
+    from PySide6.QtCore import QSettings, Qt
+
+    from ckpt_gui.ui.main_window import MainWindow
+
+    monkeypatch.setattr(chunked, "CHUNK_BYTES", 1_000)   # thousands of pieces: time to stop
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
+    window = MainWindow(settings=settings)
+    qtbot.addWidget(window)
+    window.show()
+    window.after_first_paint()
+    with qtbot.waitSignal(window.directory_loaded, timeout=60_000):
+        window.open_path(str(tf_bundle))
+    window.checkpoints.select("ckpt")
+    landed = []
+    window.preview.preview_ready.connect(lambda p: landed.append(p.variable.name))
+    big = "float32_matrix/.ATTRIBUTES/VARIABLE_VALUE"
+    with qtbot.waitSignal(window.preview.task.progress, timeout=60_000):
+        assert window.variables.select(big)
+    assert window.preview.stop.isVisible()
+    qtbot.mouseClick(window.preview.stop, Qt.LeftButton)
+    assert window.preview.text.toPlainText() == "Stopped reading."
+    assert not window.preview.stop.isVisible()
+    # the engine thread is free again: the next tensor lands, the stopped one never does
+    small = "int8_vector/.ATTRIBUTES/VARIABLE_VALUE"
+    with qtbot.waitSignal(window.preview.preview_ready, timeout=60_000,
+                          check_params_cb=lambda p: p.variable.name == small):
+        assert window.variables.select(small)
+    assert landed == [small]
     window.close()
