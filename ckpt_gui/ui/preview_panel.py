@@ -151,6 +151,10 @@ class PreviewPanel(QWidget):
         self.stop = QPushButton("Stop")
         self.stop.setToolTip("Stop reading this tensor")
         self.stop.clicked.connect(self.stop_reading)
+        # its room is kept while hidden: showing it must not resize (and so redraw) the plot
+        policy = self.stop.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        self.stop.setSizePolicy(policy)
         self.stop.hide()
         self.colour_choices = self._labelled(("colours", self.colour_range),
                                              ("map", self.colour_map))
