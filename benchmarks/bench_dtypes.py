@@ -6,8 +6,8 @@ same run (issue 12: within 1.5x; peak memory within 1.5x the tensor's float32 si
 
 Each side runs in its own fresh process (so neither inherits the other's memory), imports first,
 then times ``runs`` repetitions (wall clock, and the CPU seconds of all its threads: on a
-shared machine the wall ratio moves with the load); its peak memory is the growth of the resident set's high-water
-mark (VmHWM, reset through /proc/self/clear_refs) over a run. The checkpoint is written by
+shared machine the wall ratio moves with the load); its peak memory is the growth of the
+resident set's high-water mark (VmHWM, reset through /proc/self/clear_refs) over a run. The checkpoint is written by
 TensorFlow to a temporary folder and deleted afterwards.
 """
 from __future__ import annotations

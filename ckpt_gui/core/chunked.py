@@ -10,10 +10,10 @@ Statistics take two passes over the pieces (stats.StatsAccumulator: the histogra
 need the finite minimum and maximum first); the heatmap's blocks are reduced in the second,
 once it is known whether any value is NaN or Inf (preview.BlockReducer, as for a tensor in
 memory). The first pass checks the data's checksums (a V2 bundle's CRC32C), the second reads
-the same bytes again without. Both equal what a whole-array preview gives: counts, extremes and histogram exactly,
-mean, std and L2 to about 1e-12 (float64 sums grouped by piece), block means to float32
-rounding. The 1-99 % colour range is, as for any reduced picture, the percentiles of its
-painted cells.
+the same bytes again without. Both equal what a whole-array preview gives: counts, extremes
+and histogram exactly, mean, std and L2 to about 1e-12 (float64 sums grouped by piece), block
+means to float32 rounding. The 1-99 % colour range is, as for any reduced picture, the
+percentiles of its painted cells.
 """
 from __future__ import annotations
 

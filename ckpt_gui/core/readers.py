@@ -118,11 +118,12 @@ def read_bundle_chunks(ckpt: CheckpointInfo, var: VariableInfo, max_bytes: int,
     """A tensor of a V2 bundle as flat pieces in C order of at most ``max_bytes`` each, read by
     byte ranges of its data file: the tensor is never whole in memory. A piece lives in a
     buffer reused once the piece after it is asked for (a fresh 64 MB allocation per piece
-    costs more in page faults than its read): keep a copy of what must outlive it. The entry's CRC32C is computed
-    as the pieces arrive and a mismatch raises ReadError after the last piece, so a result
-    made from damaged data is never kept (``verify`` False: not computed, for a second pass
-    over data just verified). A tensor this cannot read so (a string, partitioned
-    or big-endian tensor; no C CRC32C to check it) comes whole from read_bundle_tensor."""
+    costs more in page faults than its read): keep a copy of what must outlive it. The
+    entry's CRC32C is computed as the pieces arrive and a mismatch raises ReadError after the
+    last piece, so a result made from damaged data is never kept (``verify`` False: not
+    computed, for a second pass over data just verified). A tensor this cannot read so (a
+    string, partitioned or big-endian tensor; no C CRC32C to check it) comes whole from
+    read_bundle_tensor."""
     try:
         index, entry = bundle.lookup_entry(ckpt.path + ".index", var.name)
     except (OSError, bundle.BundleError) as e:
@@ -148,9 +149,10 @@ def read_bundle_chunks(ckpt: CheckpointInfo, var: VariableInfo, max_bytes: int,
 
 
 def _prefetched(fd: int, offset: int, spans: list[tuple[int, int]], check: bool):
-    """(lo, hi, buffer, CRC32C (0 unless ``check``) or None if the file ends early) for each byte
-    span of the file from ``offset``, the next span read on a second thread while the caller works on this one
-    (pread and the C CRC32C release the GIL): two buffers, each reused every other span."""
+    """(lo, hi, buffer, CRC32C (0 unless ``check``) or None if the file ends early) for each
+    byte span of the file from ``offset``, the next span read on a second thread while the
+    caller works on this one (pread and the C CRC32C release the GIL): two buffers, each
+    reused every other span."""
     if not spans:
         return
     from concurrent.futures import ThreadPoolExecutor
