@@ -299,13 +299,25 @@ def read_dataset(f, name: str) -> np.ndarray:
 def iter_dataset(f, name: str, max_bytes: int):
     """The dataset's values in C order as pieces of at most ``max_bytes`` (h5py reads only the
     selected part: whole rows along the first axis, or parts of one row when a row is larger);
-    the same refusals as read_dataset, but the memory budget bounds a piece, not the whole."""
+    the same refusals as read_dataset, but the memory budget bounds a piece, not the whole,
+    and a dataset expanding like a bomb is refused (_check_expansion)."""
     ds = _readable_dataset(f, name)
     if not ds.shape:
         yield read_dataset(f, name)
         return
+    _check_expansion(ds, name)
     for where in _c_order_pieces(tuple(ds.shape), ds.dtype.itemsize, max_bytes):
         yield _as_stored(ds, np.asarray(ds[where]))
+
+
+def _check_expansion(ds, name: str) -> None:
+    """HDF5Error unless the dataset's values come from about as many stored bytes: a dataset
+    declaring a terabyte over a few kilobytes of compressed chunks (or none: its fill value)
+    is a bomb, and reading it piece by piece would take hours (the zip bomb rule)."""
+    declared, stored = _nbytes(ds), ds.id.get_storage_size()
+    if declared > _EXPANSION_FLOOR and declared > MAX_EXPANSION * max(stored, 1):
+        raise HDF5Error(f"refused: {name} would expand from {human_bytes(stored)} stored to "
+                        f"{human_bytes(declared)}")
 
 
 def _c_order_pieces(shape: tuple[int, ...], itemsize: int, max_bytes: int):
