@@ -149,7 +149,7 @@ def test_external_storage_is_refused_and_never_opened(places):
     assert "partial" in out
     code, out, err, _ = run_cli("show", folder, "m.weights.h5", "layers/dense/vars/0")
     assert (code, out) == (1, "")
-    assert err == (f"ckpt-inspect: m.weights.h5: dense/vars/0 cannot be read: refused: "
+    assert err == (f"ckpt-inspect: m.weights.h5: dense/kernel cannot be read: refused: "
                    f"its data lives in an external file {secret}, outside the checkpoint")
     assert canary.touched() == []
 
@@ -227,7 +227,7 @@ def test_compressed_dataset_that_expands_without_bound(places):
     code, out, err, rss = run_cli("show", folder, "m.weights.h5", "layers/dense/vars/0")
     assert code == 1
     # over the budget it would be read in chunks: refused first, as the bomb it is
-    assert err == ("ckpt-inspect: m.weights.h5: dense/vars/0 cannot be read: refused: "
+    assert err == ("ckpt-inspect: m.weights.h5: dense/kernel cannot be read: refused: "
                    "layers/dense/vars/0 would expand from 0 B stored to 1.0 TB")
 
 
