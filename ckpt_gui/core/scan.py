@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 
 from . import formats, statefile
 from .discover import list_directory
+from .runs import find_runs, run_ids
 from .model import BROKEN, CheckpointInfo, DirectoryScan, StateFileInfo
 from .naming import natural_key
 
@@ -63,11 +64,14 @@ def scan_directory(directory: str, *, verify: bool = False, progress: Progress |
 
     state = read_state(path, checkpoints)
     latest = choose_latest(checkpoints, state)
+    runs = find_runs(checkpoints, state)
+    run_of = run_ids(runs)
     for c in checkpoints:
-        c.is_latest = c.name == latest
+        c.is_latest, c.run = c.name == latest, run_of.get(c.name)
     return DirectoryScan(
         directory=path, checkpoints=checkpoints, latest=latest, state_file=state,
-        orphans=sorted(set(orphans), key=natural_key), subdirectories=listing.subdirectories)
+        orphans=sorted(set(orphans), key=natural_key), subdirectories=listing.subdirectories,
+        runs=runs)
 
 
 def reinspect_checkpoints(scan: DirectoryScan, names: Iterable[str], *,
@@ -101,14 +105,18 @@ def reinspect_checkpoints(scan: DirectoryScan, names: Iterable[str], *,
         orphans.update(stale)
     state = read_state(path, checkpoints)
     latest = choose_latest(checkpoints, state)
+    runs = find_runs(checkpoints, state)
+    run_of = run_ids(runs)
     for i, c in enumerate(checkpoints):
-        if c.is_latest != (c.name == latest):
+        now = (c.name == latest, run_of.get(c.name))
+        if (c.is_latest, c.run) != now:
             if c.name not in wanted:  # the caller's object stays as it was
                 c = checkpoints[i] = copy.copy(c)
-            c.is_latest = c.name == latest
+            c.is_latest, c.run = now
     return DirectoryScan(
         directory=path, checkpoints=checkpoints, latest=latest, state_file=state,
-        orphans=sorted(orphans, key=natural_key), subdirectories=listing.subdirectories)
+        orphans=sorted(orphans, key=natural_key), subdirectories=listing.subdirectories,
+        runs=runs)
 
 
 def read_state(directory: str, checkpoints: list[CheckpointInfo]) -> StateFileInfo:
