@@ -6,7 +6,7 @@ import copy
 import os
 from collections.abc import Callable, Iterable
 
-from . import formats, statefile
+from . import formats, statefile, trash
 from .discover import list_directory
 from .runs import find_runs, run_ids
 from .model import BROKEN, CheckpointInfo, DirectoryScan, Run, StateFileInfo
@@ -67,10 +67,11 @@ def scan_directory(directory: str, *, verify: bool = False, progress: Progress |
     runs, run_of = _runs(checkpoints, state)
     for c in checkpoints:
         c.is_latest, c.run = c.name == latest, run_of.get(c.name)
+    orphans = sorted(set(orphans), key=natural_key)
     return DirectoryScan(
         directory=path, checkpoints=checkpoints, latest=latest, state_file=state,
-        orphans=sorted(set(orphans), key=natural_key), subdirectories=listing.subdirectories,
-        runs=runs)
+        orphans=orphans, subdirectories=listing.subdirectories, runs=runs,
+        problems=leftover_notes(orphans))
 
 
 def reinspect_checkpoints(scan: DirectoryScan, names: Iterable[str], *,
@@ -111,10 +112,22 @@ def reinspect_checkpoints(scan: DirectoryScan, names: Iterable[str], *,
             if c.name not in wanted:  # the caller's object stays as it was
                 c = checkpoints[i] = copy.copy(c)
             c.is_latest, c.run = now
+    orphans = sorted(orphans, key=natural_key)
     return DirectoryScan(
         directory=path, checkpoints=checkpoints, latest=latest, state_file=state,
-        orphans=sorted(orphans, key=natural_key), subdirectories=listing.subdirectories,
-        runs=runs)
+        orphans=orphans, subdirectories=listing.subdirectories, runs=runs,
+        problems=leftover_notes(orphans))
+
+
+def leftover_notes(orphans: list[str]) -> list[str]:
+    """A note on each orphan an interrupted permanent deletion left (core/trash.py)."""
+    notes = []
+    for o in orphans:
+        was = trash.interrupted_deletion(o)
+        if was is not None:
+            notes.append(f"{o} is what an interrupted permanent deletion left of {was}; "
+                         "deleting the orphan files finishes it")
+    return notes
 
 
 def _runs(checkpoints: list[CheckpointInfo], state: StateFileInfo
