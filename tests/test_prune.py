@@ -749,6 +749,50 @@ def test_young_orphans_and_reclaimed_shards_are_left_alone(corpus_copy, tmp_path
     assert plan.files == [] and "belongs to a checkpoint" in plan.skipped[scan.orphans[0]]
 
 
+def test_an_interrupted_permanent_deletion_is_finished(corpus_copy, tmp_trash, monkeypatch,
+                                                       capsys):
+    from ckpt_gui.cli import main
+
+    d = corpus_copy(TICTACTOE)
+    temp = d / "ckpt-20_temp"                  # an abandoned save: an orphan folder
+    temp.mkdir()
+    for i in range(3):
+        (temp / f"part{i}").write_bytes(b"x" * 10)
+    old = 1_600_000_000
+    os.utime(temp, (old, old))
+    before_state = state_text(d)
+
+    def crash(path, *args, **kwargs):           # the power goes after one file
+        os.remove(os.path.join(path, "part0"))
+        raise OSError(5, "Input/output error", path)
+
+    with monkeypatch.context() as m:
+        m.setattr(prune.shutil, "rmtree", crash)
+        result = execute_prune(plan_orphans(scan_directory(str(d))), permanent=True)
+    assert not result.ok
+    leftover = d / ".ckpt-20_temp.deleting"    # renamed away before its tree was removed
+    assert sorted(os.listdir(leftover)) == ["part1", "part2"] and not temp.exists()
+    os.utime(leftover, (old, old))             # (the crash was a while ago)
+
+    scan = scan_directory(str(d))
+    assert scan.orphans == [".ckpt-20_temp.deleting/"]
+    assert scan.problems == [".ckpt-20_temp.deleting/ is what an interrupted permanent deletion "
+                             "left of ckpt-20_temp; deleting the orphan files finishes it"]
+    assert main(["scan", str(d)]) == 0
+    assert ("  ! .ckpt-20_temp.deleting/ is what an interrupted permanent deletion left of "
+            "ckpt-20_temp") in capsys.readouterr().out
+    plan = plan_orphans(scan)                  # to the trash, as asked; but this one is finished
+    assert plan.reasons[".ckpt-20_temp.deleting/"].startswith(
+        "left by an interrupted permanent deletion of ckpt-20_temp: removing it finishes")
+    result = execute_prune(plan)
+    assert result.ok and result.files == [".ckpt-20_temp.deleting/"]
+    assert listing(d) == ["checkpoint"] + v2_files("ckpt-17", "ckpt-18", "ckpt-19")
+    assert not tmp_trash.exists() or os.listdir(tmp_trash / "files") == []   # for good
+    after = scan_directory(str(d))
+    assert after.orphans == [] and after.problems == []
+    assert state_text(d) == before_state
+
+
 # --- the command line -------------------------------------------------------------------------
 
 def run_cli(capsys, *argv):
