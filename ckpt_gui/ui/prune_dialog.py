@@ -147,6 +147,7 @@ class PruneDialog(QDialog):
         self.plan_tree = QTreeWidget()
         self.plan_tree.setObjectName("planTree")
         self.plan_tree.setHeaderLabels(["Checkpoint", "Action", "Size", "Why", "Run"])
+        self.plan_tree.header().moveSection(4, 1)       # shown next to the checkpoint
         self.plan_tree.setRootIsDecorated(True)
         self.files_text = QPlainTextEdit()
         self.files_text.setObjectName("planFiles")
