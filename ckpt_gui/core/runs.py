@@ -59,8 +59,8 @@ SAME_MODEL_SHARE = 0.5    # of the smaller variable-name set that two checkpoint
 class _Segment:
     """Checkpoints of one pattern, writer and model between two restarts, by number."""
     pattern: str
+    cluster: int              # which (writer, model) group of its pattern
     members: list[CheckpointInfo] = field(default_factory=list)
-    cluster: int = 0          # which (writer, model) group of its pattern
     id: str = ""
     restarted_from: str | None = None
 
@@ -77,11 +77,8 @@ def find_runs(checkpoints: list[CheckpointInfo], state: StateFileInfo) -> list[R
     runs: list[Run] = []
     for pattern, members in sorted(by_pattern.items(), key=lambda kv: natural_key(kv[0])):
         members.sort(key=lambda c: (c.number, natural_key(c.name)))
-        segments = []
-        for cluster, group in enumerate(_by_writer_and_model(members)):
-            for segment in _split_at_restarts(group, saved_at, state):
-                segment.pattern, segment.cluster = pattern, cluster
-                segments.append(segment)
+        segments = [segment for cluster, group in enumerate(_by_writer_and_model(members))
+                    for segment in _split_at_restarts(group, pattern, cluster, saved_at, state)]
         segments.sort(key=newest_first)          # oldest first
         _name(segments)
         runs += [_run(s) for s in segments]
@@ -168,13 +165,15 @@ class _NameSets:
 
 # --- restarts ---------------------------------------------------------------------------------
 
-def _split_at_restarts(members: list[CheckpointInfo], saved_at: dict[str, int],
-                       state: StateFileInfo) -> list[_Segment]:
-    segments = [_Segment("", [members[0]])]
+def _split_at_restarts(members: list[CheckpointInfo], pattern: str, cluster: int,
+                       saved_at: dict[str, int], state: StateFileInfo) -> list[_Segment]:
+    """One writer's and model's checkpoints of ``pattern`` (by number), cut where a
+    checkpoint belongs to another run than the one numbered before it."""
+    segments = [_Segment(pattern, cluster, [members[0]])]
     seen = dict(members[0].counters)      # each counter's last value along the run
     for a, b in itertools.pairwise(members):
         if _restarts(a, b, seen, saved_at, state):
-            segments.append(_Segment("", [b]))
+            segments.append(_Segment(pattern, cluster, [b]))
             seen = dict(b.counters)
         else:
             segments[-1].members.append(b)

@@ -263,6 +263,7 @@ class CheckpointsPanel(QWidget):
             lines += [f"State file: {p}" for p in scan.state_file.problems]
             if scan.orphans:
                 lines.append("Orphan files (belong to no checkpoint): " + ", ".join(scan.orphans))
+            lines += scan.problems
             if not scan.checkpoints:
                 lines.append("No checkpoints in this directory.")
         self.problems.setText("<br>".join(_escape(t) for t in lines))
