@@ -64,11 +64,24 @@ def name_pattern(name: str) -> str | None:
     """The naming pattern of a numbered checkpoint: its number replaced by ``{N}`` and a
     metric in it (a float) by ``{F}``: ``ckpt-{N}``, ``weights.{N}.weights.h5``,
     ``weights-improvement-{N}-{F}.hdf5``. None when the name holds no number."""
+    # Where the number and the metrics are depends on where digits are, not on their values:
+    # a pattern without other digits (most) is worked out once per digit layout.
+    layout = _ASCII_DIGITS.sub("0", name)
+    if layout in _PATTERNS:
+        return _PATTERNS[layout]
     span = number_span(name)
-    if span is None:
-        return None
-    before, after = (_FLOAT.sub("{F}", part) for part in (name[:span[0]], name[span[1]:]))
-    return before + "{N}" + after
+    pattern = None
+    if span is not None:
+        before, after = (_FLOAT.sub("{F}", part) for part in (name[:span[0]], name[span[1]:]))
+        pattern = before + "{N}" + after
+    if pattern is None or not _ASCII_DIGITS.search(pattern):   # (else: digits of its own)
+        if len(_PATTERNS) > 4096:
+            _PATTERNS.clear()
+        _PATTERNS[layout] = pattern
+    return pattern
+
+
+_PATTERNS: dict[str, str | None] = {}   # digit layout of a name -> its pattern
 
 
 _WHICH_RUN: dict[str, int] = {}  # digit pattern of a stem -> index of its number's digit run
@@ -76,6 +89,7 @@ _WHICH_RUN: dict[str, int] = {}  # digit pattern of a stem -> index of its numbe
 
 def clear_caches() -> None:
     _WHICH_RUN.clear()
+    _PATTERNS.clear()
 
 
 def _number_in(stem: str) -> int | None:

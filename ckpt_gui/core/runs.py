@@ -45,11 +45,12 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 
 from .model import CheckpointInfo, Run, StateFileInfo
-from .naming import checkpoint_number, name_pattern, natural_key
+from .naming import name_pattern, natural_key
 
 TIME_SLACK = 2.0          # seconds: modification times closer than this do not order two saves
 SAME_MODEL_SHARE = 0.5    # of the smaller variable-name set that two checkpoints of one model share
@@ -76,7 +77,7 @@ def find_runs(checkpoints: list[CheckpointInfo], state: StateFileInfo) -> list[R
     newest_first = functools.cmp_to_key(functools.partial(_compare, saved_at, state.latest))
     runs: list[Run] = []
     for pattern, members in sorted(by_pattern.items(), key=lambda kv: natural_key(kv[0])):
-        members.sort(key=lambda c: (c.number, natural_key(c.name)))
+        members.sort(key=lambda c: (c.number, c.name))
         segments = [segment for cluster, group in enumerate(_by_writer_and_model(members))
                     for segment in _split_at_restarts(group, pattern, cluster, saved_at, state)]
         segments.sort(key=newest_first)          # oldest first
@@ -107,12 +108,10 @@ def run_of_state_file(runs: list[Run], state: StateFileInfo) -> Run | None:
 
 def _pattern(c: CheckpointInfo) -> str | None:
     """The naming pattern of a numbered checkpoint; a number the format found elsewhere than
-    in the name (none in it, or another) makes the name a pattern of its own."""
+    in the name makes the name a pattern of its own."""
     if c.number is None:
         return None
-    if checkpoint_number(c.name) == c.number:
-        return name_pattern(c.name)
-    return c.name
+    return name_pattern(c.name) or c.name
 
 
 def _writer_kind(writer: str) -> str:
@@ -122,15 +121,15 @@ def _writer_kind(writer: str) -> str:
 
 def _by_writer_and_model(members: list[CheckpointInfo]) -> list[list[CheckpointInfo]]:
     """``members`` (one pattern, by number) grouped by writer kind and model."""
-    known = Counter(k for k in map(_writer_kind, (c.writer for c in members))
+    kinds = {w: _writer_kind(w) for w in {c.writer for c in members}}   # a few writers
+    known = Counter(k for k in (kinds[c.writer] for c in members)
                     if k and not k.startswith("unknown"))
     usual = known.most_common(1)[0][0] if known else ""
+    kinds = {w: k if k and not k.startswith("unknown") else usual for w, k in kinds.items()}
     names = _NameSets()
     groups: list[tuple[str, frozenset, list[CheckpointInfo]]] = []
     for c in members:
-        kind = _writer_kind(c.writer)
-        if not kind or kind.startswith("unknown"):
-            kind = usual
+        kind = kinds[c.writer]
         family = c.family() if len(members) > 1 else frozenset()
         for i, (g_kind, g_family, g_members) in enumerate(groups):
             if g_kind == kind and names.same_model(g_family, family):
@@ -184,13 +183,16 @@ def _split_at_restarts(members: list[CheckpointInfo], pattern: str, cluster: int
 def _restarts(a: CheckpointInfo, b: CheckpointInfo, seen: dict, saved_at: dict[str, int],
               state: StateFileInfo) -> bool:
     """Whether ``b``, numbered next after ``a``, belongs to another run than ``a``'s."""
-    if any(k in seen and v < seen[k] for k, v in b.counters.items()):
-        return True                                   # a counter went backwards
-    if a.name in saved_at and b.name in saved_at and saved_at[b.name] < saved_at[a.name]:
-        return True                                   # saved before a, by the state file
+    if b.mtime < a.mtime - TIME_SLACK:
+        return True                                   # written clearly before a
     if a.name == state.latest and b.name not in saved_at:
         return True                                   # above the state file's latest, unknown to it
-    return b.mtime < a.mtime - TIME_SLACK             # written clearly before a
+    if saved_at.get(b.name, math.inf) < saved_at.get(a.name, -1):
+        return True                                   # saved before a, by the state file
+    for k, v in b.counters.items():
+        if v < seen.get(k, v):
+            return True                               # a counter went backwards
+    return False
 
 
 def _compare(saved_at: dict[str, int], latest: str | None, x: _Segment, y: _Segment) -> int:
