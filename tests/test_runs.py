@@ -110,6 +110,17 @@ def test_a_partial_newest_checkpoint_is_not_one_of_the_last(keras_and_manager, t
     assert tf_state(tf, d) == ("ckpt-5", ["ckpt-3", "ckpt-4", "ckpt-5"])
 
 
+def test_a_checkpoint_damaged_later_stays_in_its_run(keras_and_manager):
+    d = keras_and_manager
+    data = d / f"ckpt-3{DATA}"
+    os.truncate(data, data.stat().st_size // 2)      # changed in place, long after its save
+    t = data.stat().st_mtime + HOUR
+    os.utime(data, (t, t))
+    scan = scan_directory(str(d))
+    assert scan.checkpoint("ckpt-3").status == "partial"
+    assert runs_of(scan)[0] == ("ckpt-{N}", [f"ckpt-{n}" for n in range(1, 6)], None)
+
+
 def _restarted(tf, d):
     """ckpt-1..3 by one training; then a fresh Checkpoint and CheckpointManager in the same
     folder, whose save_counter starts again: its ckpt-1 and ckpt-2 overwrite the first run's."""

@@ -25,7 +25,8 @@ How checkpoints are grouped
    - it was saved before the previous one: listed earlier in the state file (TensorFlow lists in
      save order), or modified more than TIME_SLACK seconds earlier (copies and checkouts write
      a folder's files within moments of each other, in any order: a smaller difference says
-     nothing);
+     nothing; nor does the time of a checkpoint that is not ``ok``: a damaged file was changed
+     after it was saved);
    - the previous one is the state file's latest and the state file does not list it: a
      CheckpointManager's latest is its highest number, so a higher one it does not know comes
      from another run (a restart overwrote the lower numbers of an older run).
@@ -49,7 +50,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .model import CheckpointInfo, Run, StateFileInfo
+from .model import OK, CheckpointInfo, Run, StateFileInfo
 from .naming import name_pattern, natural_key
 
 TIME_SLACK = 2.0          # seconds: modification times closer than this do not order two saves
@@ -183,7 +184,7 @@ def _split_at_restarts(members: list[CheckpointInfo], pattern: str, cluster: int
 def _restarts(a: CheckpointInfo, b: CheckpointInfo, seen: dict, saved_at: dict[str, int],
               state: StateFileInfo) -> bool:
     """Whether ``b``, numbered next after ``a``, belongs to another run than ``a``'s."""
-    if b.mtime < a.mtime - TIME_SLACK:
+    if b.mtime < a.mtime - TIME_SLACK and a.status == b.status == OK:
         return True                                   # written clearly before a
     if a.name == state.latest and b.name not in saved_at:
         return True                                   # above the state file's latest, unknown to it
