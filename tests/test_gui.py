@@ -289,6 +289,8 @@ def test_a_variable_across_checkpoints(qtbot, window, corpus_copy, tf):
     open_dir(qtbot, window, path)
     key = "layer_with_weights-1/kernel/.ATTRIBUTES/VARIABLE_VALUE"
     _select_and_wait(qtbot, window, key)
+    for c in window.scan.checkpoints:  # one run (set by hand until the scan fills runs)
+        c.run = "weights.{N}.hd5f"
     with qtbot.waitSignal(window.trend.trend_ready, timeout=LOAD_TIMEOUT) as blocker:
         window.tabs.setCurrentWidget(window.trend)  # computed only once the tab is shown
     trend = blocker.args[0]
@@ -301,9 +303,10 @@ def test_a_variable_across_checkpoints(qtbot, window, corpus_copy, tf):
     for p, v in zip(trend.points, values):
         assert p.stats.mean == pytest.approx(float(v.astype(np.float64).mean()), rel=1e-9, abs=1e-12)
     expected = np.linalg.norm(values[1].astype(np.float64) - values[0]) / np.linalg.norm(values[0])
-    assert trend.points[1].relative_change == pytest.approx(expected, rel=1e-9)
+    assert trend.points[1].rel_change == pytest.approx(100 * expected, rel=1e-9)  # percent
     assert window.trend.table.rowCount() == 20
-    assert " in 20 checkpoints. " in window.trend.title.text()
+    assert window.trend.table.item(1, 7).text() == f"{100 * expected:.6g}"  # as plotted
+    assert " in 20 checkpoints of 1 run. " in window.trend.title.text()
     # double-clicking a row opens that checkpoint on the tensor tab
     window.trend.table.cellDoubleClicked.emit(3, 0)
     assert window.checkpoints.current().name == "weights.20.hd5f"

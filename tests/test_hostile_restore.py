@@ -201,7 +201,7 @@ def set_lookup_vocabulary(config: dict, vocabulary) -> None:
 
 def hostile_folder(kind: str, tmp_path: Path, tf, vocabulary: str) -> Path:
     """A folder whose one checkpoint's config names ``vocabulary``: a TF-format checkpoint
-    (Keras 2 era), a whole-model .h5, or a .keras archive."""
+    (Keras 2 era), a whole-model .h5, a .keras archive or an unzipped .keras folder."""
     model = lookup_model()
     folder = tmp_path / "ckpt"
     folder.mkdir(exist_ok=True)
@@ -214,6 +214,11 @@ def hostile_folder(kind: str, tmp_path: Path, tf, vocabulary: str) -> Path:
             config = json.loads(f.attrs["model_config"])
             set_lookup_vocabulary(config, vocabulary)
             f.attrs["model_config"] = json.dumps(config)
+    elif kind == "keras-dir":
+        model.save(folder / "model", zipped=False)
+        config = json.loads((folder / "model" / "config.json").read_text())
+        set_lookup_vocabulary(config, vocabulary)
+        (folder / "model" / "config.json").write_text(json.dumps(config))
     else:
         model.save(folder / "model.keras")
         rewrite_archive_config(folder / "model.keras",
@@ -231,7 +236,7 @@ def test_the_watch_sees_another_process_open_the_canary(canary):
     assert watch.events() >= 2   # IN_OPEN and IN_ACCESS
 
 
-@pytest.mark.parametrize("kind", ["tf", "h5", "keras"])
+@pytest.mark.parametrize("kind", ["tf", "h5", "keras", "keras-dir"])
 def test_vocabulary_outside_the_folder_is_refused_and_never_opened(tmp_path, tf, canary, kind):
     path, watch = canary
     folder = hostile_folder(kind, tmp_path, tf, str(path))

@@ -133,12 +133,11 @@ def test_a_weight_keeps_its_name_when_the_optimizer_starts_tracking_it(tmp_path,
         "optimizer/_trainable_variables/0/.ATTRIBUTES/VARIABLE_VALUE"]
     assert [v.display_name for v in kernels] == ["model/net/hidden/kernel"] * 2
     # so "across checkpoints" follows it through both
-    from ckpt_gui.core.compare import variable_trend
-    from ckpt_gui.core.reading import read_tensor
+    from ckpt_gui.core.trajectory import trajectory
 
-    trend = variable_trend(scan_directory(str(tmp_path)), "model/net/hidden/kernel", (4, 3),
-                           read_tensor)
-    assert [p.checkpoint for p in trend.points] == ["ckpt-1", "ckpt-2"] and not trend.skipped
+    assert [v.identity for v in kernels] == ["hidden/kernel"] * 2
+    trend = trajectory(scan_directory(str(tmp_path)), "hidden/kernel")
+    assert [p.checkpoint for p in trend.points] == ["ckpt-1", "ckpt-2"] and not trend.missing
 
 
 def test_keras2_checkpoint_names_from_the_object_graph(corpus_copy, tf, capsys):
@@ -160,18 +159,23 @@ def test_keras2_checkpoint_names_from_the_object_graph(corpus_copy, tf, capsys):
     assert len(names) == 1
 
 
-def test_keras3_weights_h5_without_config_keeps_the_numbers(corpus_copy, capsys):
+def test_keras3_weights_h5_without_config_names_weights_by_the_group_class(corpus_copy, capsys):
     d = corpus_copy("churn-keras3-weights-h5")
     ckpt = scan_directory(str(d)).checkpoints[0]
     shown = {v.name: v.display_name for v in ckpt.variables}
-    # no config: a (12, 64) then a (64,) tensor look like kernel and bias, but are not named so
-    assert shown["layers/dense/vars/0"] == "dense/vars/0"
-    assert shown["layers/dense_1/vars/1"] == "dense_1/vars/1"
-    assert shown["optimizer/vars/2"] == "dense/vars/0 · adam momentum"
+    # no config: a group named dense_1 is a Dense, whose weights are kernel then bias; the
+    # optimizer's slots follow Adam's layout over the layers in the order Keras wrote them
+    assert shown["layers/dense/vars/0"] == "dense/kernel"
+    assert shown["layers/dense_1/vars/1"] == "dense_1/bias"
+    assert shown["optimizer/vars/2"] == "dense/kernel · adam momentum"
+    assert shown["optimizer/vars/9"] == "dense_1/bias · adam velocity"
+    canonical = {v.name: v.canonical for v in ckpt.variables}
+    assert canonical["optimizer/vars/0"] == "optimizer/iterations"
+    assert canonical["optimizer/vars/13"] == "optimizer/dense_2/bias/velocity"
     with h5py.File(d / "model.weights.h5", "r") as f:
         truth = f["layers/dense_1/vars/0"][()]
     assert _round_trip(capsys, d, "model.weights.h5", "layers/dense_1/vars/0", truth) == \
-        "dense_1/vars/0"
+        "dense_1/kernel"
 
 
 def test_keras_archive_names_weights_from_its_config(tmp_path, tf, capsys):
@@ -352,15 +356,18 @@ def test_a_strange_config_leaves_the_numbers():
     f = h5py.File("strange.h5", "w", driver="core", backing_store=False)  # in memory
     f.create_group("layers/dense/vars").attrs["name"] = "dense"
     kernel, bias = _var("layers/dense/vars/0", (3, 2)), _var("layers/dense/vars/1", (2,))
-    for config in (None, [], {"config": {"layers": [{"class_name": ["Dense"],
-                                                     "config": {"name": "dense"}}]}},
-                   {"config": {"layers": [{"class_name": "Dense", "config": {"name": "dense"}}]}}):
-        names = keras3_h5_names(f, [kernel, bias], config)
-        expected = (["dense/kernel", "dense/bias"] if config and config["config"]["layers"][0]
-                    ["class_name"] == "Dense" else ["dense/vars/0", "dense/vars/1"])
+    # no config (or none that is a JSON object): the class the group is named after (dense);
+    # a config whose class is strange: the numbers stay
+    for config, expected in (
+            (None, ["dense/kernel", "dense/bias"]), ([], ["dense/kernel", "dense/bias"]),
+            ({"config": {"layers": [{"class_name": ["Dense"], "config": {"name": "dense"}}]}},
+             ["dense/vars/0", "dense/vars/1"]),
+            ({"config": {"layers": [{"class_name": "Dense", "config": {"name": "dense"}}]}},
+             ["dense/kernel", "dense/bias"])):
+        names = keras3_h5_names(f, [kernel, bias], config).resolved
         assert [names[kernel.name], names[bias.name]] == expected
     # ranks that do not fit the class: the numbers stay
     swapped = [_var("layers/dense/vars/0", (2,)), _var("layers/dense/vars/1", (3, 2))]
     names = keras3_h5_names(f, swapped, {"config": {"layers": [
-        {"class_name": "Dense", "config": {"name": "dense"}}]}})
+        {"class_name": "Dense", "config": {"name": "dense"}}]}}).resolved
     assert sorted(names.values()) == ["dense/vars/0", "dense/vars/1"]

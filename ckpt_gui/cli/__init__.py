@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 
-from . import prune, restore, scan, show
+from . import diff, prune, restore, scan, show, trajectory
 from .common import (EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, UsageError, EscapingStream,
                      describe_error, fail)
 
@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true",
                         help="show the traceback of an unexpected error (also CKPT_GUI_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True)
-    for verb in (scan, show, prune, restore):
+    for verb in (scan, show, diff, trajectory, prune, restore):
         verb.add_parser(sub)
     return parser
 

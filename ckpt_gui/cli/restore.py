@@ -74,8 +74,8 @@ def _print_report(report, template_desc: str) -> None:
              else "")
           + (f"; shape mismatch {len(report.shape_mismatch)}" if report.shape_mismatch else ""))
     for var, key in report.suggestions:
-        print(f"  ? {var} could take {_short(key)} (same order and shape); not applied: names "
-              f"bound the rest, so this pairing needs a person to confirm (the Restore dialog)")
+        print(f"  ? {var} could take {_short(key)} (same order and shape); not applied: a "
+              f"pairing by order and shape needs a person to confirm (the Restore dialog)")
     o = report.optimizer
     if not o.in_template:
         print("Optimizer: the template has none (define build_optimizer() to restore its state)")

@@ -18,6 +18,7 @@ def add_parser(sub) -> None:
 
 
 def _print_scan(scan, verify: bool) -> None:
+    from ..core import health
     from ..core.model import OK
 
     print(f"Directory: {safe_name(scan.directory)}")
@@ -45,6 +46,9 @@ def _print_scan(scan, verify: bool) -> None:
         if c.status != OK or c.problems:
             for p in c.problems:
                 print(f"  ! {safe_name(c.name)}: {safe_name(p)}")
+        if c.flagged():
+            flags = health.summary_text(health.summary(v.flags for v in c.variables))
+            print(f"  ⚑ {safe_name(c.name)}: {flags}")
     if not scan.checkpoints:
         print("(no checkpoints in this directory)")
     _print_runs(scan)

@@ -336,3 +336,24 @@ def optimizer_name(f) -> str | None:
         return None
     name = group.attrs.get("name")
     return name.decode() if isinstance(name, bytes) else name
+
+
+def groups_in_creation_order(f) -> list[str] | None:
+    """Every ``.../vars`` group (hard links only) in the order it was made, by where its
+    header lies in the file (Keras writes a file once, layer after layer, in the model's
+    order, and keeps no creation order of links); None when HDF5 does not say."""
+    import h5py
+
+    found: list[tuple[int, str]] = []
+
+    def visit(path, link):
+        if path.rpartition("/")[2] == "vars" and isinstance(link, h5py.HardLink):
+            found.append((getattr(h5py.h5o.get_info(f[path].id), "addr", None), path))
+
+    try:
+        f.visititems_links(visit)
+    except (KeyError, OSError, RuntimeError):
+        return None
+    if any(addr is None for addr, _ in found):
+        return None
+    return [path for _, path in sorted(found)]

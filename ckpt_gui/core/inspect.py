@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import bundle, checksum, hdf5, objgraph, roles, storage, varnames
+from . import bundle, canonical, checksum, hdf5, objgraph, roles, storage, varnames
 from .model import (BROKEN, COUNTER, METADATA, NORMALIZATION, OK, OPTIMIZER, PARTIAL,
                     Candidate, CheckpointInfo, VariableInfo, VariableRows)
 
@@ -141,7 +141,7 @@ def _attach_slots(variables: list[VariableInfo], graph: objgraph.ObjectGraph | N
         varnames.assign_from_graph(variables, graph)
     else:  # optimizer state without an object graph: TF1 slots named after their variable
         attach_name_based_slots(variables)
-        varnames.assign(variables)
+        varnames.assign(variables, canonical=_name_based(variables))
 
 
 def _rows_with_slots(info: CheckpointInfo, index: bundle.BundleIndex, layout: "_V2Layout",
@@ -409,8 +409,8 @@ def _through_optimizer(path: str) -> bool:
     return any(roles.is_optimizer_segment(s) for s in path.split("/")[:-1])
 
 
-def infer_slots(ordered: list[VariableInfo], slot_names: dict[str, str] | None = None,
-                optimizer_name: str | None = None) -> bool:
+def infer_slots(ordered: list[VariableInfo],
+                slot_names: dict[str, str] | None = None) -> bool:
     """Attach new-style optimizer slots (``optimizer/_variables/N``, ``optimizer/vars/N``) that
     carry no ``.OPTIMIZER_SLOT`` marker to the model variables they belong to.
 
@@ -433,8 +433,6 @@ def infer_slots(ordered: list[VariableInfo], slot_names: dict[str, str] | None =
                 i += k
         if i == len(slots):
             default = {2: ["m", "v"]}.get(k, [f"slot {j}" for j in range(k)])
-            if optimizer_name and k == 2 and "adam" in optimizer_name.lower():
-                default = ["momentum", "velocity"]
             for owner, group in plan:
                 for j, s in enumerate(group):
                     s.slot_of = owner.name
@@ -458,6 +456,13 @@ def attach_name_based_slots(variables: list[VariableInfo]) -> None:
         if owner is not None and owner.shape == v.shape and owner.role not in (
                 OPTIMIZER, COUNTER, METADATA):
             v.slot_of, v.slot_name = owner.name, found[1]
+
+
+def _name_based(variables: list[VariableInfo]) -> dict[str, str]:
+    """key -> canonical path of a TF1 Saver's model variables (canonical.name_based)."""
+    found = canonical.name_based([v.name for v in variables], [v.path for v in variables],
+                                 [v.role for v in variables])
+    return {v.name: c for v, c in zip(variables, found) if c}
 
 
 def _parent_segment(path: str) -> str:
@@ -524,7 +529,7 @@ def inspect_v1(info: CheckpointInfo) -> None:
             bytes=(int(np.prod(shape)) if shape else 1) * _itemsize(dtype),
             role=roles.classify(name, shape, dtype), path=roles.semantic_path(name)))
     attach_name_based_slots(info.variables)
-    varnames.assign(info.variables)
+    varnames.assign(info.variables, canonical=_name_based(info.variables))
     if any(v.role == COUNTER for v in info.variables):
         from .tfrt import tf
 
@@ -567,7 +572,7 @@ def inspect_keras_file(info: CheckpointInfo, open_weights, config: Callable[[], 
 
 
 def fill_keras_variables(info: CheckpointInfo, datasets, optimizer: str | None,
-                         display_names: Callable[[list[VariableInfo]], dict],
+                         display_names: Callable[[list[VariableInfo]], varnames.KerasNames],
                          read: Callable[[VariableInfo], object]) -> None:
     """Info's variables from a Keras weights layout's ``datasets`` (hdf5.H5Dataset: one file's,
     or a sharded save's), named by ``display_names(variables)``, counters read by ``read``."""
@@ -579,8 +584,13 @@ def fill_keras_variables(info: CheckpointInfo, datasets, optimizer: str | None,
             readable=False if ds.problem else None, problem=ds.problem))
         if ds.problem:
             refused[ds.problem] += 1
-    infer_slots(info.variables, optimizer_name=optimizer)
-    varnames.assign(info.variables, display_names(info.variables),
-                    dict.fromkeys((v.name for v in info.variables if v.slot_of), optimizer))
+    names = display_names(info.variables)
+    for v in info.variables:
+        if v.name in names.slots:
+            (v.slot_of, v.slot_name), v.role = names.slots[v.name], OPTIMIZER
+    varnames.assign(info.variables, names.resolved,
+                    dict.fromkeys((v.name for v in info.variables if v.slot_of),
+                                  optimizer or names.optimizer),
+                    names.canonical)
     _summarize_unreadable(info, refused)
     _read_counters(info, read)

@@ -43,6 +43,8 @@ class VariableInfo:
     canonical: str | None = None   # the weight's path in the model, the same whatever format
                                    # wrote it (``hidden/kernel``; slots
                                    # ``optimizer/hidden/kernel/momentum``): see ``identity``
+    flags: tuple = ()              # health.Flag of its tensor, found where it was read
+                                   # (verification): NaN/Inf, dead units
 
     @property
     def display_name(self) -> str:
@@ -74,27 +76,28 @@ class VariableRows:
     as columns of VariableInfo's fields; each variable's path is made from its name when the
     VariableInfo objects are (display names too: a layout's, once for all its checkpoints).
     ``slots``: the slot_of, slot_name and model_path columns, when the object graph (or the
-    TF1 naming) said which optimizer slot is whose."""
+    TF1 naming) said which optimizer slot is whose; ``canonicals``: the canonical column (else
+    made from the keys: see canonical.name_based)."""
     __slots__ = ("names", "shapes", "dtypes", "sizes", "roles", "shards", "slots", "_family",
-                 "_paths", "_displays")
+                 "_paths", "_displays", "_canonicals")
 
     def __init__(self, names: list[str], shapes: list[tuple[int, ...]], dtypes: list[str],
                  sizes: list[int], roles: list[str], shards: list[int | None],
                  slots: tuple[list, list, list] | None = None, paths: list[str] | None = None,
-                 displays: list[str] | None = None):
+                 displays: list[str] | None = None, canonicals: list[str | None] | None = None):
         self.names, self.shapes, self.dtypes = names, shapes, dtypes
         self.sizes, self.roles, self.shards, self.slots = sizes, roles, shards, slots
         self._family: frozenset | None = None
-        self._paths, self._displays = paths, displays
+        self._paths, self._displays, self._canonicals = paths, displays, canonicals
 
     @classmethod
     def of(cls, variables: list[VariableInfo]) -> "VariableRows":
         """Columns of made variables (for others to copy: one training run's checkpoints)."""
         columns = [[getattr(v, f) for v in variables] for f in (
             "name", "shape", "dtype", "bytes", "role", "shard", "slot_of", "slot_name",
-            "model_path", "path", "display")]
+            "model_path", "path", "display", "canonical")]
         return cls(*columns[:6], slots=tuple(columns[6:9]), paths=columns[9],
-                   displays=columns[10])
+                   displays=columns[10], canonicals=columns[11])
 
     def __len__(self) -> int:
         return len(self.names)
@@ -107,11 +110,14 @@ class VariableRows:
             from .varnames import plain_display_names
 
             self._displays = plain_display_names(self.names, self._paths)
+        if self._canonicals is None:
+            from .canonical import name_based
+
+            self._canonicals = name_based(self.names, self._paths, self.roles)
+        n = len(self.names)
         columns = [self.names, self.shapes, self.dtypes, self.sizes, self.roles, self._paths,
-                   self._displays, self.shards]
-        if self.slots is not None:
-            n = len(self.names)
-            columns += [[None] * n, [None] * n, *self.slots]  # readable, problem: unknown
+                   self._displays, self.shards, [None] * n, [None] * n,  # readable, problem
+                   *(self.slots or ([None] * n,) * 3), self._canonicals]
         return list(map(VariableInfo, *columns))
 
     def family(self) -> frozenset:
@@ -195,6 +201,11 @@ class CheckpointInfo:
         if self._rows is not None:
             return self._rows.family()
         return _family(self._variables)
+
+    def flagged(self) -> bool:
+        """Whether a variable carries a health flag (variables still shared as rows were never
+        read, so carry none: they are not made to say so)."""
+        return self._rows is None and any(v.flags for v in self._variables)
 
     def variable(self, name: str) -> VariableInfo | None:
         """The variable with this key, or else this display name, or else this object path

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import storage
+from . import canonical, storage
 from .limits import check_fits
 from .model import (BROKEN, COUNTER, METADATA, OK, OPTIMIZER, PARTIAL, FileInfo, VariableInfo)
 from .roles import classify
@@ -43,6 +43,7 @@ STEP_METADATA = "_CHECKPOINT_METADATA"
 ITEM_METADATA = "_METADATA"
 STRINGS = "_strings.json"
 KERAS_CONFIG_ITEM = "model_config"
+KERAS_WRITER = "keras OrbaxCheckpoint"
 
 _STEP_NAME = re.compile(r"^(?:.+_)?(\d+)$")        # orbax step.py, legacy listing too
 _TMP_STEP_NAME = re.compile(r"^.*?_*?(\d+)\.orbax-checkpoint-tmp")  # TMP_DIR_STEP_PATTERN
@@ -318,7 +319,7 @@ def inspect_step(step: OrbaxStep | str, context=None) -> StepInfo:
             pending.append(_try_open(loc, context))
     info.variables = [_variable(name, loc, p)
                       for (name, loc), p in zip(info.locations.items(), pending)]
-    _assign_slots(info.variables)
+    _assign_slots(info.variables, info.model_config)
     info.writer = _writer(step.path, info.variables)
     info.metrics = _metrics(step.path)
     _read_counters(info, context)
@@ -353,21 +354,28 @@ def _variable(name: str, loc: ArrayLocation, pending) -> VariableInfo:
                         readable=False if problem else None, problem=problem)
 
 
-def _assign_slots(variables: list[VariableInfo]) -> None:
+def _assign_slots(variables: list[VariableInfo], model_config: dict | None) -> None:
     """Keras names an optimizer slot '<weight path with / as _>_<slot>' (Adam's
-    'tiny_hidden_kernel_momentum'): point it at its weight."""
+    'tiny_hidden_kernel_momentum'): point it at its weight. The model's variables' canonical
+    paths are their tree paths without the tree and the model's name (canonical.py)."""
     weights = {}
     for v in variables:
         if v.role not in (OPTIMIZER, COUNTER, METADATA):
             tree, _, rest = v.path.partition("/")
-            weights[(rest or tree).replace("/", "_")] = v.path
-    for v in variables:
-        if v.role != OPTIMIZER:
-            continue
-        last = v.path.rsplit("/", 1)[-1]
-        owner = max((k for k in weights if last.startswith(k + "_")), key=len, default=None)
-        if owner is not None:
-            v.slot_of, v.slot_name = weights[owner], last[len(owner) + 1:]
+            weights[rest or tree] = v
+    slots = {v.name: v.path.rsplit("/", 1)[-1] for v in variables if v.role == OPTIMIZER}
+    by_key = {v.name: v for v in variables}
+    for key, (owner, slot) in canonical.match_slots(
+            weights, slots, {v.name: v.shape for v in variables}).items():
+        by_key[key].slot_of, by_key[key].slot_name = owner, slot
+    model = [v for v in variables if v.path.split("/", 1)[0] in _MODEL_TREES and "/" in v.path]
+    name = model_config.get("config", {}).get("name") if isinstance(model_config, dict) \
+        and isinstance(model_config.get("config"), dict) else None
+    paths = canonical.without_model_name([v.path.split("/", 1)[1] for v in model],
+                                         name if isinstance(name, str) else None)
+    for v, path in zip(model, paths):
+        v.canonical = path
+    canonical.finish(variables)
 
 
 def _strings(item_dir: str) -> dict:
@@ -451,12 +459,31 @@ def _set_status(info: StepInfo) -> None:
         info.status = PARTIAL if info.problems else OK
 
 
-_KERAS_TREES = {"trainable_variables", "non_trainable_variables", "optimizer_variables"}
+_MODEL_TREES = {"trainable_variables", "non_trainable_variables"}
+_KERAS_TREES = _MODEL_TREES | {"optimizer_variables"}
+
+
+_MODEL_TREES = ("trainable_variables", "non_trainable_variables")
+
+
+def model_paths(names) -> dict[str, str]:
+    """{leaf name: the variable's path in the model} of a Keras step's model trees: the tree
+    and the model's name taken off (``trainable_variables/tiny/hidden/kernel`` ->
+    ``hidden/kernel``, as a model rebuilt from its config names it). A step without Keras'
+    trees (a plain pytree) keeps its names whole: they are its only paths."""
+    model = {n: n.split("/", 1)[1] for n in names if n.split("/", 1)[0] in _MODEL_TREES
+             and "/" in n}
+    if not model:
+        return {n: n for n in names}
+    heads = {rest.split("/", 1)[0] for rest in model.values()}
+    if len(heads) == 1 and all("/" in rest for rest in model.values()):
+        return {n: rest.split("/", 1)[1] for n, rest in model.items()}
+    return model
 
 
 def _writer(step_dir: str, variables: list[VariableInfo]) -> str:
     if any(v.path.split("/", 1)[0] in _KERAS_TREES for v in variables):
-        return "keras OrbaxCheckpoint"
+        return KERAS_WRITER
     if os.path.isfile(os.path.join(step_dir, STEP_METADATA)):
         return "orbax CheckpointManager"
     return "orbax"
@@ -519,12 +546,18 @@ def _file_kind(path: str) -> str:
     return "index" if name == "manifest.ocdbt" else "data"
 
 
-def verify_step(info: StepInfo, max_bytes: int = 64 << 20, context=None) -> StepInfo:
+def verify_step(info: StepInfo, max_bytes: int = 64 << 20, context=None, progress=None,
+                cancelled=None) -> StepInfo | None:
     """Reads every array of the step chunk by chunk (what a missing or truncated OCDBT data file
     breaks is only known by reading: file names do not say which arrays they hold), marking each
-    variable readable or not; the step's status follows."""
+    variable readable or not; the step's status follows. ``progress(done, total, name)`` before
+    each variable; None when ``cancelled()`` turned true between variables."""
     context = context or new_context()
-    for v in info.variables:
+    for i, v in enumerate(info.variables):
+        if cancelled is not None and cancelled():
+            return None
+        if progress is not None:
+            progress(i, len(info.variables), v.name)
         if v.dtype == "string" or v.problem is not None:
             continue
         try:

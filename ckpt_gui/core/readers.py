@@ -17,7 +17,7 @@ from contextlib import closing
 
 import numpy as np
 
-from . import bundle, checksum, hdf5, limits, storage
+from . import bundle, checksum, hdf5, health, limits, storage
 from .inspect import status_from_counts
 from .model import CheckpointInfo, VariableInfo
 from .tfrt import tf
@@ -355,11 +355,11 @@ def verify_variables(ckpt: CheckpointInfo, read, progress, cancelled) -> Checkpo
         if progress is not None:
             progress(i, n, v.name)
         try:
-            read(v)
+            v.flags = health.tensor_flags(read(v), v.role)
             v.readable, v.problem = True, None
             readable += 1
         except Exception as e:  # h5py raises many types on damaged data
-            v.readable = False
+            v.readable, v.flags = False, ()
             v.problem = v.problem or str(e) or type(e).__name__
             failures[v.problem] += 1
     ckpt.verified = True

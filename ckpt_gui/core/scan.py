@@ -39,14 +39,17 @@ def scan_directory(directory: str, *, verify: bool = False, progress: Progress |
     true the scan stops between checkpoints and returns what it has.
     """
     path = check_directory(directory)
-    try:
-        listing = list_directory(path)
-    except OSError as e:
-        raise ScanError(f"{directory}: cannot be listed: {e.strerror or e}") from None
-    orphans = list(listing.orphans)
+    path, only = checkpoint_location(path)
+    listing = _list(path, directory)
+    candidates = [c for c in listing.candidates if only is None or c.name == only]
+    if not candidates and only is not None:   # its folder does not list it after all
+        path, only = os.path.join(path, only), None
+        listing = _list(path, directory)
+        candidates = listing.candidates
+    orphans = list(listing.orphans) if only is None else []
     checkpoints: list[CheckpointInfo] = []
-    total = len(listing.candidates)
-    for i, cand in enumerate(listing.candidates):
+    total = len(candidates)
+    for i, cand in enumerate(candidates):
         if cancelled is not None and cancelled():
             break
         if progress is not None:
@@ -62,7 +65,8 @@ def scan_directory(directory: str, *, verify: bool = False, progress: Progress |
     if progress is not None:
         progress(len(checkpoints), total, "")
 
-    state = read_state(path, checkpoints)
+    # one checkpoint opened on its own: its folder's state file and subfolders are not its
+    state = read_state(path, checkpoints) if only is None else StateFileInfo(False)
     latest = choose_latest(checkpoints, state)
     runs, run_of = _runs(checkpoints, state)
     for c in checkpoints:
@@ -70,8 +74,25 @@ def scan_directory(directory: str, *, verify: bool = False, progress: Progress |
     orphans = sorted(set(orphans), key=natural_key)
     return DirectoryScan(
         directory=path, checkpoints=checkpoints, latest=latest, state_file=state,
-        orphans=orphans, subdirectories=listing.subdirectories, runs=runs,
-        problems=leftover_notes(orphans))
+        orphans=orphans, subdirectories=listing.subdirectories if only is None else [],
+        runs=runs, problems=leftover_notes(orphans))
+
+
+def checkpoint_location(path: str) -> tuple[str, str | None]:
+    """(the folder to scan, the checkpoint in it that ``path`` is, or None): a checkpoint file,
+    or a folder that is itself one checkpoint (an unzipped .keras model), is opened as its
+    folder lists it; any other folder is itself."""
+    if os.path.isfile(path) or formats.is_checkpoint_folder(path):
+        parent, name = os.path.split(os.path.normpath(path))
+        return parent, name
+    return path, None
+
+
+def _list(path: str, directory: str):
+    try:
+        return list_directory(path)
+    except OSError as e:
+        raise ScanError(f"{directory}: cannot be listed: {e.strerror or e}") from None
 
 
 def reinspect_checkpoints(scan: DirectoryScan, names: Iterable[str], *,

@@ -3,19 +3,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import dtypes
+from . import dtypes, health
 from .model import CheckpointInfo, DirectoryScan, Run, TensorStats, VariableInfo
 
 
 def variable_dict(v: VariableInfo) -> dict:
     d = {"name": v.name, "shape": list(v.shape), "dtype": v.dtype, "bytes": v.bytes,
-         "role": v.role, "path": v.display_name}
+         "role": v.role, "path": v.display_name, "canonical": v.canonical}
     if v.slot_of:
         d["slot_of"], d["slot_name"] = v.slot_of, v.slot_name
     if v.readable is not None:
         d["readable"] = v.readable
     if v.problem:
         d["problem"] = v.problem
+    d["flags"] = [f.to_dict() for f in v.flags]
     return d
 
 
@@ -26,6 +27,7 @@ def checkpoint_dict(c: CheckpointInfo) -> dict:
         "number": c.number, "counters": dict(c.counters), "status": c.status,
         "problems": list(c.problems), "latest": c.is_latest, "run": c.run,
         "n_variables": c.n_variables, "n_readable": c.n_readable if c.verified else None,
+        "flags": health.summary(v.flags for v in c.variables),
         "variables": [variable_dict(v) for v in c.variables],
     }
 

@@ -145,7 +145,7 @@ def _histogram(flat: np.ndarray, lo: int, hi: int, edges_lo: float, edges_hi: fl
 def tensor_stats(array: np.ndarray, bins: int = DEFAULT_BINS,
                  workers: int | None = None) -> TensorStats:
     """min, max, mean, std, L2 norm, NaN/+Inf/-Inf/zero counts (extremes, moments and the
-    histogram cover the finite values only)."""
+    histogram cover the finite values only). ``bins=0``: no histogram, and no second pass."""
     flat = _numeric_view(array)
     size = int(np.asarray(array).size)
     if flat is None or size == 0:
@@ -179,8 +179,9 @@ def tensor_stats(array: np.ndarray, bins: int = DEFAULT_BINS,
         # float32 would overflow computing bin positions over a range near its limit
         h_work = work if hi - lo < 1e30 else np.dtype(np.float64)
         hist = sum(pool.map(
-            lambda s: _histogram(flat, s[0], s[1], lo, hi, bins, h_work, nonfinite), spans))
-    edges = np.linspace(lo, hi, bins + 1)
+            lambda s: _histogram(flat, s[0], s[1], lo, hi, bins, h_work, nonfinite), spans)
+                   ) if bins else []
+    edges = np.linspace(lo, hi, bins + 1) if bins else []
     return TensorStats(
         count=size, min=mn, max=mx, mean=mean, std=math.sqrt(var),
         l2=math.sqrt(sq), nan=nan, inf=inf, zeros=int(zeros),

@@ -8,7 +8,8 @@ A template is one of
     when it was saved compiled;
   * ``checkpoint``: the Keras model config a checkpoint carries itself (Keras 2 era TF-format
     checkpoints store ``.ATTRIBUTES/OBJECT_CONFIG_JSON``, a whole-model .h5 its
-    ``model_config``, a .keras archive its config.json). That config came with the download,
+    ``model_config``, a .keras archive or an unzipped .keras folder its config.json, a step of
+    Keras' OrbaxCheckpoint its ``model_config`` item). That config came with the download,
     so it is built only in Keras's safe mode (no lambda's code runs), may name files only
     inside the checkpoint's folder (refused before Keras sees it otherwise), and its variables
     are sized on an abstract build (nothing allocated) against the checkpoint's shapes and the
@@ -113,7 +114,7 @@ def builtin_templates() -> list[TemplateRef]:
 
 def checkpoint_template_ref() -> TemplateRef:
     return TemplateRef(CHECKPOINT_TEMPLATE, None, CHECKPOINT_CONFIG,
-                       "the Keras model config the checkpoint carries (OBJECT_CONFIG_JSON)")
+                       "the Keras model config saved with the checkpoint")
 
 
 def resolve(spec: str) -> TemplateRef:
@@ -272,7 +273,8 @@ def load(ref: TemplateRef, *, config: CheckpointConfig | None = None,
     elif ref.kind == CHECKPOINT_CONFIG:
         if config is None or not config.text:
             raise TemplateError("template checkpoint: this checkpoint carries no Keras model "
-                                "config (.ATTRIBUTES/OBJECT_CONFIG_JSON); choose a template")
+                                "config (no OBJECT_CONFIG_JSON, config.json or model_config "
+                                "item); choose a template")
         what = "building from the checkpoint's config"
         text = _call(ref, lambda: vetted_config(config), what)
         hint = _call(ref, lambda: check_before_allocating(text, config, hints), what)
@@ -287,9 +289,8 @@ def load(ref: TemplateRef, *, config: CheckpointConfig | None = None,
         optimizer = model.optimizer
     loaded = LoadedTemplate(ref, model, optimizer, sample)
     _ensure_built(loaded, hints, rebuild)
-    if ref.kind == CHECKPOINT_CONFIG and config.archive:
-        _call(ref, lambda: load_archive_assets(loaded.model, config.archive),
-              "loading the archive's assets")
+    if ref.kind == CHECKPOINT_CONFIG and config.assets:
+        _call(ref, lambda: load_assets(loaded.model, config.assets), "loading its assets")
     if from_model and loaded.model is not model:   # the compiled optimizer of the rebuilt model
         new = getattr(loaded.model, "optimizer", None)
         optimizer = loaded.optimizer = new if _is_optimizer(new) else None
@@ -310,7 +311,7 @@ class CheckpointConfig:
     folder: str
     tensor_shapes: set[tuple[int, ...]]   # the shape of every tensor the checkpoint holds
     checkpoint_bytes: int                 # its files' size on disk
-    archive: str | None = None            # a .keras archive: its assets are the layers' files
+    assets: str | None = None             # the layers' files: a .keras archive, or a folder
 
 
 # Arguments that name a file: the lookups' and TextVectorization's vocabulary (and idf_weights
@@ -438,30 +439,58 @@ def model_from_config_json(text: str, compile: bool = True):
         return build(config)
 
 
-def load_archive_assets(model, archive: str) -> None:
-    """Load the files a .keras archive keeps for its layers (an adapted lookup's vocabulary)
-    into the model built from its config, as keras.saving.load_model does: only the
-    archive's assets are extracted, once their size is within the memory budget."""
+def load_assets(model, source: str) -> None:
+    """Load the files a saved model keeps for its layers (an adapted lookup's vocabulary) into
+    the model built from its config, as keras.saving.load_model does. ``source``: a .keras
+    archive (its ``assets/`` members) or an unzipped model's assets folder (its regular files;
+    links are not followed). They are copied to a temporary folder once their size is within
+    the memory budget."""
     import tempfile
-    import zipfile
 
     from keras.src.saving import saving_lib
 
-    with zipfile.ZipFile(archive) as zf:
-        members = [i for i in zf.infolist() if i.filename.startswith("assets/")
-                   and not i.is_dir()]
-        if not members:
-            return
-        size, budget = sum(i.file_size for i in members), memory_budget()
-        if size > budget:
-            raise TemplateError(f"the archive's assets are {human_bytes(size)}, over the "
-                                f"memory budget of {human_bytes(budget)}; refused")
-        with tempfile.TemporaryDirectory(prefix="ckpt_gui_assets_") as tmp:
-            for info in members:
-                zf.extract(info, tmp)   # zipfile drops absolute paths and ".." segments
-            store = saving_lib.DiskIOStore(os.path.join(tmp, "assets"), mode="r")
-            saving_lib._load_state(model, weights_store=None, assets_store=store,
-                                   inner_path="", visited_saveables=set())
+    members = _asset_members(source)
+    if not members:
+        return
+    size, budget = sum(n for _, n, _ in members), memory_budget()
+    if size > budget:
+        raise TemplateError(f"its assets are {human_bytes(size)}, over the memory budget of "
+                            f"{human_bytes(budget)}; refused")
+    with tempfile.TemporaryDirectory(prefix="ckpt_gui_assets_") as tmp:
+        for rel, _, copy in members:
+            target = os.path.join(tmp, "assets", rel)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            copy(target)
+        store = saving_lib.DiskIOStore(os.path.join(tmp, "assets"), mode="r")
+        saving_lib._load_state(model, weights_store=None, assets_store=store, inner_path="",
+                               visited_saveables=set())
+
+
+def _asset_members(source: str) -> list[tuple[str, int, Any]]:
+    """(path under assets/, size, copy(to)) of each asset file of an archive or a folder."""
+    import shutil
+    import zipfile
+
+    if os.path.isdir(source):
+        out = []
+        for top, dirs, files in os.walk(source):   # os.walk follows no link to a folder
+            for name in files:
+                path = os.path.join(top, name)
+                if os.path.islink(path) or not os.path.isfile(path):
+                    continue
+                out.append((os.path.relpath(path, source), os.path.getsize(path),
+                            lambda to, path=path: shutil.copyfile(path, to)))
+        return out
+
+    def extract(info, to):
+        with zipfile.ZipFile(source) as zf, zf.open(info) as src, open(to, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+
+    with zipfile.ZipFile(source) as zf:
+        return [(os.path.normpath(i.filename[len("assets/"):]), i.file_size,
+                 lambda to, i=i: extract(i, to))
+                for i in zf.infolist() if i.filename.startswith("assets/") and not i.is_dir()
+                and ".." not in i.filename.split("/") and not i.filename.startswith("/")]
 
 
 def _abstract_variables(build, hints: list[tuple]) -> tuple[list[tuple[str, tuple, str]],

@@ -32,9 +32,10 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from . import hdf5
+from . import canonical as canonical_paths, hdf5
 from .roles import SLOT_MARKER, is_optimizer_segment, tf1_slot
 
 if TYPE_CHECKING:
@@ -62,11 +63,17 @@ def has_wrappers(lines: str) -> bool:
 
 
 def assign(variables: list[VariableInfo], resolved: dict[str, str] | None = None,
-           labels: dict[str, str] | None = None) -> None:
-    """Give every variable its display name, once its optimizer slots are attached.
-    ``resolved``: key -> the path with the layer's own name (from the graph or a config);
-    ``labels``: slot key -> the optimizer's own name."""
+           labels: dict[str, str] | None = None,
+           canonical: dict[str, str] | None = None) -> None:
+    """Give every variable its display name and canonical path (core/canonical.py), once its
+    optimizer slots are attached. ``resolved``: key -> the path with the layer's own name
+    (from the graph or a config); ``labels``: slot key -> the optimizer's own name;
+    ``canonical``: key -> a model weight's (or an optimizer scalar's) canonical path."""
     resolved, labels = resolved or {}, labels or {}
+    for v in variables:
+        if canonical and v.name in canonical:
+            v.canonical = canonical[v.name]
+    canonical_paths.finish(variables, labels)
     by_key = {v.name: v for v in variables}
     owners = [v for v in variables if not _is_slot(v, by_key)]
     shown = _unique([_tidy(resolved.get(v.name) or v.model_path or v.path) for v in owners],
@@ -87,7 +94,7 @@ def assign(variables: list[VariableInfo], resolved: dict[str, str] | None = None
 
 def assign_from_graph(variables: list[VariableInfo], graph) -> None:
     """assign() with the layer names and optimizer names the object graph's full names say."""
-    resolved, labels = {}, {}
+    resolved, labels, canonical = {}, {}, {}
     for v in variables:
         full = graph.full_names.get(v.name)
         if not full:
@@ -100,7 +107,9 @@ def assign_from_graph(variables: list[VariableInfo], graph) -> None:
             merged = _with_layer_name(v.model_path or v.path, full)
             if merged:
                 resolved[v.name] = merged
-    assign(variables, resolved, labels)
+                canonical[v.name] = canonical_paths.from_object_path(
+                    v.model_path or v.path, full)
+    assign(variables, resolved, labels, canonical)
 
 
 def _with_layer_name(path: str, full: str) -> str | None:
@@ -168,31 +177,103 @@ _WEIGHTS_OF_CLASS = {
                     ("kernel", "recurrent_kernel", "bias")),
 }
 _VARS = re.compile(r"(.*)/vars/(\d+)$")
+_NOT_TRAINABLE = frozenset({"moving_mean", "moving_variance"})
 
 
-def keras3_h5_names(f, variables: list[VariableInfo], config: dict | None) -> dict[str, str]:
-    """key -> path with the layer's own name, for ``layers/<group>/vars/<i>`` keys of a Keras 3
-    weights file ``f`` (h5py); ``config``: the model's config (config.json), or None."""
-    return keras3_names(lambda path: _stored_name(f, path), variables, config)
+def _snake_case(class_name: str) -> str:
+    """Keras's to_snake_case: the name of a layer's group in a Keras 3 weights file."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", class_name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+# The built-in layer classes by the groups Keras 3 names after them (``dense``, ``dense_1``;
+# an RNN's weights are its cell's: ``lstm/cell``).
+_CLASS_OF_GROUP = {_snake_case(c): c for c in (*_WEIGHTS_OF_CLASS, "LSTM", "GRU", "SimpleRNN")
+                   if not c.endswith("Cell")}
+
+
+@dataclass
+class KerasNames:
+    """How a Keras weights file's variables sit in the model."""
+    resolved: dict[str, str] = field(default_factory=dict)   # key -> display path
+    canonical: dict[str, str] = field(default_factory=dict)  # key -> canonical path
+    slots: dict[str, tuple[str, str]] = field(default_factory=dict)  # key -> (weight, slot)
+    optimizer: str | None = None   # the optimizer's name, when the layout says it
+
+
+def keras3_h5_names(f, variables: list[VariableInfo], config: dict | None) -> KerasNames:
+    """The names of ``layers/<group>/vars/<i>`` keys of a Keras 3 weights file ``f`` (h5py)
+    and its optimizer's ``optimizer/vars/<i>``; ``config``: the model's config (config.json),
+    or None."""
+    return keras3_names(lambda path: _stored_name(f, path), variables, config,
+                        hdf5.groups_in_creation_order(f), hdf5.optimizer_name(f))
 
 
 def keras3_names(stored_name: Callable[[str], str | None], variables: list[VariableInfo],
-                 config: dict | None) -> dict[str, str]:
+                 config: dict | None, order: list[str] | None,
+                 optimizer: str | None) -> KerasNames:
     """keras3_h5_names with each ``.../vars`` group's stored name given by ``stored_name(path)``
-    (a sharded save keeps them spread over its shards)."""
+    (a sharded save keeps them spread over its shards); ``order``: the ``.../vars`` groups in
+    the order Keras wrote them (the model's), or None; ``optimizer``: its stored name.
+
+    A layer's weights are named by its class and config, or without a config by the class its
+    group is named after (``dense_1`` is a Dense). The optimizer's slots are attached when
+    every layer's weights are named and the optimizer's layout is known
+    (canonical.keras3_optimizer)."""
     groups: dict[str, list[VariableInfo]] = {}
     for v in variables:
         m = _VARS.match(v.name)
         if m and (m.group(1) == "layers" or m.group(1).startswith("layers/")):
             groups.setdefault(m.group(1), []).append(v)
-    resolved = {}
+    found = KerasNames()
+    trainable: dict[str, list[VariableInfo]] = {}
     for group, members in groups.items():
-        names, layer = _layer_path(stored_name, group, config)
+        names, layer = _layer_path(stored_name, group, config if isinstance(config, dict)
+                                   else None)
+        members.sort(key=lambda v: int(v.name.rsplit("/", 1)[1]))
         weights = _weight_names(layer, [v.shape for v in members])
-        for i, v in enumerate(sorted(members, key=lambda v: int(v.name.rsplit("/", 1)[1]))):
-            resolved[v.name] = "/".join(names + ([weights[i]] if weights else
-                                                 ["vars", v.name.rsplit("/", 1)[1]]))
-    return resolved
+        for i, v in enumerate(members):
+            found.resolved[v.name] = "/".join(names + ([weights[i]] if weights else
+                                                       ["vars", v.name.rsplit("/", 1)[1]]))
+        if weights:
+            found.canonical.update((v.name, found.resolved[v.name]) for v in members)
+            if not isinstance(layer.get("config"), dict) or \
+                    layer["config"].get("trainable") is not False:
+                trainable[group] = [v for v, w in zip(members, weights)
+                                    if w not in _NOT_TRAINABLE]
+    _attach_keras3_optimizer(found, variables, groups, trainable, order,
+                             _optimizer_class(config) or optimizer)
+    return found
+
+
+def _attach_keras3_optimizer(found: KerasNames, variables: list[VariableInfo],
+                             groups: dict[str, list[VariableInfo]],
+                             trainable: dict[str, list[VariableInfo]], order: list[str] | None,
+                             optimizer: str | None) -> None:
+    """``optimizer/vars/<i>``: scalars' canonical paths, slots' owners (found.slots)."""
+    optimizer_vars = sorted((v for v in variables if _VARS.match(v.name)
+                             and v.name.startswith("optimizer/vars/")),
+                            key=lambda v: int(v.name.rsplit("/", 1)[1]))
+    if not optimizer_vars:
+        return
+    ordered = None
+    if order is not None and len(trainable) == len(groups):  # every layer's weights known
+        position = {g.strip("/").removesuffix("/vars"): i for i, g in enumerate(order)}
+        if all(g in position for g in groups):
+            ordered = [v for g in sorted(trainable, key=position.get) for v in trainable[g]]
+    scalars, slots = canonical_paths.keras3_optimizer(ordered or [], optimizer_vars, optimizer)
+    found.canonical.update((key, f"{canonical_paths.OPTIMIZER}/{name}")
+                           for key, name in scalars.items())
+    if ordered:
+        found.slots.update(slots)
+
+
+def _optimizer_class(config: dict | None) -> str | None:
+    """The optimizer's class, snake-cased (``adam``), from a .keras config's compile_config."""
+    compiled = config.get("compile_config") if isinstance(config, dict) else None
+    optimizer = compiled.get("optimizer") if isinstance(compiled, dict) else None
+    name = optimizer.get("class_name") if isinstance(optimizer, dict) else None
+    return _snake_case(name) if isinstance(name, str) else None
 
 
 def _layer_path(stored_name, group: str, config: dict | None) -> tuple[list[str], dict | None]:
@@ -204,7 +285,12 @@ def _layer_path(stored_name, group: str, config: dict | None) -> tuple[list[str]
             continue
         name = stored_name("/".join(segments[:i + 1] + ["vars"]))
         names.append(name if isinstance(name, str) and name else segment)
-        layer = _child_config(layer, segment, name, after_layers=segments[i - 1] == "layers")
+        after_layers = segments[i - 1] == "layers"
+        if config is None and after_layers:  # no config: the class the group is named after
+            class_name = _CLASS_OF_GROUP.get(re.sub(r"_\d+$", "", segment))
+            layer = {"class_name": class_name, "config": {}} if class_name else None
+        else:
+            layer = _child_config(layer, segment, name, after_layers)
     return names, layer
 
 
@@ -244,12 +330,15 @@ def _weight_names(layer: dict | None, shapes: list[tuple[int, ...]]) -> list[str
     return names
 
 
-def keras2_h5_names(f, variables: list[VariableInfo]) -> dict[str, str]:
-    """key -> the weight's own name, for ``[model_weights/]<layer>/<weight>`` keys of a Keras
-    HDF5 file ``f`` (h5py) whose layer group lists ``<weight>`` in its ``weight_names``
-    (``model_weights/hidden/sequential/hidden/kernel`` is ``sequential/hidden/kernel``)."""
+def keras2_h5_names(f, variables: list[VariableInfo]) -> KerasNames:
+    """The names of ``[model_weights/]<layer>/<weight>`` keys of a Keras HDF5 file ``f`` (h5py)
+    whose layer group lists ``<weight>`` in its ``weight_names`` (``model_weights/hidden/
+    sequential/hidden/kernel`` shows as ``sequential/hidden/kernel``, is ``hidden/kernel``),
+    and of its optimizer's slots (``optimizer_weights/adam/sequential_hidden_kernel_momentum``,
+    Keras 2's ``optimizer_weights/Adam/hidden/kernel/m``)."""
     listed: dict[str, set[str]] = {}
-    resolved = {}
+    found = KerasNames()
+    weights = {}   # a weight's name as the file gives it -> its key
     for v in variables:
         root = "model_weights/" if v.name.startswith("model_weights/") else ""
         layer, _, weight = v.name[len(root):].partition("/")
@@ -259,9 +348,17 @@ def keras2_h5_names(f, variables: list[VariableInfo]) -> dict[str, str]:
             names = stored.attrs.get("weight_names") if stored is not None else None
             listed[group] = {n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n)
                              for n in (names if names is not None else [])}
-        if "/" in weight and weight in listed[group]:
-            resolved[v.name] = _OUTPUT_INDEX.sub("", weight)
-    return resolved
+        if "/" in weight and weight in listed[group] and not is_optimizer_segment(layer):
+            full = found.resolved[v.name] = _OUTPUT_INDEX.sub("", weight)
+            found.canonical[v.name] = canonical_paths.under_layer(layer, full)
+            weights[full] = v
+    slots = [v for v in variables if v.name.startswith("optimizer_weights/")
+             and v.name.count("/") >= 2]
+    found.slots = canonical_paths.match_slots(
+        weights, {v.name: _OUTPUT_INDEX.sub("", v.name.split("/", 2)[2]) for v in slots},
+        {v.name: v.shape for v in slots})
+    found.optimizer = slots[0].name.split("/")[1] if slots else None
+    return found
 
 
 def _stored_name(f, path: str) -> str | None:

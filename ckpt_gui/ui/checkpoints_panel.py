@@ -48,9 +48,10 @@ class CheckpointRows(PythonSortProxy):
     def status_text(self, c: CheckpointInfo) -> str:
         if c.name in self._notes:
             return self._notes[c.name]
+        flag = " ⚑" if c.flagged() else ""   # a health flag (its tooltip says which)
         if c.verified and c.n_readable is not None:
-            return f"{c.status} · {c.n_readable}/{c.n_variables} read"
-        return c.status
+            return f"{c.status} · {c.n_readable}/{c.n_variables} read{flag}"
+        return c.status + flag
 
     def status_texts(self) -> list[str]:
         model = self.sourceModel()
@@ -129,6 +130,7 @@ class CheckpointsPanel(QWidget):
     restore_requested = Signal(str)
     verify_requested = Signal(list)             # checkpoint names
     verify_all_requested = Signal()
+    pair_selected = Signal(object, object)      # two CheckpointInfo, the earlier first
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -293,6 +295,23 @@ class CheckpointsPanel(QWidget):
         c = self.current()
         self._show_details(c)
         self.checkpoint_selected.emit(c)
+        names = self.selected_names()
+        if len(names) == 2 and self._scan is not None:
+            order = [x.name for x in self._scan.checkpoints]
+            a, b = sorted(names, key=order.index)
+            self.pair_selected.emit(self._scan.checkpoint(a), self._scan.checkpoint(b))
+
+    def compare_with(self, name: str) -> None:
+        """Ask which checkpoint to compare ``name`` with; select the two (pair_selected)."""
+        from PySide6.QtWidgets import QInputDialog
+
+        others = [x.name for x in self._scan.checkpoints if x.name != name] if self._scan else []
+        if not others:
+            return
+        other, ok = QInputDialog.getItem(self, "Compare with", f"Compare {safe_name(name)} with:",
+                                         others, 0, False)
+        if ok:
+            self._select_names([name, other])
 
     def _show_details(self, c: CheckpointInfo | None) -> None:
         if c is None:
@@ -321,6 +340,7 @@ class CheckpointsPanel(QWidget):
                        lambda: self.verify_requested.emit(names))
         menu.addAction("Verify All", self.verify_all_requested.emit)
         menu.addAction("Restore into Model…", lambda: self.restore_requested.emit(c.name))
+        menu.addAction("Compare with…", lambda: self.compare_with(c.name))
         menu.addSeparator()
         menu.addAction(self.delete_action)
         menu.exec(self.table.viewport().mapToGlobal(pos))

@@ -20,6 +20,7 @@ from ..core.model import CheckpointInfo, DirectoryScan
 from ..textfmt import human_bytes, plural
 from . import savedir
 from .checkpoints_panel import CheckpointsPanel
+from .diff_panel import DiffPanel
 from .preview_panel import PreviewPanel
 from .tasks import TaskSlot, tensorflow_thread, tensorflow_waits, work_thread
 from .trend_panel import TrendPanel
@@ -112,10 +113,12 @@ class MainWindow(QMainWindow):
         self.variables = VariablesPanel()
         self.preview = PreviewPanel(self.settings)
         self.trend = TrendPanel()
+        self.diff = DiffPanel()
         self.tabs = QTabWidget()
         self.tabs.setObjectName("rightTabs")
         self.tabs.addTab(self.preview, "Tensor")
         self.tabs.addTab(self.trend, "Across checkpoints")
+        self.tabs.addTab(self.diff, "Diff")
         left = QSplitter(Qt.Vertical)
         left.addWidget(self.checkpoints)
         left.addWidget(self.variables)
@@ -153,12 +156,15 @@ class MainWindow(QMainWindow):
         self.checkpoints.verify_all_requested.connect(self.verify_all)
         self.checkpoints.restore_requested.connect(self.restore)
         self.checkpoints.delete_requested.connect(self.delete)
+        self.checkpoints.pair_selected.connect(self.compare)
         self.variables.variable_selected.connect(self._on_variable)
-        self.trend.checkpoint_chosen.connect(self._show_checkpoint)
+        self.trend.point_chosen.connect(self._show_point)
+        self.trend.flags_found.connect(self._show_flags)
         self.preview.status_message.connect(self.statusBar().showMessage)
         self.preview.preview_failed.connect(lambda m, d: self.error_shown.emit(m))
 
         self._preview_request = (None, None)   # what the preview shows, once it is built
+        self._chosen_variable: str | None = None  # to select in the next checkpoint shown
         self.watcher = QFileSystemWatcher(self)
         self.watcher.directoryChanged.connect(self._on_directory_changed)
         self.watcher.fileChanged.connect(self._on_file_changed)
@@ -223,12 +229,11 @@ class MainWindow(QMainWindow):
 
     # --- opening --------------------------------------------------------------------------
     def open_path(self, path: str) -> None:
-        """Open a directory, or the directory of a checkpoint file with that checkpoint selected."""
-        path = os.path.abspath(os.path.expanduser(path))
-        select = None
-        if os.path.isfile(path):
-            select = os.path.basename(path)
-            path = os.path.dirname(path)
+        """Open a directory, or the directory of a checkpoint (a file, an unzipped .keras
+        folder) with that checkpoint selected."""
+        from ..core.scan import checkpoint_location
+
+        path, select = checkpoint_location(os.path.abspath(os.path.expanduser(path)))
         if self.directory != path:
             self._unwatch()
             self._show_in_preview(None, None)
@@ -334,7 +339,8 @@ class MainWindow(QMainWindow):
     # --- selection ------------------------------------------------------------------------
     def _on_checkpoint(self, ckpt) -> None:
         previous = self.variables.current()
-        self.variables.set_checkpoint(ckpt, select=previous.name if previous else None)
+        chosen, self._chosen_variable = self._chosen_variable, None
+        self.variables.set_checkpoint(ckpt, select=chosen or (previous.name if previous else None))
         if ckpt is None:
             self._show_in_preview(None, None)
         elif self.variables.current() is not None:
@@ -351,11 +357,33 @@ class MainWindow(QMainWindow):
         if self._heavy_started:
             self.preview.show_variable(ckpt, var)
 
-    def _show_checkpoint(self, name: str) -> None:
+    def _show_flags(self, found) -> None:
+        """Health flags the history found (a norm jump, a frozen variable) onto the
+        checkpoints and variables panels."""
+        from ..core.trajectory import flag_variables
+
+        if self.scan is not None and flag_variables(self.scan, found):
+            self.checkpoints.table.fit_status()
+            self.checkpoints.table.viewport().update()
+            self.variables.tree.viewport().update()
+
+    def _show_point(self, name: str, key: str) -> None:
+        """A point of the history: its checkpoint, with that variable (its key there) selected,
+        on the Tensor tab."""
+        current = self.checkpoints.current()
+        if current is not None and current.name == name:
+            self.variables.select(key)
+        else:
+            self._chosen_variable = key   # selected once the checkpoint's tree is shown
         if self.checkpoints.select(name):
             self.tabs.setCurrentWidget(self.preview)
 
     # --- checkpoint actions ---------------------------------------------------------------
+    def compare(self, a: CheckpointInfo, b: CheckpointInfo) -> None:
+        """Show what changed between two checkpoints (the Diff tab)."""
+        self.diff.compare(a, b)
+        self.tabs.setCurrentWidget(self.diff)
+
     def verify(self, names: str | list[str] | None = None) -> None:
         """Read every tensor of these checkpoints (default: the selected ones)."""
         if self.scan is None:
@@ -622,4 +650,5 @@ class MainWindow(QMainWindow):
         self.verify_task.cancel()
         self.preview.task.cancel()
         self.trend.task.cancel()
+        self.diff.cancel()
         super().closeEvent(event)

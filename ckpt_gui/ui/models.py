@@ -7,6 +7,7 @@ from PySide6.QtCore import (QAbstractItemModel, QAbstractTableModel, QModelIndex
                             QSortFilterProxyModel, Qt)
 from PySide6.QtGui import QBrush, QColor, QFont
 
+from ..core import health
 from ..core.model import BROKEN, OK, PARTIAL, CheckpointInfo, Run
 from ..core.naming import natural_key
 from ..core.vartree import TreeNode, VariableTree
@@ -98,6 +99,9 @@ class CheckpointTableModel(QAbstractTableModel):
             lines = [f"{safe_name(c.name)} — {c.writer}", f"{plural(len(c.files), 'file')}: "
                      + ", ".join(safe_name(f.name) for f in c.files), self._run_tip(c)]
             lines += [f"⚠ {p}" for p in c.problems]
+            if c.flagged():
+                flags = health.summary(v.flags for v in c.variables)
+                lines.append(f"⚑ {health.summary_text(flags)}")
             return "\n".join(lines)
         if role == Qt.ForegroundRole and col == "Status":
             return QBrush(STATUS_COLORS.get(c.status, QColor("black")))
@@ -111,7 +115,6 @@ class CheckpointTableModel(QAbstractTableModel):
             return int(Qt.AlignRight | Qt.AlignVCenter)
         return None
 
-
     def _run_tip(self, c: CheckpointInfo) -> str:
         run = self._runs.get(c.run)
         if run is None:
@@ -120,6 +123,12 @@ class CheckpointTableModel(QAbstractTableModel):
                    if run.restarted_from else "")
         return (f"run {safe_name(run.id)}: {plural(len(run.checkpoints), 'checkpoint')} of "
                 f"{run.writer}{restart}")
+
+
+def _flag_icon():
+    from PySide6.QtWidgets import QApplication, QStyle
+
+    return QApplication.style().standardIcon(QStyle.SP_MessageBoxWarning)
 
 
 class PythonSortProxy(QSortFilterProxyModel):
@@ -212,7 +221,10 @@ class VariableTreeModel(QAbstractItemModel):
             tip = [v.display_name, f"key: {v.name}", plural(v.size, "value")]
             if v.problem:
                 tip.append(f"⚠ {v.problem}")
+            tip += [f"⚑ {f.message}" for f in v.flags]
             return "\n".join(tip)
+        if role == Qt.DecorationRole and col == "Name" and v is not None and v.flags:
+            return _flag_icon()
         if role == Qt.ForegroundRole and v is not None and v.readable is False:
             return QBrush(STATUS_COLORS[BROKEN])
         if role == Qt.FontRole and v is None and node.parent is self._root:

@@ -72,10 +72,9 @@ class PreviewPanel(QWidget):
     def build(self) -> None:
         if self._built:
             return
-        import pyqtgraph as pg
+        from .preview import configure_pyqtgraph
 
-        pg.setConfigOptions(imageAxisOrder="row-major", antialias=False, background="w",
-                            foreground="k")
+        pg = configure_pyqtgraph()
         from .preview.colours import COLORMAPS
         from .preview.graph_tree import GraphTree
         from .preview.histogram import HistogramView

@@ -7,6 +7,7 @@ reads and edits the plain plan and report it gets back.
 """
 from __future__ import annotations
 
+import html
 import os
 import threading
 from dataclasses import dataclass, field
@@ -41,6 +42,14 @@ class ProposeResult:
     plan: object | None = None
     error: str | None = None
     candidates: list = field(default_factory=list)
+
+
+def _bound_by_paths(plan) -> bool:
+    """Every model variable bound by the checkpoint's own variable paths (Keras 3 layouts)."""
+    from ..core.restore import OBJECT_PATH
+
+    entries = plan.model_entries()
+    return bool(entries) and all(e.apply and e.how == OBJECT_PATH for e in entries)
 
 
 def propose_job(session, root, *, state):
@@ -354,8 +363,9 @@ class RestoreDialog(QDialog):
         plan = self.plan = result.plan
         root = plan.root or "the top level"
         native = "tf.train.Checkpoint binds it natively" if plan.native_possible else \
+            "its own variable paths bind every variable" if _bound_by_paths(plan) else \
             "restored through a mapping"
-        notes = "".join(f"<br>! {n}" for n in plan.notes)
+        notes = "".join(f"<br>! {html.escape(n)}" for n in plan.notes)
         self.status_label.setText(f"The model sits at <b>{root}</b>; {native}.{notes}")
         self._fill_mapping(plan)
         self.restore_button.setEnabled(True)
@@ -516,7 +526,7 @@ class RestoreDialog(QDialog):
                 + f"<br>Missing in checkpoint: {len(report.missing_in_checkpoint)}; shape "
                   f"mismatches: {len(report.shape_mismatch)}; unused checkpoint tensors: "
                   f"{len(report.unused_in_checkpoint)}.<br>Optimizer: {opt}.")
-        text += "".join(f"<br>! {n_}" for n_ in report.notes)
+        text += "".join(f"<br>! {html.escape(n_)}" for n_ in report.notes)
         self.report_label.setText(text)
         s = report.sample
         if s is not None:

@@ -51,6 +51,12 @@ def hints_at_checkpoints(file_name: str) -> bool:
     return any(fmt.hints_at(file_name) for fmt in REGISTRY)
 
 
+def is_checkpoint_folder(path: str) -> bool:
+    """Whether folder ``path`` is itself one checkpoint (an unzipped .keras model), not a
+    folder of checkpoints."""
+    return any(fmt.is_checkpoint_folder(path) for fmt in REGISTRY)
+
+
 def owner_of_orphan(directory: str, rel: str) -> str | None:
     """The file that now makes orphan ``rel`` part of a checkpoint (its index written since the
     scan), or None."""

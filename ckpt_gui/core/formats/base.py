@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
+from dataclasses import dataclass
 from enum import Enum
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, ClassVar
@@ -28,6 +29,21 @@ class Binding(Enum):
     OBJECT_GRAPH = "object graph"   # TF bundles: the object graph's paths (or name-based keys)
     LAYER_ORDER = "layer order"     # legacy Keras HDF5: layers in order, each a flat weight list
     LAYER_PATHS = "layer paths"     # Keras 3: layers/<name>/vars/<i> paths
+    VARIABLE_PATHS = "variable paths"  # Keras 3 variable paths (hidden/kernel) in a pytree
+
+    @property
+    def keeps_model_order(self) -> bool:
+        """Whether the checkpoint lists its tensors in the model's order, so that order and
+        shape alone may bind them (a pytree's leaves are sorted by name: they may not)."""
+        return self is not Binding.VARIABLE_PATHS
+
+
+@dataclass(frozen=True)
+class CarriedConfig:
+    """The Keras model config a checkpoint carries (restore's ``--template checkpoint``)."""
+    text: str                  # the config's JSON text, as the writer saved it
+    folder: str                # the only folder whose files the config may name
+    assets: str | None = None  # where its layers' asset files are: a .keras zip or a folder
 
 
 # What a file's magic bytes say it is (``DirectoryListing.sniff``).
@@ -184,3 +200,23 @@ class CheckpointFormat(ABC):
     def carries_config(self, ckpt: CheckpointInfo) -> bool:
         """Whether the checkpoint holds its model's config (a template of its own)."""
         return any(v.name.endswith("OBJECT_CONFIG_JSON") for v in ckpt.variables)
+
+    def carried_config(self, ckpt: CheckpointInfo) -> CarriedConfig | None:
+        """The model config the checkpoint carries for the model at its top level, or None (a
+        TF bundle keeps one per object in its object graph: restore reads those itself)."""
+        return None
+
+    def model_paths(self, ckpt: CheckpointInfo) -> dict[str, str]:
+        """VARIABLE_PATHS binding: each model tensor's key -> the path of its variable in the
+        model (Keras ``variable.path`` without the model's name: ``hidden/kernel``)."""
+        return {}
+
+    def unbound_hint(self, ckpt: CheckpointInfo) -> str:
+        """Why the checkpoint's names may mean nothing to a Keras model (said when they bind
+        none of its variables), or ""."""
+        return ""
+
+    def is_checkpoint_folder(self, path: str) -> bool:
+        """Whether folder ``path`` is itself one checkpoint of this format: opened, it is shown
+        as its parent folder shows it (one checkpoint), not as a folder of checkpoints."""
+        return False

@@ -4,10 +4,11 @@ zipped twin is (core/keras_dir.py). Prune removes its files in keras_dir.files()
 config first: the folder then no longer is a model), the folder itself last."""
 from __future__ import annotations
 
+import json
 import os
 
 from .. import keras_dir
-from .base import Candidate, DirectoryListing
+from .base import CarriedConfig, Candidate, DirectoryListing
 from .keras_archive import KerasArchive
 
 NAME = "keras-dir"
@@ -21,8 +22,8 @@ class KerasDir(KerasArchive):
         candidates = []
         for d in listing.unclaimed_subdirectories():
             path = listing.path(d)
-            if os.path.islink(path) or not keras_dir.recognise(_entries(path)):
-                continue   # a link may lead anywhere: its files are not this folder's
+            if not self.is_checkpoint_folder(path):
+                continue   # (a link may lead anywhere: its files are not this folder's)
             listing.claim_subdirectory(d)
             candidates.append(Candidate(d, path, NAME, keras_dir.files(path)))
         return candidates
@@ -38,6 +39,17 @@ class KerasDir(KerasArchive):
 
     def model_config(self, path: str) -> dict | None:
         return keras_dir.config(path)
+
+    def carried_config(self, ckpt):
+        """config.json: files it names only inside the model's folder, its assets/ folder."""
+        config = keras_dir.config(ckpt.path)
+        if config is None:
+            return None
+        return CarriedConfig(json.dumps(config), ckpt.path,
+                             assets=os.path.join(ckpt.path, keras_dir.ASSETS))
+
+    def is_checkpoint_folder(self, path):
+        return not os.path.islink(path) and keras_dir.recognise(_entries(path))
 
     def settle(self, info, keras3: bool, writer: str):
         names = super().settle(info, keras3, writer)

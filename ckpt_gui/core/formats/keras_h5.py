@@ -2,11 +2,13 @@
 order, each with its flat list of weight names; and the base of every Keras weights file."""
 from __future__ import annotations
 
+import json
+import os
 from contextlib import contextmanager
 
 from .. import hdf5, inspect as inspection, readers, varnames
-from .base import (HDF5, HDF5_SUFFIXES, KERAS_SUFFIX, Binding, Candidate, CheckpointFormat,
-                   DirectoryListing)
+from .base import (HDF5, HDF5_SUFFIXES, KERAS_SUFFIX, Binding, CarriedConfig, Candidate,
+                   CheckpointFormat, DirectoryListing)
 
 NAME = "keras-h5"
 KERAS3_NAME = "keras3-h5"   # what a file turns out to be when its layout is Keras 3's
@@ -54,6 +56,19 @@ class KerasWeightsFormat(CheckpointFormat):
     def carries_config(self, ckpt):
         return self.carries_config_always or "model.save" in (ckpt.writer or "")
 
+    def carried_config(self, ckpt):
+        """An archive's config.json, or a whole-model .h5's ``model_config`` attribute."""
+        config = self.model_config(ckpt.path)
+        if config is not None:
+            text = json.dumps(config)
+        else:
+            with self.open_weights(ckpt.path) as f:
+                text = _text(f.attrs.get("model_config"))
+        if text is None:
+            return None
+        return CarriedConfig(text, os.path.dirname(ckpt.path),
+                             assets=ckpt.path if self.archive else None)
+
 
 class KerasH5(KerasWeightsFormat):
     name = NAME
@@ -77,6 +92,11 @@ class KerasH5(KerasWeightsFormat):
 
     def hints_at(self, file_name: str) -> bool:
         return file_name.endswith(HDF5_SUFFIXES)
+
+
+def _text(value) -> str | None:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else \
+        None if value is None else str(value)
 
 
 def _layer_order_names(f, variables, config) -> dict:

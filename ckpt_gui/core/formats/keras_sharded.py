@@ -38,7 +38,9 @@ class KerasSharded(KerasWeightsFormat):
         stored = keras_sharded.vars_names(info.path, weight_map)
         inspection.fill_keras_variables(
             info, listing.variables, stored.get("optimizer/vars"),
-            lambda variables: varnames.keras3_names(stored.get, variables, None),
+            lambda variables: varnames.keras3_names(stored.get, variables, None,
+                                                    list(weight_map.groups),
+                                                    stored.get("optimizer/vars")),
             lambda v: keras_sharded.read_variable(info.path, v.name, weight_map))
         info.problems += listing.problems
         if listing.problems and info.status == OK:
@@ -66,6 +68,9 @@ class KerasSharded(KerasWeightsFormat):
     def deletion_rank(self, file_name, ckpt):
         """The json first (the shards are then no checkpoint), then the shards in order."""
         return (0, "") if file_name == ckpt.name else (1, file_name)
+
+    def carried_config(self, ckpt):
+        return None   # save_weights: weights only
 
     @contextmanager
     def key_reader(self, ckpt):

@@ -6,13 +6,14 @@ prune can remove it. Prune removes a step as one folder: prune renames a folder 
 removing its tree, so Orbax never lists a half-deleted step (orbax.deletion_plan's order)."""
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 
 import numpy as np
 
 from .. import orbax, readers
 from ..model import FileInfo
-from .base import Binding, Candidate, CheckpointFormat, DirectoryListing
+from .base import Binding, CarriedConfig, Candidate, CheckpointFormat, DirectoryListing
 
 NAME = "orbax"
 CHUNK_BYTES = 64 << 20   # what one piece of a tensor read by chunks may hold
@@ -21,7 +22,7 @@ CHUNK_BYTES = 64 << 20   # what one piece of a tensor read by chunks may hold
 class Orbax(CheckpointFormat):
     name = NAME
     needs_tensorflow = False
-    binding = Binding.LAYER_PATHS
+    binding = Binding.VARIABLE_PATHS
 
     def __init__(self):
         self._context = None   # tensorstore's, one per scan (its open files and caches)
@@ -56,11 +57,12 @@ class Orbax(CheckpointFormat):
                 yield rows
 
     def verify(self, ckpt, progress, cancelled):
-        step = orbax.verify_step(orbax.inspect_step(ckpt.path))
+        step = orbax.verify_step(orbax.inspect_step(ckpt.path), progress=progress,
+                                 cancelled=cancelled)
+        if step is None:   # cancelled: nothing is known yet
+            return ckpt
         by_name = {v.name: v for v in step.variables}
-        for i, v in enumerate(ckpt.variables):
-            if progress is not None:
-                progress(i, ckpt.n_variables, v.name)
+        for v in ckpt.variables:
             found = by_name.get(v.name)
             if found is not None:
                 v.readable, v.problem = found.readable, found.problem
@@ -71,6 +73,24 @@ class Orbax(CheckpointFormat):
 
     def owns(self, file_name, ckpt):
         return file_name == ckpt.name
+
+    def carries_config(self, ckpt):
+        return os.path.isdir(os.path.join(ckpt.path, orbax.KERAS_CONFIG_ITEM))
+
+    def carried_config(self, ckpt):
+        """Keras' ``model_config`` item: files it names only inside the step."""
+        _, text = orbax.locations(ckpt.path)
+        return None if text is None else CarriedConfig(text, ckpt.path)
+
+    def model_paths(self, ckpt):
+        return orbax.model_paths(v.name for v in ckpt.variables)
+
+    def unbound_hint(self, ckpt):
+        if ckpt.writer == orbax.KERAS_WRITER:
+            return ""
+        return (f"{ckpt.name} was written by Orbax without Keras (a plain pytree, no "
+                f"trainable_variables/<model>/... tree): its paths bind a Keras model's "
+                f"variables only where they equal the variables' paths (hidden/kernel)")
 
     @contextmanager
     def key_reader(self, ckpt):

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import formats, hdf5, objgraph, protowire as pw
-from ..formats.base import Binding
+from .. import formats, objgraph, protowire as pw
+from ..formats.base import Binding, CarriedConfig
 from ..model import COUNTER, METADATA, CheckpointInfo
 from ..templates import CheckpointConfig, TemplateError
 from .report import ATTR_SUFFIX, GRAPH_KEY, PATH_CAP, RootCandidate
@@ -98,8 +98,10 @@ class CheckpointSide:
                 parts = rest.split("/")
                 if len(parts) >= 2 and owner + ATTR_SUFFIX in self.vars:
                     self.slot_of[v.name] = (owner + ATTR_SUFFIX, parts[1])
-        if self.fmt.binding != Binding.OBJECT_GRAPH:
-            self._read_hdf5_layout()
+        self._carried: CarriedConfig | None | bool = None   # False: it carries none
+        self.model_paths = self.fmt.model_paths(ckpt)   # VARIABLE_PATHS: key -> variable path
+        if self.fmt.binding == Binding.LAYER_ORDER:
+            self._read_legacy_layout()
         elif GRAPH_KEY in self.vars:
             self._read_graph()
 
@@ -126,47 +128,49 @@ class CheckpointSide:
                     if okey and skey:
                         self.slot_of[skey] = (okey, slot_name)
 
-    def _read_hdf5_layout(self) -> None:
+    def _read_legacy_layout(self) -> None:
+        """A legacy Keras HDF5 file's layers in order, each with its weights, and its
+        optimizer's weights (a LAYER_ORDER format is an HDF5 file its ``open_weights`` opens)."""
         def text(x):
             return x.decode("utf-8", "replace") if isinstance(x, bytes) else str(x)
 
         try:
-            with hdf5.open_weights(self.ckpt.path, self.fmt.archive) as f:
-                if self.fmt.binding == Binding.LAYER_ORDER:
-                    group, prefix = (f["model_weights"], "model_weights/") \
-                        if "model_weights" in f else (f, "")
-                    for ln in [text(n) for n in group.attrs.get("layer_names", [])]:
-                        if ln not in group:
-                            continue
-                        names = [text(n) for n in group[ln].attrs.get("weight_names", [])]
-                        keys = [f"{prefix}{ln}/{n}" for n in names if f"{prefix}{ln}/{n}"
-                                in self.vars]
-                        if not keys:
-                            keys = [k for k in self.vars if k.startswith(f"{prefix}{ln}/")]
-                        if keys:
-                            self.legacy_layers.append((ln, keys))
-                    if "optimizer_weights" in f:
-                        og = f["optimizer_weights"]
-                        names = [text(n) for n in og.attrs.get("weight_names", [])]
-                        self.legacy_optimizer = [f"optimizer_weights/{n}" for n in names
-                                                 if f"optimizer_weights/{n}" in self.vars]
-                    cfg = f.attrs.get("model_config")
-                    if cfg is not None:
-                        self.config_json[""] = text(cfg)
+            with self.fmt.open_weights(self.ckpt.path) as f:
+                group, prefix = (f["model_weights"], "model_weights/") \
+                    if "model_weights" in f else (f, "")
+                for ln in [text(n) for n in group.attrs.get("layer_names", [])]:
+                    if ln not in group:
+                        continue
+                    names = [text(n) for n in group[ln].attrs.get("weight_names", [])]
+                    keys = [f"{prefix}{ln}/{n}" for n in names if f"{prefix}{ln}/{n}"
+                            in self.vars]
+                    if not keys:
+                        keys = [k for k in self.vars if k.startswith(f"{prefix}{ln}/")]
+                    if keys:
+                        self.legacy_layers.append((ln, keys))
+                if "optimizer_weights" in f:
+                    og = f["optimizer_weights"]
+                    names = [text(n) for n in og.attrs.get("weight_names", [])]
+                    self.legacy_optimizer = [f"optimizer_weights/{n}" for n in names
+                                             if f"optimizer_weights/{n}" in self.vars]
         except Exception as e:  # the engine reports damaged files; here we restore nothing
             self.graph_problem = f"the file cannot be read: {e}"
-        if self.fmt.archive:
-            import json
+        if self.legacy_optimizer:
+            self._legacy_slots()
 
+    def _carried_config(self) -> CarriedConfig | None:
+        """The config the format says the checkpoint carries (not read before it is asked)."""
+        if self._carried is None:
             try:
-                cfg = hdf5.archive_config(self.ckpt.path)
-                if cfg is not None:
-                    self.config_json[""] = json.dumps(cfg)
+                self._carried = self.fmt.carried_config(self.ckpt) or False
             except RecursionError:
                 self.config_problem = ("the checkpoint's model config is nested too deeply to "
                                        "read; refused")
-        if self.legacy_optimizer:
-            self._legacy_slots()
+                self._carried = False
+            except Exception as e:  # a damaged file: no config, and the restore says why
+                self.config_problem = f"the checkpoint's model config cannot be read: {e}"
+                self._carried = False
+        return self._carried or None
 
     def _legacy_slots(self) -> None:
         """Attach legacy .h5 optimizer weights to the model weights they belong to by name:
@@ -291,6 +295,8 @@ class CheckpointSide:
                 rel = k[len("model_weights/"):] if k.startswith("model_weights/") else k
                 layer, _, rest = rel.partition("/")
                 out[k] = [rest, f"{layer}/{rest.rsplit('/', 1)[-1]}"]
+            elif k in self.model_paths:
+                out[k] = [self.model_paths[k]]
             else:
                 out[k] = [p[len(prefix):] if p.startswith(prefix) else p]
         return out
@@ -373,8 +379,8 @@ class CheckpointSide:
     def optimizer_prefixes(self, root: str) -> list[str]:
         if self.fmt.binding == Binding.LAYER_ORDER:
             return ["optimizer_weights"] if self.legacy_optimizer else []
-        if self.fmt.binding != Binding.OBJECT_GRAPH:
-            return ["optimizer"] if any(k.startswith("optimizer/") for k in self.vars) else []
+        if self.fmt.binding != Binding.OBJECT_GRAPH:   # optimizer/vars/N, optimizer_variables/
+            return [c for c in self.root_children() if is_optimizer_name(c)]
         names = []
         if root:
             names += [f"{root}_optimizer", f"{root}/optimizer"]
@@ -405,24 +411,26 @@ class CheckpointSide:
     def template_config(self, root: str) -> CheckpointConfig | None:
         """The config under ``root`` with the bounds a model built from it keeps: files only
         in the checkpoint's folder, variables the size of the checkpoint's tensors."""
+        text = self.config_for(root)
         if self.config_problem:
             raise TemplateError(self.config_problem)
-        text = self.config_for(root)
         if text is None:
             return None
+        carried = self._carried_config()
         return CheckpointConfig(
-            text, folder=os.path.dirname(self.ckpt.path),
+            text, folder=carried.folder if carried else os.path.dirname(self.ckpt.path),
             tensor_shapes={tuple(int(d) for d in self.vars[k].shape) for k in self.vars
                            if self._assignable(k)},
             checkpoint_bytes=int(self.ckpt.bytes or 0),
-            archive=self.ckpt.path if self.fmt.archive else None)
+            assets=carried.assets if carried else None)
 
     def config_for(self, root: str) -> str | None:
         """The Keras model config the checkpoint carries for the model under ``root``."""
         if root in self.config_json:
             return self.config_json[root]
         if self.fmt.binding != Binding.OBJECT_GRAPH:
-            return self.config_json.get("")
+            carried = self._carried_config()
+            return carried.text if carried else None
         from ..reading import ReadError, read_tensor
 
         key = None

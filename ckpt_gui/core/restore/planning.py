@@ -6,6 +6,7 @@ from collections import defaultdict, deque
 from typing import Any
 
 from ..formats.base import Binding
+from ..model import OK
 from .checkpoint import CheckpointSide, float_kind, is_optimizer_name, norm_path
 from .report import (LAYER_ORDER, MODEL, OBJECT_PATH, OPTIMIZER, ORDER_SHAPE, RENAMED, SUGGESTED,
                      KeyInfo, MappingEntry, RestorePlan, RootError)
@@ -116,6 +117,12 @@ def _plan_model(side: CheckpointSide, tmpl: TemplateSide, root: str) -> tuple[_B
             key = k3.get(id(t.var))
             if key:
                 b.offer(t, [key], OBJECT_PATH)
+    elif side.fmt.binding == Binding.VARIABLE_PATHS:
+        by_path = {side.model_paths[k]: k for k in keys if k in side.model_paths}
+        for t in tmpl.vars:
+            key = by_path.get(tmpl.model_path(t))
+            if key:
+                b.offer(t, [key], OBJECT_PATH)
     elif side.fmt.binding != Binding.LAYER_ORDER:
         names = set(keys)
         for t in tmpl.vars:
@@ -151,9 +158,10 @@ def _plan_model(side: CheckpointSide, tmpl: TemplateSide, root: str) -> tuple[_B
             b.offer(t, cands, RENAMED)
     # 2b. layer order: layer_with_weights-N, _operations/N, a legacy .h5's layer list
     _offer_layer_order(b, side, tmpl, keys, struct)
-    # 3. order and shape: on its own only when names bound nothing
-    named = b.bound_count()
-    how, apply = (ORDER_SHAPE, True) if named == 0 else (SUGGESTED, False)
+    # 3. order and shape: on its own only when names bound nothing, and the checkpoint keeps
+    # the model's order
+    alone = b.bound_count() == 0 and side.fmt.binding.keeps_model_order
+    how, apply = (ORDER_SHAPE, True) if alone else (SUGGESTED, False)
     for t in b.unbound():
         if t.shape == ():
             continue   # scalars pair with anything; never by order alone
@@ -252,6 +260,10 @@ def _plan_optimizer(side: CheckpointSide, tmpl: TemplateSide, root: str,
         used.add(key)
         return True
 
+    if side.fmt.binding == Binding.LAYER_PATHS and len(okeys) == len(entries):
+        for e in entries:   # Keras 3's own layout: <prefix>/vars/<i> is optimizer.variables[i]
+            bind(e, f"{prefix}/vars/{e.index}", OBJECT_PATH)
+
     # iterations and learning rate
     def find(names, fallback_index, kind):
         for k in okeys:
@@ -291,7 +303,7 @@ def _plan_optimizer(side: CheckpointSide, tmpl: TemplateSide, root: str,
         pending = []
         for attr, sv in tslots:
             e = by_id.get(id(sv))
-            if e is None:
+            if e is None or e.key:
                 continue
             hit = next((k for k, sname in cslots if attr in _SLOT_ALIASES.get(
                 sname.lower(), (sname.lower(),)) and k not in used), None)
@@ -404,4 +416,19 @@ def make_plan(side: CheckpointSide, tmpl: TemplateSide, root: str, template_name
                        native_opt and native_possible, prefix, notes=notes)
     if getattr(side, "graph_problem", None):
         plan.notes.append(side.graph_problem)
+    plan.notes += _binding_notes(side, entries)
     return plan
+
+
+def _binding_notes(side: CheckpointSide, entries: list[MappingEntry]) -> list[str]:
+    """What the user must know to trust the plan: the checkpoint's own damage (a lost shard's
+    variables are missing from it), and why its names may bind nothing."""
+    notes = [f"{side.ckpt.name} is {side.ckpt.status}: {p}" for p in side.ckpt.problems
+             if side.ckpt.status != OK]
+    if entries and not any(e.key and e.apply for e in entries) and \
+            not side.fmt.binding.keeps_model_order:
+        hint = side.fmt.unbound_hint(side.ckpt)
+        notes.append((hint + "; " if hint else "") + "none of its paths is a variable path of "
+                     "this model, and its tensors are not in the model's order: nothing binds "
+                     "by name (pairings by shape are only suggestions)")
+    return notes

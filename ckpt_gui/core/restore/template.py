@@ -160,6 +160,12 @@ class TemplateSide:
         self._paths = None
         self._k3 = None
 
+    def model_path(self, t: TemplateVar) -> str:
+        """The variable's path in the model without the model's name (hidden/kernel), as a
+        model rebuilt from its config names it and a pytree checkpoint binds it."""
+        prefix = f"{getattr(self.model, 'name', '')}/"
+        return t.name[len(prefix):] if t.name.startswith(prefix) else t.name
+
     def paths(self) -> dict[int, list[str]]:
         if self._paths is None:
             self._paths = _template_paths(self.model)

@@ -66,22 +66,25 @@ class TensorPlot(QWidget):
         self.plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
 
     def show_preview(self, p: TensorPreview, range_mode: str, cmap_choice: str,
-                     vector_mode: str) -> None:
+                     vector_mode: str, levels: tuple[float, float] | None = None) -> None:
+        """``levels``: the colour range to use instead of ``range_mode``'s (pictures drawn
+        side by side on one scale)."""
         self.clear()
         self.preview = p
         if p.kind == IMAGE:
-            self._draw_image(p, range_mode, cmap_choice)
+            self._draw_image(p, range_mode, cmap_choice, levels)
         elif p.kind == VECTOR:
             self._draw_vector(p, vector_mode)
         self.caption.setText("<br>".join(self._caption_lines(p)))
         self.plot.autoRange(padding=0.02)
 
     # --- heatmap --------------------------------------------------------------------------
-    def _draw_image(self, p: TensorPreview, range_mode: str, cmap_choice: str) -> None:
+    def _draw_image(self, p: TensorPreview, range_mode: str, cmap_choice: str,
+                    levels: tuple[float, float] | None) -> None:
         sy, sx = p.step
         rows, cols = p.display.shape
         rect = (-0.5, -0.5, cols * sx, rows * sy)  # cell (r, c) centred on (c, r)
-        self.levels = colour_levels(p, range_mode)
+        self.levels = levels or colour_levels(p, range_mode)
         self.cmap_name = colormap_name(cmap_choice, self.levels)
         self.image.setImage(p.display, autoLevels=False, levels=self.levels)
         self.image.setRect(*rect)
