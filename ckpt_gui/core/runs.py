@@ -47,6 +47,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import operator
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -55,6 +56,7 @@ from .naming import name_pattern, natural_key
 
 TIME_SLACK = 2.0          # seconds: modification times closer than this do not order two saves
 SAME_MODEL_SHARE = 0.5    # of the smaller variable-name set that two checkpoints of one model share
+_WRITER = operator.attrgetter("writer")
 
 
 @dataclass
@@ -122,18 +124,21 @@ def _writer_kind(writer: str) -> str:
 
 def _by_writer_and_model(members: list[CheckpointInfo]) -> list[list[CheckpointInfo]]:
     """``members`` (one pattern, by number) grouped by writer kind and model."""
-    kinds = {w: _writer_kind(w) for w in {c.writer for c in members}}   # a few writers
-    known = Counter(k for k in (kinds[c.writer] for c in members)
-                    if k and not k.startswith("unknown"))
+    writers = Counter(map(_WRITER, members))                  # a few writers
+    known = Counter()
+    for writer, count in writers.items():
+        kind = _writer_kind(writer)
+        if kind and not kind.startswith("unknown"):
+            known[kind] += count
     usual = known.most_common(1)[0][0] if known else ""
-    kinds = {w: k if k and not k.startswith("unknown") else usual for w, k in kinds.items()}
+    kinds = {w: k if k in known else usual for w, k in zip(writers, map(_writer_kind, writers))}
     names = _NameSets()
     groups: list[tuple[str, frozenset, list[CheckpointInfo]]] = []
     for c in members:
         kind = kinds[c.writer]
         family = c.family() if len(members) > 1 else frozenset()
         for i, (g_kind, g_family, g_members) in enumerate(groups):
-            if g_kind == kind and names.same_model(g_family, family):
+            if g_kind == kind and (g_family is family or names.same_model(g_family, family)):
                 g_members.append(c)
                 if family:
                     groups[i] = (g_kind, family, g_members)
@@ -172,7 +177,7 @@ def _split_at_restarts(members: list[CheckpointInfo], pattern: str, cluster: int
     segments = [_Segment(pattern, cluster, [members[0]])]
     seen = dict(members[0].counters)      # each counter's last value along the run
     for a, b in itertools.pairwise(members):
-        if _restarts(a, b, seen, saved_at, state):
+        if _restarts(a, b, seen, saved_at, state.latest):
             segments.append(_Segment(pattern, cluster, [b]))
             seen = dict(b.counters)
         else:
@@ -182,11 +187,11 @@ def _split_at_restarts(members: list[CheckpointInfo], pattern: str, cluster: int
 
 
 def _restarts(a: CheckpointInfo, b: CheckpointInfo, seen: dict, saved_at: dict[str, int],
-              state: StateFileInfo) -> bool:
+              latest: str | None) -> bool:
     """Whether ``b``, numbered next after ``a``, belongs to another run than ``a``'s."""
     if b.mtime < a.mtime - TIME_SLACK and a.status == b.status == OK:
         return True                                   # written clearly before a
-    if a.name == state.latest and b.name not in saved_at:
+    if a.name == latest and b.name not in saved_at:
         return True                                   # above the state file's latest, unknown to it
     if saved_at.get(b.name, math.inf) < saved_at.get(a.name, -1):
         return True                                   # saved before a, by the state file
