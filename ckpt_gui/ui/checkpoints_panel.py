@@ -131,6 +131,7 @@ class CheckpointsPanel(QWidget):
     verify_requested = Signal(list)             # checkpoint names
     verify_all_requested = Signal()
     pair_selected = Signal(object, object)      # two CheckpointInfo, the earlier first
+    compare_requested = Signal(str)             # "Compare with…" a checkpoint's name
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -215,8 +216,9 @@ class CheckpointsPanel(QWidget):
         if now is not before or now is None:
             self.checkpoint_selected.emit(now)
 
-    def select(self, name: str) -> bool:
-        return self._select_names([name])
+    def select(self, *names: str) -> bool:
+        """Select these checkpoints (two: pair_selected compares them)."""
+        return self._select_names(list(names))
 
     def _select_names(self, names: list[str]) -> bool:
         """Select these checkpoints' rows; the first one becomes the current row."""
@@ -301,18 +303,6 @@ class CheckpointsPanel(QWidget):
             a, b = sorted(names, key=order.index)
             self.pair_selected.emit(self._scan.checkpoint(a), self._scan.checkpoint(b))
 
-    def compare_with(self, name: str) -> None:
-        """Ask which checkpoint to compare ``name`` with; select the two (pair_selected)."""
-        from PySide6.QtWidgets import QInputDialog
-
-        others = [x.name for x in self._scan.checkpoints if x.name != name] if self._scan else []
-        if not others:
-            return
-        other, ok = QInputDialog.getItem(self, "Compare with", f"Compare {safe_name(name)} with:",
-                                         others, 0, False)
-        if ok:
-            self._select_names([name, other])
-
     def _show_details(self, c: CheckpointInfo | None) -> None:
         if c is None:
             self.details.clear()
@@ -340,7 +330,7 @@ class CheckpointsPanel(QWidget):
                        lambda: self.verify_requested.emit(names))
         menu.addAction("Verify All", self.verify_all_requested.emit)
         menu.addAction("Restore into Model…", lambda: self.restore_requested.emit(c.name))
-        menu.addAction("Compare with…", lambda: self.compare_with(c.name))
+        menu.addAction("Compare with…", lambda: self.compare_requested.emit(c.name))
         menu.addSeparator()
         menu.addAction(self.delete_action)
         menu.exec(self.table.viewport().mapToGlobal(pos))

@@ -157,6 +157,7 @@ class MainWindow(QMainWindow):
         self.checkpoints.restore_requested.connect(self.restore)
         self.checkpoints.delete_requested.connect(self.delete)
         self.checkpoints.pair_selected.connect(self.compare)
+        self.checkpoints.compare_requested.connect(self.compare_with)
         self.variables.variable_selected.connect(self._on_variable)
         self.trend.point_chosen.connect(self._show_point)
         self.trend.flags_found.connect(self._show_flags)
@@ -384,6 +385,21 @@ class MainWindow(QMainWindow):
         self.diff.compare(a, b)
         self.tabs.setCurrentWidget(self.diff)
 
+    def compare_with(self, name: str | None = None):
+        """Ask what to compare a checkpoint (else the current one) with: another of this
+        folder's (both rows then selected) or one in another folder. Returns the dialog."""
+        ckpt = self.scan.checkpoint(name) if (self.scan and name) else self.checkpoints.current()
+        if ckpt is None:
+            return None
+        from .compare_dialog import CompareDialog
+
+        dialog = CompareDialog(self.scan, ckpt.name, self.settings, self)
+        dialog.setAttribute(Qt.WA_DeleteOnClose)
+        dialog.chosen_here.connect(self.checkpoints.select)
+        dialog.chosen_elsewhere.connect(self.compare)
+        dialog.open()
+        return dialog
+
     def verify(self, names: str | list[str] | None = None) -> None:
         """Read every tensor of these checkpoints (default: the selected ones)."""
         if self.scan is None:
@@ -548,6 +564,7 @@ class MainWindow(QMainWindow):
         self.cancel_action.setEnabled(False)
         m.addSeparator()
         self._action(m, "&Restore into Model…", self.restore, "Ctrl+R", "actionRestore")
+        self._action(m, "Compare &With…", self.compare_with, "Ctrl+D", "actionCompare")
         self._action(m, "&Delete Checkpoints…", self.delete, None, "actionDelete")
         self._action(m, "&Prune…", lambda: self.delete([]), "Ctrl+Shift+P", "actionPrune")
         m = self.menuBar().addMenu("&View")
