@@ -61,7 +61,7 @@ def inspect_bundle(info: CheckpointInfo, cand: Candidate, location: tuple[str, s
             if k in layout.shards_to_read:
                 fds[k] = fd
             else:
-                os.close(fd)
+                storage.close(fd)
             rel = rel_dir + fname
             if rel in listed:
                 opened[rel] = st
@@ -74,7 +74,7 @@ def inspect_bundle(info: CheckpointInfo, cand: Candidate, location: tuple[str, s
             _read_v2_counters(info, index, layout, fds, base)
     finally:
         for fd in fds.values():
-            os.close(fd)
+            storage.close(fd)
 
 
 def _inspect_v2_index(info: CheckpointInfo, index: bundle.BundleIndex, layout: "_V2Layout",
@@ -168,7 +168,7 @@ def _read_v2_counters(info: CheckpointInfo, index: bundle.BundleIndex, layout: "
     plan = layout.counter_plan
     if plan is not None and info._rows is not None:  # the common case: plain numbers, all there
         spans, items = plan
-        data = {shard: os.pread(fds[shard], hi - lo, lo) for shard, (lo, hi) in spans.items()}
+        data = {shard: storage.read_fd(fds[shard], hi - lo, lo) for shard, (lo, hi) in spans.items()}
         crcs, masked_crc32c = index.crcs, checksum.masked_crc32c
         values = {}
         for row, shard, start, size, path, unpack in items:

@@ -56,6 +56,8 @@ def _as_numpy(value) -> np.ndarray:
 
 
 def read_tf_tensor(prefix: str, name: str, dtype: str) -> np.ndarray:
+    if storage.is_url(prefix):  # TensorFlow cannot read s3:// (nor gs:// at another endpoint)
+        return read_bundle_by_range(prefix, name)
     t = tf()
     try:
         with t.device("/cpu:0"):
@@ -67,6 +69,31 @@ def read_tf_tensor(prefix: str, name: str, dtype: str) -> np.ndarray:
     if not isinstance(array, np.ndarray):  # a scalar string comes back as bytes
         array = np.array(array, dtype=object if isinstance(array, bytes) else None)
     return array
+
+
+def read_bundle_by_range(prefix: str, name: str) -> np.ndarray:
+    """A tensor of a V2 bundle in a bucket, read by its byte range and checked against its
+    checksum without TensorFlow; ReadError when that cannot be done."""
+    try:
+        index, entry = bundle.lookup_entry(prefix + ".index", name)
+    except (OSError, bundle.BundleError) as e:
+        raise ReadError(str(e)) from None
+    if entry is None:
+        raise ReadError(f"the checkpoint has no tensor {name}")
+    if entry.sliced or index.big_endian:
+        raise ReadError("a partitioned or big-endian tensor cannot be read from a bucket: "
+                        "copy the checkpoint to a local folder")
+    with closing(DataFiles(prefix, index.num_shards)) as files:
+        files.check(entry)
+        array = read_verified(files, entry, False)
+        if array is not None:
+            return array
+        try:
+            raw = bundle.read_raw(files.name(entry.shard_id), entry, check=True,
+                                  fd=files.file(entry.shard_id)[0])
+            return bundle.decode_small(raw, entry)
+        except (OSError, bundle.BundleError) as e:
+            raise ReadError(str(e)) from None
 
 
 def read_keras_tensor(ckpt: CheckpointInfo, var: VariableInfo, open_weights) -> np.ndarray:
@@ -169,7 +196,7 @@ class DataFiles:
     def close(self) -> None:
         for got in self._files.values():
             if not isinstance(got, str):
-                os.close(got[0])
+                storage.close(got[0])
         self._files.clear()
 
 
@@ -195,14 +222,25 @@ def read_verified(files: DataFiles, entry: bundle.BundleEntry, big_endian: bool
         return None
     array = _empty(entry.shape, np.dtype(entry.numpy_dtype))
     fd, _ = files.file(entry.shard_id)
+    out = memoryview(array.reshape(-1).view(np.uint8))
     try:
-        crc = _read_with_crc(fd, entry.offset, memoryview(array.reshape(-1).view(np.uint8)))
+        if storage.is_remote(fd):  # concurrent range requests, then one checksum
+            crc = checksum.crc32c(out) if fd.readinto(entry.offset, out) == len(out) else None
+        else:
+            crc = _read_with_crc(fd, entry.offset, out)
     except OSError:
         return None
+    except Exception as e:  # a remote read's failure says why (TensorFlow cannot read it)
+        raise ReadError(str(storage.UnreadableFile(fd.url, _remote_reason(e)))) from None
     if crc is None or checksum.mask_crc32c(crc) != entry.crc32c:
         return None
     array.flags.writeable = False
     return array
+
+
+def _remote_reason(e: Exception) -> str:
+    from . import remote
+    return remote.reason_of(e)
 
 
 def _empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 
-from .. import keras_dir
+from .. import keras_dir, storage
 from .base import CarriedConfig, Candidate, DirectoryListing
 from .keras_archive import KerasArchive
 
@@ -67,6 +67,6 @@ class KerasDir(KerasArchive):
 
 def _entries(path: str) -> list[str]:
     try:
-        return os.listdir(path)
+        return [name for name, _ in storage.list_folder(path)]
     except OSError:
         return []
