@@ -245,8 +245,6 @@ def list_folder(directory: str) -> list[tuple[str, bool]]:
     if is_url(directory):
         try:
             return [(e.name, e.is_dir) for e in _remote().listing(directory).values()]
-        except OSError:
-            raise
         except Exception as e:
             raise OSError(_remote().folder_problem(directory, e)) from None
     out = []
