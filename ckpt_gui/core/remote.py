@@ -24,7 +24,15 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-TIMEOUT = float(os.environ.get("CKPT_GUI_STORAGE_TIMEOUT", "30"))
+
+
+def timeout() -> float:
+    """Seconds any one call to a store may take (``CKPT_GUI_STORAGE_TIMEOUT``, default 30)."""
+    try:
+        return float(os.environ.get("CKPT_GUI_STORAGE_TIMEOUT", "30"))
+    except ValueError:
+        return 30.0
+
 PART = 8 << 20           # a large range is fetched as parts of this size, concurrently
 BLOCK = 64 << 10         # h5py and zipfile read through a block cache of this block size
 _CACHE_BYTES = 256 << 20  # the immutable-object cache's budget
@@ -81,7 +89,7 @@ def _make_filesystem(protocol: str):
 
         fs = s3fs.S3FileSystem(
             anon=not _aws_credentials(), skip_instance_cache=True, use_listings_cache=False,
-            config_kwargs={"connect_timeout": 5, "read_timeout": TIMEOUT,
+            config_kwargs={"connect_timeout": min(5, timeout()), "read_timeout": timeout(),
                            "retries": {"max_attempts": 2, "mode": "standard"},
                            "max_pool_connections": 32})
         fs.retries = 2  # s3fs retries botocore's retries five times by default
@@ -91,7 +99,7 @@ def _make_filesystem(protocol: str):
         # layout, which emulators (and anonymous access) cannot answer
         from gcsfs.core import GCSFileSystem
 
-        return GCSFileSystem(requests_timeout=TIMEOUT, skip_instance_cache=True,
+        return GCSFileSystem(requests_timeout=timeout(), skip_instance_cache=True,
                              use_listings_cache=False)
     return fsspec.filesystem(protocol, skip_instance_cache=True)
 
@@ -119,7 +127,7 @@ def outage(url: str) -> str | None:
     return _outages.get(split(url)[0])
 
 
-def _call(url: str, method: str, *args, timeout: float = TIMEOUT, **kwargs):
+def _call(url: str, method: str, *args, deadline: float | None = None, **kwargs):
     """fs.method(*args, **kwargs) with a deadline; a connection-level failure becomes
     Unreachable (and the store's outage: later calls fail at once)."""
     protocol = split(url)[0]
@@ -128,7 +136,7 @@ def _call(url: str, method: str, *args, timeout: float = TIMEOUT, **kwargs):
         raise Unreachable(known)
     fs = filesystem(protocol)
     if hasattr(fs, "loop"):  # an async filesystem: its sync methods take a deadline
-        kwargs["timeout"] = timeout
+        kwargs["timeout"] = deadline or timeout()
     try:
         return getattr(fs, method)(*args, **kwargs)
     except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError):
@@ -147,7 +155,7 @@ def unreachable_reason(e: BaseException) -> str | None:
     text = str(e).split("\n")[0]
     if names & {"FSTimeoutError", "TimeoutError", "ReadTimeoutError", "ConnectTimeoutError",
                 "ServerTimeoutError"}:
-        return f"the server did not answer within {TIMEOUT:g} s"
+        return f"the server did not answer within {timeout():g} s"
     if names & {"NoCredentialsError", "PartialCredentialsError"}:
         return ("no credentials were found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
                 "AWS_PROFILE)")
@@ -290,7 +298,7 @@ class RemoteFile:
         ends = [min(s + PART, offset + size) for s in starts]
         path = split(self.url)[1]
         return _call(self.url, "cat_ranges", [path] * len(starts), starts, ends,
-                     timeout=TIMEOUT * max(1, len(starts) // 8), on_error="raise")
+                     deadline=timeout() * max(1, len(starts) // 8), on_error="raise")
 
     def readinto(self, offset: int, out: memoryview) -> int:
         """Fill ``out`` from ``offset``; the bytes filled (fewer at the end)."""
