@@ -188,6 +188,9 @@ class S3Server:
         from moto.server import ThreadedMotoServer
         from moto.moto_server.werkzeug_app import MotoRequestHandler
 
+        import logging
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # not a line per request
         self.log = RequestLog()
         handler = counting_handler(MotoRequestHandler, self.log)
 

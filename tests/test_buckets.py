@@ -192,7 +192,7 @@ def test_a_private_bucket_without_credentials_says_access_denied(
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(key)
     code, _, err = run(capsys, "scan", "s3://private/run")
-    assert (code, err) == (2, "ckpt-inspect: s3://private/run: access denied\n")
+    assert (code, err) == (2, f"ckpt-inspect: s3://private/run: {remote.ANONYMOUS_DENIED}\n")
 
 
 def test_prune_in_a_bucket_is_refused_and_deletes_nothing(store, corpus_copy, capsys):

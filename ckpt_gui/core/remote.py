@@ -139,7 +139,12 @@ def _call(url: str, method: str, *args, deadline: float | None = None, **kwargs)
         kwargs["timeout"] = deadline or timeout()
     try:
         return getattr(fs, method)(*args, **kwargs)
-    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError):
+    except PermissionError:
+        if getattr(fs, "anon", False) is True:  # read anonymously: nothing private will do
+            _outages[protocol] = ANONYMOUS_DENIED
+            raise Unreachable(ANONYMOUS_DENIED) from None
+        raise
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         raise
     except Exception as e:
         reason = unreachable_reason(e)
@@ -147,6 +152,10 @@ def _call(url: str, method: str, *args, deadline: float | None = None, **kwargs)
             raise
         _outages[protocol] = reason
         raise Unreachable(reason) from None
+
+
+ANONYMOUS_DENIED = ("access denied: no AWS credentials were found, so the bucket was read "
+                    "anonymously (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)")
 
 
 def unreachable_reason(e: BaseException) -> str | None:
@@ -207,6 +216,8 @@ def listing(url: str) -> dict[str, Entry]:
     protocol, path = split(url)
     raw = _call(url, "ls", path, detail=True, refresh=True) if _refreshes(protocol) \
         else _call(url, "ls", path, detail=True)
+    if len(raw) == 1 and raw[0]["name"].rstrip("/") == path and raw[0].get("type") == "file":
+        raise NotADirectoryError(url)  # (an object: some stores list it as itself)
     entries = {}
     for d in raw:
         name = posixpath.basename(d["name"].rstrip("/"))
@@ -248,7 +259,7 @@ def _mtime(d: dict) -> float:
 def entry(url: str) -> Entry | None:
     """The entry of ``url`` in its folder's listing, or None when there is none."""
     parent, name = url.rstrip("/").rsplit("/", 1)
-    if parent.endswith(":/"):  # a bucket itself
+    if parent.endswith(":/") or url.rstrip("/") in _listings:  # a bucket, a folder listed
         return Entry(name, True, 0, "", 0.0)
     try:
         return listing(parent).get(name)

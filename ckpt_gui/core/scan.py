@@ -38,8 +38,9 @@ def _check_url(url: str, directory: str) -> str:
     try:
         storage.list_folder(url)
     except OSError as e:
-        if storage.is_file(url):  # a checkpoint file: checkpoint_location opens its folder
-            return url
+        if storage.is_file(url):
+            raise ScanError(f"{directory}: is a file, not a directory (open the folder that "
+                            "holds it)") from None
         raise ScanError(f"{directory}: {e.strerror or e}") from None
     return url
 
