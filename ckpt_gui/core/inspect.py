@@ -9,6 +9,7 @@ import itertools
 import math
 import operator
 import os
+import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -116,13 +117,38 @@ def _inspect_v2_index(info: CheckpointInfo, index: bundle.BundleIndex, layout: "
 def _graph_bytes(index: bundle.BundleIndex, layout: "_V2Layout", prefix_dir: str, base: str,
                  fds: dict[int, int]) -> tuple[bytes | None, str | None]:
     """The object graph's stored bytes (through its data file in ``fds`` when open), or the
-    problem that keeps them from being read."""
+    problem that keeps them from being read.
+
+    A training run's checkpoints share one object graph. In a bucket, where each read is a
+    round trip, a graph whose size and checksum (from the index) equal those of one read
+    before is taken to be those bytes: a scan then fetches each distinct graph once."""
     entry = index.row(layout.graph_row)
+    fd = fds.get(entry.shard_id)
+    path = os.path.join(prefix_dir, bundle.data_file_name(base, entry.shard_id,
+                                                          index.num_shards))
+    if fd is None or not storage.is_remote(fd):
+        return _read_graph(path, entry, fd)
+    fingerprint = (entry.size, entry.crc32c)
+    with _REMOTE_GRAPHS_LOCK:  # (a bucket's checkpoints are inspected concurrently)
+        if fingerprint not in _REMOTE_GRAPHS:
+            raw, problem = _read_graph(path, entry, fd)
+            if problem is not None:
+                return raw, problem
+            if len(_REMOTE_GRAPHS) < 64:
+                _REMOTE_GRAPHS[fingerprint] = raw
+            return raw, None
+        return _REMOTE_GRAPHS[fingerprint], None
+
+
+def _read_graph(path: str, entry: bundle.BundleEntry, fd) -> tuple[bytes | None, str | None]:
     try:
-        return bundle.read_raw(os.path.join(prefix_dir, bundle.data_file_name(
-            base, entry.shard_id, index.num_shards)), entry, fd=fds.get(entry.shard_id)), None
+        return bundle.read_raw(path, entry, fd=fd), None
     except (ValueError, OSError) as e:  # (BundleError, limits.OverBudget)
         return None, f"the object graph cannot be decoded: {e}"
+
+
+_REMOTE_GRAPHS: dict[tuple[int, int], bytes] = {}  # (size, checksum) -> object graph bytes
+_REMOTE_GRAPHS_LOCK = threading.Lock()
 
 
 def _decode_graph(index: bundle.BundleIndex, layout: "_V2Layout", raw: bytes
@@ -161,6 +187,28 @@ def _rows_with_slots(info: CheckpointInfo, index: bundle.BundleIndex, layout: "_
     return known[0]
 
 
+GAP = 4096  # in a bucket, counters closer than this are fetched in one request
+
+
+def _span(fd, lo: int, hi: int, pieces: list[tuple[int, int]]) -> bytes:
+    """Bytes lo..hi of an open data file, of which only ``pieces`` [(start from lo, size)] are
+    needed: locally one read; in a bucket only the pieces (those less than GAP apart in one
+    request), the bytes between them left zero. Counters may lie a whole model apart."""
+    if not storage.is_remote(fd):
+        return storage.read_fd(fd, hi - lo, lo)
+    buf = bytearray(hi - lo)
+    runs: list[list[int]] = []
+    for start, size in sorted(pieces):
+        if runs and start - runs[-1][1] < GAP:
+            runs[-1][1] = max(runs[-1][1], start + size)
+        else:
+            runs.append([start, start + size])
+    for a, b in runs:
+        got = storage.read_fd(fd, b - a, lo + a)
+        buf[a:a + len(got)] = got
+    return bytes(buf)
+
+
 def _read_v2_counters(info: CheckpointInfo, index: bundle.BundleIndex, layout: "_V2Layout",
                       fds: dict[int, int], base: str) -> None:
     """The counters' values, read from the data files in ``fds`` (shard -> open file), one
@@ -168,7 +216,8 @@ def _read_v2_counters(info: CheckpointInfo, index: bundle.BundleIndex, layout: "
     plan = layout.counter_plan
     if plan is not None and info._rows is not None:  # the common case: plain numbers, all there
         spans, items = plan
-        data = {shard: storage.read_fd(fds[shard], hi - lo, lo) for shard, (lo, hi) in spans.items()}
+        data = {shard: _span(fds[shard], lo, hi, [(it[2], it[3]) for it in items if it[1] == shard])
+                for shard, (lo, hi) in spans.items()}
         crcs, masked_crc32c = index.crcs, checksum.masked_crc32c
         values = {}
         for row, shard, start, size, path, unpack in items:
