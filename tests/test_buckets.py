@@ -297,3 +297,27 @@ def test_restore_from_a_bucket_restores_what_the_local_copy_does(
     assert len(weights[0]) == len(weights[1]) > 6
     for a, b in zip(*weights):
         assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_orbax_steps_in_a_bucket_read_through_tensorstore_like_the_local_ones(
+        s3_server, tmp_path, capsys):
+    """orbax.checkpoint.CheckpointManager's steps (OCDBT + zarr3), uploaded: tensorstore's own
+    s3 kvstore reads them (AWS_ENDPOINT_URL), with the same scan, verify and values."""
+    local = tmp_path / "run"
+    subprocess.run([sys.executable, str(Path(__file__).with_name("_orbax_writers.py")),
+                    "manager", str(local), "2"], check=True, capture_output=True, timeout=600)
+    remote.begin()
+    s3_server.reset()
+    fs = s3_filesystem(s3_server)
+    fs.mkdir("orbax")
+    upload(fs, local, "s3://orbax/run")
+    scanned = scan_json(capsys, "s3://orbax/run", "--verify")
+    assert scanned == scan_json(capsys, local, "--verify")
+    assert [(c["name"], c["status"]) for c in scanned["checkpoints"]] == [("0", "ok"),
+                                                                           ("10", "ok")]
+    name = scanned["checkpoints"][1]["variables"][0]["name"]
+    shown = [json.loads(run(capsys, "show", str(where), "10", name, "--json")[1])
+             for where in ("s3://orbax/run", local)]
+    assert shown[0]["stats"]["count"] > 0
+    assert (shown[0]["stats"], shown[0]["values"]) == (shown[1]["stats"], shown[1]["values"])
+

@@ -348,3 +348,25 @@ def open_remote(url: str) -> RemoteFile:
     if found.is_dir:
         raise IsADirectoryError(url)
     return RemoteFile(url, found)
+
+
+def tensorstore_kvstore(url: str) -> dict:
+    """The tensorstore kvstore spec of folder ``url`` (Orbax steps are read by tensorstore):
+    its s3 driver takes the AWS credential variables and ``AWS_ENDPOINT_URL``; its gcs driver
+    Google's credentials (an emulator: ``TENSORSTORE_GCS_HTTP_URL``)."""
+    protocol, path = split(url)
+    bucket, _, key = path.partition("/")
+    prefix = key + "/" if key else ""
+    if protocol in ("s3", "s3a"):
+        spec = {"driver": "s3", "bucket": bucket, "path": prefix}
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        if endpoint:
+            spec["endpoint"] = endpoint
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        if region:
+            spec["aws_region"] = region
+        return spec
+    if protocol in ("gs", "gcs"):
+        return {"driver": "gcs", "bucket": bucket, "path": prefix}
+    raise ValueError(f"Orbax steps are read in s3:// and gs:// buckets only, not in {protocol}://"
+                     " (tensorstore reads them)")

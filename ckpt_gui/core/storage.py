@@ -291,5 +291,13 @@ def is_dir(path: str) -> bool:
         return False
 
 
+def kvstore(directory: str) -> dict:
+    """tensorstore's kvstore spec of a folder: a local one, or (tensorstore's own s3 and gcs
+    drivers, with the same endpoint settings) a bucket's. ValueError for other URLs."""
+    if is_url(directory):
+        return _remote().tensorstore_kvstore(directory)
+    return {"driver": "file", "path": directory + "/"}
+
+
 def exists(path: str) -> bool:
     return is_file(path) or is_dir(path) if is_url(path) else os.path.exists(path)
