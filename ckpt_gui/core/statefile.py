@@ -244,7 +244,7 @@ def checkpoint_exists(directory: str, name: str) -> bool:
     """Whether ``name`` is a checkpoint TensorFlow would find: ``name.index`` (V2) or the file
     ``name`` itself (V1 single file, or an HDF5 file a Keras callback listed)."""
     path = os.path.join(directory, name)
-    return os.path.isfile(path + ".index") or os.path.isfile(path)
+    return storage.is_file(path + ".index") or storage.is_file(path)
 
 
 def resolve_on_disk(entry: str, directory: str) -> str | None:
