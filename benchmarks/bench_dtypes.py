@@ -5,8 +5,9 @@ same run (issue 12: within 1.5x; peak memory within 1.5x the tensor's float32 si
     .venv/bin/python benchmarks/bench_dtypes.py [--elements 100000000] [--runs 3]
 
 Each side runs in its own fresh process (so neither inherits the other's memory), imports first,
-then times ``runs`` repetitions; its peak memory is the growth of the resident set's high-water
-mark (VmHWM, reset through /proc/self/clear_refs) over a run. The checkpoint is written by
+then times ``runs`` repetitions (wall clock, and the CPU seconds of all its threads: on a
+shared machine the wall ratio moves with the load); its peak memory is the growth of the
+resident set's high-water mark (VmHWM, reset through /proc/self/clear_refs) over a run. The checkpoint is written by
 TensorFlow to a temporary folder and deleted afterwards.
 """
 from __future__ import annotations
@@ -61,16 +62,21 @@ def status(field):
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) * 1024 for line in f if line.startswith(field))
 
-times, peaks = [], []
+def cpu():
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    return use.ru_utime + use.ru_stime
+
+times, cpus, peaks = [], [], []
 for _ in range(RUNS):
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # the high-water mark restarts from the current resident set
     before = status("VmRSS:")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu()
     run()
     times.append(time.perf_counter() - t0)
+    cpus.append(cpu() - c0)
     peaks.append(status("VmHWM:") - before)
-print(json.dumps({"best": min(times), "peak": max(peaks)}))
+print(json.dumps({"best": min(times), "cpu": min(cpus), "peak": max(peaks)}))
 """
 
 

@@ -305,8 +305,12 @@ def test_cli_scan_json_verify(name, copies, scans, capsys):
     assert "Traceback" not in out.err
     data = json.loads(out.out)
     _, verified = scans[name]
-    assert set(data) == {"directory", "latest", "state_file", "checkpoints", "orphans",
-                         "subdirectories"}
+    assert set(data) == {"directory", "latest", "state_file", "checkpoints", "runs", "orphans",
+                         "subdirectories", "problems"}
+    in_runs = {n: r["id"] for r in data["runs"] for n in r["checkpoints"]}
+    assert {c["name"]: c["run"] for c in data["checkpoints"]} == {
+        c["name"]: in_runs.get(c["name"]) for c in data["checkpoints"]}
+    assert [r["id"] for r in data["runs"]] == [r.id for r in verified.runs]
     assert set(data["state_file"]) == {"present", "latest", "listed", "problems"}
     assert data["directory"] == copies[name] and data["latest"] == verified.latest
     for c in data["checkpoints"]:
@@ -446,9 +450,12 @@ def test_supercon_counters_and_latest(corpus_copy):
     assert [c.counters["discriminator_optimizer/iter"] for c in scan.checkpoints] == iters
     assert [c.counters["save_counter"] for c in scan.checkpoints] == [1, 2, 3, 4, 5]
     assert [c.training_progress() for c in scan.checkpoints] == iters
-    # the state file's latest is the most trained one but not the highest-numbered: said so
-    (problem,) = scan.state_file.problems
-    assert "ckpt-2" in problem and "ckpt-5" in problem
+    # ckpt-3..5 are an older run that the restart (the state file's ckpt-1, ckpt-2) overwrote
+    # the start of: higher numbers of another run do not make the state file's latest wrong
+    assert [(r.id, r.checkpoints, r.restarted_from) for r in scan.runs] == [
+        ("ckpt-{N}", ["ckpt-3", "ckpt-4", "ckpt-5"], None),
+        ("ckpt-{N}#2", ["ckpt-1", "ckpt-2"], "ckpt-{N}")]
+    assert scan.state_file.problems == []
     assert not any(v.slot_of for c in scan.checkpoints for v in c.variables)
     norm = [v for v in scan.checkpoints[0].variables if "moving_" in v.name]
     assert norm and all(v.role == "normalization" for v in norm)

@@ -459,7 +459,8 @@ def test_cli_missing_directory_file_and_empty_directory(tmp_path, capsys):
     data = json.loads(capsys.readouterr().out)
     assert data == {"directory": str(empty), "latest": None,
                     "state_file": {"present": False, "latest": None, "listed": [], "problems": []},
-                    "checkpoints": [], "orphans": [], "subdirectories": []}
+                    "checkpoints": [], "runs": [], "orphans": [], "subdirectories": [],
+                    "problems": []}
     assert cli.main(["scan", str(empty)]) == 0
     assert "(no checkpoints in this directory)" in capsys.readouterr().out
     assert cli.main(["show", str(empty), "latest", "w"]) == 2

@@ -104,7 +104,9 @@ def test_prune_removes_a_sharded_save_json_first(sharded, tmp_path, capsys):
     shutil.copytree(sharded[0], folder)
     shards = {name: keras_sharded.read_map(str(folder / f"{name}.weights.json")).shards
               for name in ("m", "m_1")}
-    code, out = run_cli(capsys, "prune", "--keep-last", 1, "--permanent", "--json", folder)
+    # (by name: m.weights.json has no number, so no --keep-last policy chooses it)
+    code, out = run_cli(capsys, "prune", "--delete", "m.weights.json", "--permanent", "--json",
+                        folder)
     assert code == 0, out
     result = json.loads(out)
     assert result["deleted"] == ["m.weights.json"] and result["kept"] == ["m_1.weights.json"]

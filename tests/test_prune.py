@@ -75,19 +75,24 @@ def test_keep_last_ckpt_n_tictactoe(corpus_copy, tf, tmp_trash):
     assert f"Path={d}/ckpt-17.index" in info
 
 
-def test_keep_last_supercon_keeps_the_state_files_latest(corpus_copy, tf):
+def test_keep_last_supercon_keeps_the_last_of_each_run(corpus_copy, tf):
     d = corpus_copy(SUPERCON)
     before = state_text(d)
-    plan, result = prune_dir(d, policy=Policy(keep_last=2))
-    # ckpt-2 is what the state file names: kept although it is not among the last two.
-    assert plan.deleted == ["ckpt-1", "ckpt-3"]
-    assert plan.kept == ["ckpt-2", "ckpt-4", "ckpt-5"]
+    plan, result = prune_dir(d, policy=Policy(keep_last=1))
+    # Two runs: ckpt-3..5 (older) and the restart ckpt-1, ckpt-2 that the state file lists.
+    # Each keeps its last; ckpt-2 is also what the state file names.
+    assert plan.deleted == ["ckpt-1", "ckpt-3", "ckpt-4"]
+    assert plan.kept == ["ckpt-2", "ckpt-5"]
     assert plan.reasons["ckpt-2"] == "the latest checkpoint"
+    assert plan.reasons["ckpt-5"] == "one of the last 1 of run ckpt-{N}"
+    assert plan.reasons["ckpt-1"] == "older than the last 1 of run ckpt-{N}#2"
     assert plan.state_action == STATE_KEEP and result.ok
     assert state_text(d) == before
-    assert listing(d) == ["checkpoint"] + v2_files("ckpt-2", "ckpt-4", "ckpt-5")
+    assert listing(d) == ["checkpoint"] + v2_files("ckpt-2", "ckpt-5")
     scan, _ = assert_tf_agrees(tf, d)
     assert scan.latest == "ckpt-2"
+    assert [(r.id, r.checkpoints) for r in scan.runs] == [("ckpt-{N}", ["ckpt-5"]),
+                                                          ("ckpt-{N}#2", ["ckpt-2"])]
 
 
 def test_keep_last_uses_natural_order_charity(corpus_copy, tf):
@@ -151,9 +156,14 @@ def test_delete_latest_with_foreign_paths_regr(corpus_copy, tf):
     assert_tf_agrees(tf, d)
 
 
-def test_latest_moves_by_number_when_the_state_file_listed_only_it(corpus_copy, tf):
+def test_latest_stays_in_the_state_files_run_when_it_listed_only_it(corpus_copy, tf):
     d = corpus_copy(SUPERCON)
     _, result = prune_dir(d, delete=["ckpt-2"])
+    # ckpt-5 is numbered higher, but of the older run; the state file describes the restart
+    assert result.latest == "ckpt-1"
+    assert state_text(d) == 'model_checkpoint_path: "ckpt-1"\nall_model_checkpoint_paths: "ckpt-1"\n'
+    assert_tf_agrees(tf, d)
+    _, result = prune_dir(d, delete=["ckpt-1"])     # that run gone: the newest of the rest
     assert result.latest == "ckpt-5"
     assert state_text(d) == 'model_checkpoint_path: "ckpt-5"\nall_model_checkpoint_paths: "ckpt-5"\n'
     assert_tf_agrees(tf, d)
@@ -243,13 +253,21 @@ def test_keep_every_pinned_and_latest(corpus_copy):
     assert sel.deleted == ["weights.100.hd5f"] and sel.latest_after == "weights.95.hd5f"
 
 
-def test_keep_last_by_counter_order(corpus_copy):
+def test_keep_last_by_counter_order_within_each_run(corpus_copy):
     d = corpus_copy(SUPERCON)
-    # By optimizer iterations ckpt-3..5 (45, 65, 80) come from a restarted run: ckpt-2 (630)
-    # and ckpt-1 (315) are the most trained.
-    plan = plan_prune(scan_directory(str(d)), policy=Policy(keep_last=2, order="counter"))
-    assert plan.kept == ["ckpt-1", "ckpt-2"]
-    assert plan.deleted == ["ckpt-3", "ckpt-4", "ckpt-5"]
+    scan = scan_directory(str(d))
+    # By optimizer iterations ckpt-3..5 (45, 65, 80) rank below ckpt-1 and ckpt-2 (315, 630),
+    # but they are another run (the older one the restart overwrote the start of): the policy
+    # keeps the most trained two of each run.
+    plan = plan_prune(scan, policy=Policy(keep_last=2, order="counter"))
+    assert plan.kept == ["ckpt-1", "ckpt-2", "ckpt-4", "ckpt-5"]
+    assert plan.deleted == ["ckpt-3"]
+    # --run: one run only, the others stay
+    only = plan_prune(scan, policy=Policy(keep_last=0, run="ckpt-{N}"))
+    assert only.deleted == ["ckpt-3", "ckpt-4", "ckpt-5"] and only.kept == ["ckpt-1", "ckpt-2"]
+    assert only.reasons["ckpt-1"] == "in another run (ckpt-{N}#2)"
+    with pytest.raises(PlanError, match=r"no run 'ckpt-\{N\}#3' .*\(runs: ckpt-\{N\}, ckpt-\{N\}#2\)"):
+        plan_prune(scan, policy=Policy(keep_last=1, run="ckpt-{N}#3"))
 
 
 def test_plan_errors(corpus_copy):
@@ -729,6 +747,50 @@ def test_young_orphans_and_reclaimed_shards_are_left_alone(corpus_copy, tmp_path
     os.rename(tmp_path / "ckpt-18.index", d / "ckpt-18.index")   # the save finished
     plan = plan_orphans(scan, min_age=0)
     assert plan.files == [] and "belongs to a checkpoint" in plan.skipped[scan.orphans[0]]
+
+
+def test_an_interrupted_permanent_deletion_is_finished(corpus_copy, tmp_trash, monkeypatch,
+                                                       capsys):
+    from ckpt_gui.cli import main
+
+    d = corpus_copy(TICTACTOE)
+    temp = d / "ckpt-20_temp"                  # an abandoned save: an orphan folder
+    temp.mkdir()
+    for i in range(3):
+        (temp / f"part{i}").write_bytes(b"x" * 10)
+    old = 1_600_000_000
+    os.utime(temp, (old, old))
+    before_state = state_text(d)
+
+    def crash(path, *args, **kwargs):           # the power goes after one file
+        os.remove(os.path.join(path, "part0"))
+        raise OSError(5, "Input/output error", path)
+
+    with monkeypatch.context() as m:
+        m.setattr(prune.shutil, "rmtree", crash)
+        result = execute_prune(plan_orphans(scan_directory(str(d))), permanent=True)
+    assert not result.ok
+    leftover = d / ".ckpt-20_temp.deleting"    # renamed away before its tree was removed
+    assert sorted(os.listdir(leftover)) == ["part1", "part2"] and not temp.exists()
+    os.utime(leftover, (old, old))             # (the crash was a while ago)
+
+    scan = scan_directory(str(d))
+    assert scan.orphans == [".ckpt-20_temp.deleting/"]
+    assert scan.problems == [".ckpt-20_temp.deleting/ is what an interrupted permanent deletion "
+                             "left of ckpt-20_temp; deleting the orphan files finishes it"]
+    assert main(["scan", str(d)]) == 0
+    assert ("  ! .ckpt-20_temp.deleting/ is what an interrupted permanent deletion left of "
+            "ckpt-20_temp") in capsys.readouterr().out
+    plan = plan_orphans(scan)                  # to the trash, as asked; but this one is finished
+    assert plan.reasons[".ckpt-20_temp.deleting/"].startswith(
+        "left by an interrupted permanent deletion of ckpt-20_temp: removing it finishes")
+    result = execute_prune(plan)
+    assert result.ok and result.files == [".ckpt-20_temp.deleting/"]
+    assert listing(d) == ["checkpoint"] + v2_files("ckpt-17", "ckpt-18", "ckpt-19")
+    assert not tmp_trash.exists() or os.listdir(tmp_trash / "files") == []   # for good
+    after = scan_directory(str(d))
+    assert after.orphans == [] and after.problems == []
+    assert state_text(d) == before_state
 
 
 # --- the command line -------------------------------------------------------------------------

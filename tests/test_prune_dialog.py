@@ -33,6 +33,15 @@ def confirm_and_wait(qtbot, dlg):
     return blocker.args[0]
 
 
+def assert_nothing_marked(dlg):
+    """The safe state after a deletion: nothing selected nor planned, the trash chosen."""
+    assert dlg.selected == [] and dlg.mode_selected.isChecked()
+    assert not dlg.mode_selected.isEnabled() and dlg.mode_selected.text().endswith("(0)")
+    assert dlg.plan.empty and not dlg.delete_button.isEnabled()
+    assert dlg.trash_radio.isChecked() and not dlg.include_latest_check.isChecked()
+    assert dlg.summary_label.text() == "Nothing to delete."
+
+
 def tree_rows(dlg):
     t = dlg.plan_tree
     return {t.topLevelItem(i).data(0, Qt.UserRole): (t.topLevelItem(i).text(1),
@@ -74,9 +83,9 @@ def test_selected_to_trash_then_undo(qtbot, corpus_copy, tmp_trash, tf):
         "ckpt-19.data-00000-of-00001", "ckpt-19.index"]
     assert "Deleted 2 (4 files, 11.1 KB) to the trash." in dlg.result_label.text()
     assert_tf_agrees(tf, d)
-    # The dialog now shows the folder as it is: the selection is gone, a policy is offered.
+    # The dialog now shows the folder as it is, and marks nothing for another deletion.
     assert [c.name for c in dlg.scan.checkpoints] == ["ckpt-18"]
-    assert dlg.mode_policy.isChecked() and not dlg.mode_selected.isEnabled()
+    assert_nothing_marked(dlg)
 
     assert dlg.undo_button.isEnabled()
     with qtbot.waitSignal(dlg.restored, timeout=TIMEOUT) as blocker:
@@ -123,9 +132,9 @@ def test_policy_controls_change_the_plan(qtbot, corpus_copy):
 def test_permanent_deletion_has_no_undo(qtbot, corpus_copy, tmp_trash, tf):
     d = corpus_copy("supercon-gan-tf2")
     dlg = open_dialog(qtbot, d)
-    dlg.keep_last_spin.setValue(2)
+    dlg.keep_last_spin.setValue(1)       # of each run: ckpt-3..5, and the restart ckpt-1..2
     dlg.permanent_radio.setChecked(True)
-    assert dlg.plan.to_trash is False and dlg.plan.deleted == ["ckpt-1", "ckpt-3"]
+    assert dlg.plan.to_trash is False and dlg.plan.deleted == ["ckpt-1", "ckpt-3", "ckpt-4"]
     assert dlg.state_text.toPlainText().startswith("(unchanged)\n")
     qtbot.mouseClick(dlg.delete_button, Qt.LeftButton)
     assert "cannot be undone" in dlg.confirm_label.text()
@@ -134,11 +143,31 @@ def test_permanent_deletion_has_no_undo(qtbot, corpus_copy, tmp_trash, tf):
     result = blocker.args[0]
     assert result.ok and not result.to_trash and not result.can_undo
     assert listing(d) == ["checkpoint"] + sorted(
-        f"ckpt-{n}.{s}" for n in (2, 4, 5) for s in ("index", "data-00000-of-00001"))
+        f"ckpt-{n}.{s}" for n in (2, 5) for s in ("index", "data-00000-of-00001"))
     assert not tmp_trash.exists()
+    assert_nothing_marked(dlg)          # "Move to the trash" is chosen again
     assert not dlg.undo_button.isEnabled()
     assert "permanently" in dlg.result_label.text()
     assert_tf_agrees(tf, d)
+
+
+def test_the_policy_applies_within_each_run_or_to_one(qtbot, corpus_copy):
+    d = corpus_copy("supercon-gan-tf2")
+    dlg = open_dialog(qtbot, d)
+    combo = dlg.run_combo
+    assert [combo.itemText(i) for i in range(combo.count())] == [
+        "every run (2)", "ckpt-{N} (3 checkpoints)", "ckpt-{N}#2 (2 checkpoints)"]
+    dlg.keep_last_spin.setValue(1)
+    t = dlg.plan_tree
+    assert {t.topLevelItem(i).text(0): t.topLevelItem(i).text(4)
+            for i in range(t.topLevelItemCount())} == {
+        "ckpt-1": "ckpt-{N}#2", "ckpt-2  (latest)": "ckpt-{N}#2",
+        "ckpt-3": "ckpt-{N}", "ckpt-4": "ckpt-{N}", "ckpt-5": "ckpt-{N}"}
+    assert dlg.plan.deleted == ["ckpt-1", "ckpt-3", "ckpt-4"]
+    assert tree_rows(dlg)["ckpt-5"] == ("keep", "one of the last 1 of run ckpt-{N}")
+    combo.setCurrentIndex(2)                                   # the restart only
+    assert dlg.plan.deleted == ["ckpt-1"]
+    assert tree_rows(dlg)["ckpt-3"] == ("keep", "in another run (ckpt-{N})")
 
 
 def test_progress_and_cancel_and_close_while_running(qtbot, corpus_copy, monkeypatch):
@@ -197,8 +226,7 @@ def test_a_failure_is_shown_and_the_state_file_stays_true(qtbot, corpus_copy, mo
     raw = statefile.read_state_file(str(d))
     assert raw.all_model_checkpoint_paths == ["ckpt-18", "ckpt-19"]
     assert raw.model_checkpoint_path == "ckpt-19"
-    assert dlg.selected == ["ckpt-18"] and dlg.mode_selected.isChecked()
-    assert dlg.plan.deleted == ["ckpt-18"]             # ready to try again
+    assert_nothing_marked(dlg)          # trying again is a new choice
 
 
 def test_orphan_files_are_a_separate_choice(qtbot, corpus_copy):

@@ -1,4 +1,5 @@
-"""``ckpt-inspect prune DIR (--keep-last N | --delete NAME...) [--dry-run] [--permanent] [--json]``
+"""``ckpt-inspect prune DIR (--keep-last N [--keep-every K] [--run ID] | --delete NAME... | --orphans)
+[--dry-run] [--permanent] [--json]``
 
 Deletes old checkpoints the safe way (see ckpt_gui/core/prune.py): the state file is updated first,
 each checkpoint's index goes before its data, files go to the desktop trash unless --permanent.
@@ -9,6 +10,10 @@ JSON: {"deleted": [names], "files": [file names], "bytes": int, "kept": [names],
 "skipped": checkpoints left as they are although the request covered them: refused (a file
 outside the folder, a SavedModel) or, under --keep-last, not ok (partial, broken, unreadable: a
 policy never counts nor deletes those; --delete NAME does).
+--keep-last and --keep-every apply within each training run (as ``scan`` lists them); --run
+limits them to one run; a checkpoint without a number is in no run and never chosen by them.
+--orphans removes the orphan files ``scan`` lists (those modified in the last two minutes stay:
+a save may be in progress), and finishes what an interrupted permanent deletion left.
 Exit codes: 0 done (or planned), 1 something could not be deleted or was skipped, 2 bad usage.
 Text output shows names from disk escaped (textfmt.safe_name).
 """
@@ -30,10 +35,16 @@ def add_parser(sub) -> None:
     p.add_argument("directory")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--keep-last", type=int, metavar="N",
-                       help="keep the N newest checkpoints (by the number in their name, natural "
-                            "order) and the latest; delete the others")
+                       help="keep the N newest checkpoints of each run (by the number in their "
+                            "name, natural order) and the latest; delete the others")
     which.add_argument("--delete", nargs="+", metavar="NAME",
                        help="delete these checkpoints (names as scan lists them, or 'latest')")
+    which.add_argument("--orphans", action="store_true",
+                       help="delete the orphan files (parts of no checkpoint) scan lists")
+    p.add_argument("--keep-every", type=int, metavar="K",
+                   help="with --keep-last: keep too those whose number is a multiple of K")
+    p.add_argument("--run", metavar="ID",
+                   help="with --keep-last: apply to this run only (an id as scan lists it)")
     p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     p.add_argument("--permanent", action="store_true",
                    help="delete for good instead of moving to the trash")
@@ -43,19 +54,15 @@ def add_parser(sub) -> None:
 
 def cmd_prune(args) -> int:
     from ..core import scan_directory
-    from ..core.prune import PlanError, Policy, execute_prune, plan_prune
+    from ..core.prune import PlanError, execute_prune
 
     if args.keep_last is not None and args.keep_last < 0:
         raise UsageError("--keep-last must be 0 or more")
+    if args.keep_last is None and (args.keep_every is not None or args.run is not None):
+        raise UsageError("--keep-every and --run go with --keep-last")
     scan = scan_directory(args.directory)
     try:
-        if args.delete is not None:
-            known = {c.name for c in scan.checkpoints}   # many names: one look-up each
-            doomed = [n if n in known else find_checkpoint(scan, n).name for n in args.delete]
-            plan = plan_prune(scan, delete=doomed, to_trash=not args.permanent)
-        else:
-            plan = plan_prune(scan, policy=Policy(keep_last=args.keep_last),
-                              to_trash=not args.permanent)
+        plan = _plan(args, scan)
     except PlanError as e:
         raise UsageError(str(e)) from None
 
@@ -81,7 +88,23 @@ def cmd_prune(args) -> int:
     return EXIT_OK if not errors and result.ok else EXIT_PROBLEMS
 
 
+def _plan(args, scan):
+    from ..core.prune import Policy, plan_orphans, plan_prune
+
+    to_trash = not args.permanent
+    if args.orphans:
+        return plan_orphans(scan, to_trash=to_trash)
+    if args.delete is not None:
+        known = {c.name for c in scan.checkpoints}   # many names: one look-up each
+        doomed = [n if n in known else find_checkpoint(scan, n).name for n in args.delete]
+        return plan_prune(scan, delete=doomed, to_trash=to_trash)
+    policy = Policy(keep_last=args.keep_last, keep_every=args.keep_every, run=args.run)
+    return plan_prune(scan, policy=policy, to_trash=to_trash)
+
+
 def _report(args, out: dict, state_text, state_action, warnings, errors, plan) -> None:
+    from ..core.prune import ORPHANS
+
     if args.json:
         json.dump(out, sys.stdout, indent=2)
         print()
@@ -94,7 +117,8 @@ def _report(args, out: dict, state_text, state_action, warnings, errors, plan) -
         print("Nothing to delete." if dry else "Nothing was deleted.")
     else:
         verb = f"Would delete ({where})" if dry else f"Deleted ({where})"
-        print(f"{verb}: {plural(len(out['deleted']), 'checkpoint')}, "
+        what = "orphan file" if plan.kind == ORPHANS else "checkpoint"
+        print(f"{verb}: {plural(len(out['deleted']), what)}, "
               f"{plural(len(out['files']), 'file')}, {human_bytes(out['bytes'])}")
         files = set(out["files"])
         for name in out["deleted"]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
-from ..textfmt import counters_text, human_bytes, safe_name
+from ..textfmt import counters_text, human_bytes, plural, safe_name
 from .common import EXIT_OK, EXIT_PROBLEMS, names
 
 
@@ -32,11 +32,11 @@ def _print_scan(scan, verify: bool) -> None:
     for p in s.problems:
         print(f"  ! {safe_name(p)}")
     print()
-    rows = [("", "name", "number", "format", "size", "vars", "counters", "status")]
+    rows = [("", "name", "run", "number", "format", "size", "vars", "counters", "status")]
     for c in scan.checkpoints:
         counters = safe_name(counters_text(c))
         vars_text = f"{c.n_readable}/{c.n_variables}" if verify and c.verified else str(c.n_variables)
-        rows.append(("*" if c.is_latest else "", safe_name(c.name),
+        rows.append(("*" if c.is_latest else "", safe_name(c.name), safe_name(c.run or "-"),
                      "" if c.number is None else str(c.number),
                      c.format, human_bytes(c.bytes), vars_text, counters, c.status))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -51,10 +51,25 @@ def _print_scan(scan, verify: bool) -> None:
             print(f"  ⚑ {safe_name(c.name)}: {flags}")
     if not scan.checkpoints:
         print("(no checkpoints in this directory)")
+    _print_runs(scan)
     if scan.orphans:
         print(f"\nOrphan files (belong to no checkpoint): {names(scan.orphans)}")
     if scan.subdirectories:
         print(f"Subfolders with checkpoints: {names(scan.subdirectories)}")
+    for p in scan.problems:
+        print(f"  ! {safe_name(p)}")
+
+
+def _print_runs(scan) -> None:
+    """One line per training run (the table's "run" column; "-": unnumbered, in no run)."""
+    if not scan.runs:
+        return
+    print("\nRuns (oldest first in each):")
+    for r in scan.runs:
+        restart = f"; restarted after {safe_name(r.restarted_from)}" if r.restarted_from else ""
+        print(f"  {safe_name(r.id)}: {plural(len(r.checkpoints), 'checkpoint')} "
+              f"({names(r.checkpoints[:1] + r.checkpoints[-1:][len(r.checkpoints) < 2:])}), "
+              f"{safe_name(r.writer)}{restart}")
 
 
 def cmd_scan(args) -> int:

@@ -1,10 +1,12 @@
 """``ckpt-inspect show DIR CHECKPOINT VARIABLE``: statistics, histogram and first values of one
-variable."""
+variable. A tensor above core.chunked's threshold (or the memory budget) is read in pieces,
+twice, and never held whole."""
 from __future__ import annotations
 
 import json
 import sys
 import time
+from contextlib import closing
 
 from ..textfmt import human_bytes, safe_name
 from .common import EXIT_OK, EXIT_PROBLEMS, UsageError, fail, find_checkpoint
@@ -24,9 +26,8 @@ def add_parser(sub) -> None:
 
 def cmd_show(args) -> int:
     from ..core import scan_directory
-    from ..core.reading import ReadError, read_tensor
-    from ..core.serialize import first_values, variable_dict
-    from ..core.stats import tensor_stats
+    from ..core.reading import ReadError
+    from ..core.serialize import variable_dict
 
     scan = scan_directory(args.directory)
     ckpt = find_checkpoint(scan, args.checkpoint)
@@ -35,24 +36,20 @@ def cmd_show(args) -> int:
         raise UsageError(f"{safe_name(ckpt.name)} has no variable {args.variable!r} "
                          f"(try: ckpt-inspect scan {args.directory} --json)")
     try:
-        t0 = time.perf_counter()
-        value = read_tensor(ckpt, var.name)
-        t1 = time.perf_counter()
-        stats = tensor_stats(value, bins=args.bins)
-        t2 = time.perf_counter()
+        stats, values, seconds, streamed = _read_stats(ckpt, var, args.bins, args.values)
     except ReadError as e:
         fail(f"{ckpt.name}: {var.display_name} cannot be read: {e}")
         return EXIT_PROBLEMS
-    values = first_values(value, args.values)
     if args.json:
         out = {"checkpoint": ckpt.name, "variable": variable_dict(var), "stats": stats.to_dict(),
-               "values": values, "seconds": {"read": t1 - t0, "stats": t2 - t1}}
+               "values": values, "seconds": seconds, "read_in_chunks": streamed}
         json.dump(out, sys.stdout, indent=2)
         print()
         return EXIT_OK
     print(f"{safe_name(ckpt.name)}: {safe_name(var.display_name)}")
     print(f"  key {safe_name(var.name)}")
-    print(f"  shape {list(var.shape)}  dtype {var.dtype}  role {var.role}  {human_bytes(var.bytes)}")
+    print(f"  shape {list(var.shape)}  dtype {var.dtype}  role {var.role}  {human_bytes(var.bytes)}"
+          + ("  (read in chunks)" if streamed else ""))
     if var.slot_of:
         owner = ckpt.variable(var.slot_of)
         print(f"  optimizer slot {safe_name(var.slot_name)!r} of "
@@ -70,3 +67,24 @@ def cmd_show(args) -> int:
                 print(f"    [{lo:>11.4g}, {hi:>11.4g})  {'#' * max(1, round(40 * count / peak))} {count}")
     print(f"  first values: {values}")
     return EXIT_OK
+
+
+def _read_stats(ckpt, var, bins: int, n_values: int):
+    """(statistics, the first values, seconds taken, whether it was read in pieces)."""
+    from ..core import chunked
+    from ..core.reading import read_tensor
+    from ..core.serialize import first_values
+    from ..core.stats import tensor_stats
+
+    t0 = time.perf_counter()
+    if chunked.streams(ckpt, var):
+        stats = chunked.stream_stats(ckpt, var, bins)
+        t1 = time.perf_counter()
+        with closing(chunked.pieces(ckpt, var, max_bytes=max(n_values, 1) * 16)) as pieces:
+            first = next(pieces)
+        return stats, first_values(first, n_values), {"read and stats": t1 - t0}, True
+    value = read_tensor(ckpt, var.name)
+    t1 = time.perf_counter()
+    stats = tensor_stats(value, bins=bins)
+    t2 = time.perf_counter()
+    return stats, first_values(value, n_values), {"read": t1 - t0, "stats": t2 - t1}, False

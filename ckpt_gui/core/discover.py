@@ -8,7 +8,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from . import formats, storage
+from . import formats, storage, trash
 from .formats.base import Candidate, DirectoryListing
 from .naming import natural_key
 from .statefile import STATE_FILE
@@ -40,8 +40,9 @@ def list_directory(directory: str) -> Listing:
     names = {name for name, is_dir in entries if not is_dir}
     subdirs = [name for name, is_dir in entries if is_dir]
     # a save in progress (or abandoned) is nobody's checkpoint
-    temporary = {n for n in names if _TEMP.search(n)}
-    temporary_dirs = {d for d in subdirs if _TEMP.search(d)}
+    # (and so is what an interrupted permanent deletion left: trash.interrupted_deletion)
+    temporary = {n for n in names if _TEMP.search(n) or trash.interrupted_deletion(n)}
+    temporary_dirs = {d for d in subdirs if _TEMP.search(d) or trash.interrupted_deletion(d)}
     listing = DirectoryListing(directory, names,
                                sorted((d for d in subdirs if d not in temporary_dirs),
                                       key=natural_key), temporary | {STATE_FILE})

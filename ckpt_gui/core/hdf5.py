@@ -288,6 +288,54 @@ def _has_hard(f, name: str) -> bool:
 def read_dataset(f, name: str) -> np.ndarray:
     """The dataset's values; KeyError when there is none, HDF5Error (or limits.OverBudget)
     saying why it is not read: a link, data outside the file, more than the memory budget."""
+    ds = _readable_dataset(f, name)
+    limits.check_fits(name, _nbytes(ds))
+    value = ds[()]
+    if isinstance(value, bytes):
+        return np.array(value, dtype=object)
+    return _as_stored(ds, np.asarray(value))
+
+
+def iter_dataset(f, name: str, max_bytes: int):
+    """The dataset's values in C order as pieces of at most ``max_bytes`` (h5py reads only the
+    selected part: whole rows along the first axis, or parts of one row when a row is larger);
+    the same refusals as read_dataset, but the memory budget bounds a piece, not the whole,
+    and a dataset expanding like a bomb is refused (_check_expansion)."""
+    ds = _readable_dataset(f, name)
+    if not ds.shape:
+        yield read_dataset(f, name)
+        return
+    _check_expansion(ds, name)
+    for where in _c_order_pieces(tuple(ds.shape), ds.dtype.itemsize, max_bytes):
+        yield _as_stored(ds, np.asarray(ds[where]))
+
+
+def _check_expansion(ds, name: str) -> None:
+    """HDF5Error unless the dataset's values come from about as many stored bytes: a dataset
+    declaring a terabyte over a few kilobytes of compressed chunks (or none: its fill value)
+    is a bomb, and reading it piece by piece would take hours (the zip bomb rule)."""
+    declared, stored = _nbytes(ds), ds.id.get_storage_size()
+    if declared > _EXPANSION_FLOOR and declared > MAX_EXPANSION * max(stored, 1):
+        raise HDF5Error(f"refused: {name} would expand from {human_bytes(stored)} stored to "
+                        f"{human_bytes(declared)}")
+
+
+def _c_order_pieces(shape: tuple[int, ...], itemsize: int, max_bytes: int):
+    """Index tuples selecting consecutive pieces of an array of ``shape`` in C order, each at
+    most ``max_bytes`` when one element fits: as many whole sub-arrays along the first axis as
+    fit, else each sub-array in pieces of its own."""
+    inner = math.prod(shape[1:]) * itemsize
+    if len(shape) == 1 or inner <= max_bytes:
+        step = max(1, max_bytes // max(inner, 1))
+        for start in range(0, shape[0], step):
+            yield (slice(start, min(start + step, shape[0])),)
+        return
+    for i in range(shape[0]):
+        for rest in _c_order_pieces(shape[1:], itemsize, max_bytes):
+            yield (slice(i, i + 1),) + rest
+
+
+def _readable_dataset(f, name: str):
     ds = get(f, name)
     if ds is None:
         raise KeyError(name)
@@ -296,14 +344,14 @@ def read_dataset(f, name: str) -> np.ndarray:
     problem = outside_data(ds)
     if problem:
         raise HDF5Error(problem)
-    limits.check_fits(name, _nbytes(ds))
-    value = ds[()]
-    if isinstance(value, bytes):
-        return np.array(value, dtype=object)
+    return ds
+
+
+def _as_stored(ds, value: np.ndarray) -> np.ndarray:
+    """Values of ``ds`` as Keras' reader gives them: opaque bytes seen as the low-precision
+    type its ``dtype`` attribute names (bfloat16), else as h5py read them."""
     low_precision = _low_precision_name(ds)
-    if low_precision:  # what Keras' reader gives: the bytes seen as the named type
-        return np.asarray(value).view(dtypes.numpy_dtype(low_precision))
-    return np.asarray(value)
+    return value.view(dtypes.numpy_dtype(low_precision)) if low_precision else value
 
 
 def vars_names(f) -> dict[str, str]:

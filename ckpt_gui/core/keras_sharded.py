@@ -19,7 +19,8 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -180,6 +181,20 @@ def read_variable(json_path: str, name: str, weight_map: WeightMap | None = None
     names for its group (the next listed ones when its group spans shards), read by
     hdf5.read_dataset; MissingShard when its shard is not there, KeyError when no shard of its
     group holds it."""
+    with _shard_holding(json_path, name, weight_map) as f:
+        return hdf5.read_dataset(f, name)
+
+
+def iter_variable(json_path: str, name: str, max_bytes: int,
+                  weight_map: WeightMap | None = None) -> Iterator[np.ndarray]:
+    """read_variable's values in C order, in pieces of at most ``max_bytes`` (hdf5.iter_dataset)."""
+    with _shard_holding(json_path, name, weight_map) as f:
+        yield from hdf5.iter_dataset(f, name, max_bytes)
+
+
+@contextmanager
+def _shard_holding(json_path: str, name: str, weight_map: WeightMap | None):
+    """The open shard that holds dataset ``name`` (see read_variable)."""
     weight_map = weight_map or read_map(json_path)
     folder = os.path.dirname(json_path)
     missing = []
@@ -189,10 +204,9 @@ def read_variable(json_path: str, name: str, weight_map: WeightMap | None = None
             missing.append(shard)
             continue
         with hdf5.open_weights(path, archive=False) as f:
-            try:
-                return hdf5.read_dataset(f, name)
-            except KeyError:
-                continue
+            if hdf5.get(f, name) is not None:
+                yield f
+                return
     if missing:
         raise MissingShard(f"{name} is in shard {' or '.join(missing)}, which is missing")
     raise KeyError(name)

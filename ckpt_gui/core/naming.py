@@ -33,8 +33,15 @@ def checkpoint_number(name: str) -> int | None:
     ``model_epoch03.weights.h5`` -> 3; ``cp.ckpt`` and ``30LSTM_Neurons5Epochs.ckpt`` -> None
     (digits glued to letters on both sides name an architecture, not a step).
     """
-    stem = strip_suffix(name.replace("\\", "/").rsplit("/", 1)[-1])
-    runs = _ASCII_DIGITS.findall(stem)
+    span = number_span(name)
+    return None if span is None else int(name[span[0]:span[1]])
+
+
+def number_span(name: str) -> tuple[int, int] | None:
+    """Where ``name`` holds its checkpoint number (see checkpoint_number), as a slice."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    stem = strip_suffix(base)
+    runs = list(_ASCII_DIGITS.finditer(stem))
     if not runs:
         return None
     # Which digit run is the number depends on where digits are, not on their values: a
@@ -47,7 +54,34 @@ def checkpoint_number(name: str) -> int | None:
         numbered = iter(range(1, len(runs) + 1))
         found = _number_in(_ASCII_DIGITS.sub(lambda m: str(next(numbered)), stem))
         which = _WHICH_RUN[pattern] = found - 1 if found is not None else -1
-    return int(runs[which]) if which >= 0 else None
+    if which < 0:
+        return None
+    offset = len(name) - len(base)
+    return offset + runs[which].start(), offset + runs[which].end()
+
+
+def name_pattern(name: str) -> str | None:
+    """The naming pattern of a numbered checkpoint: its number replaced by ``{N}`` and a
+    metric in it (a float) by ``{F}``: ``ckpt-{N}``, ``weights.{N}.weights.h5``,
+    ``weights-improvement-{N}-{F}.hdf5``. None when the name holds no number."""
+    # Where the number and the metrics are depends on where digits are, not on their values:
+    # a pattern without other digits (most) is worked out once per digit layout.
+    layout = _ASCII_DIGITS.sub("0", name)
+    if layout in _PATTERNS:
+        return _PATTERNS[layout]
+    span = number_span(name)
+    pattern = None
+    if span is not None:
+        before, after = (_FLOAT.sub("{F}", part) for part in (name[:span[0]], name[span[1]:]))
+        pattern = before + "{N}" + after
+    if pattern is None or not _ASCII_DIGITS.search(pattern):   # (else: digits of its own)
+        if len(_PATTERNS) > 4096:
+            _PATTERNS.clear()
+        _PATTERNS[layout] = pattern
+    return pattern
+
+
+_PATTERNS: dict[str, str | None] = {}   # digit layout of a name -> its pattern
 
 
 _WHICH_RUN: dict[str, int] = {}  # digit pattern of a stem -> index of its number's digit run
@@ -55,6 +89,7 @@ _WHICH_RUN: dict[str, int] = {}  # digit pattern of a stem -> index of its numbe
 
 def clear_caches() -> None:
     _WHICH_RUN.clear()
+    _PATTERNS.clear()
 
 
 def _number_in(stem: str) -> int | None:

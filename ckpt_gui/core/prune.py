@@ -19,12 +19,12 @@ is never touched. SavedModel folders are refused (they are not checkpoints we ca
 
 Which checkpoints a policy may choose
 ------------------------------------
-Only ``ok`` ones. A partial or broken checkpoint (a shard missing, truncated, or one we are not
-allowed to read) is neither counted among the kept nor deleted by a policy: counting it would
-delete an intact checkpoint in its place, and deleting it could destroy the only copy of weights
-we merely cannot read. The plan lists it in ``skipped`` with the reason; naming it explicitly
-(``delete=[...]``) deletes it. When the latest goes, an ``ok`` checkpoint takes its place before
-a damaged one. Planning is linear in files and checkpoints (a folder of 50,000 plans in seconds).
+``prunepolicy.py``: the rules apply within each training run, never to an unnumbered checkpoint,
+and only to ``ok`` ones (a partial or broken checkpoint is listed in ``skipped`` with the reason;
+naming it explicitly, ``delete=[...]``, deletes it). When the latest goes, a checkpoint of the run
+the state file describes takes its place first (an ``ok`` one before a damaged one), so the
+state file keeps describing its run. Planning is linear in files and checkpoints (a folder of
+50,000 plans in seconds).
 
 Order of operations (crash safety)
 ----------------------------------
@@ -73,28 +73,16 @@ from dataclasses import dataclass, field
 
 from . import formats, statefile, storage, trash
 from .model import OK, CheckpointInfo, DirectoryScan, StateFileInfo
-from .naming import natural_key
+from .prunepolicy import PlanError, Policy, order_key, select
+from .runs import run_of_state_file
 from .statefile import RawState
 from .stateedit import (STATE_KEEP, STATE_NONE, STATE_REMOVE, STATE_REWRITE,  # noqa: F401
                         merge_back, same_state, state_after_deletion, state_text, store_state)
 
 Progress = Callable[[int, int, str], None]
 CHECKPOINTS, ORPHANS = "checkpoints", "orphans"
+LEFTOVER = "leftover"        # kind of an orphan an interrupted permanent deletion left
 ORPHAN_MIN_AGE = 120.0       # seconds: younger orphans may be a save in progress
-
-
-class PlanError(ValueError):
-    """The request cannot be planned (unknown checkpoint, bad policy); says why in one line."""
-
-
-@dataclass
-class Policy:
-    """Which checkpoints to keep. A checkpoint is kept when any rule keeps it."""
-    keep_last: int | None = None      # the newest N usable (not broken) checkpoints
-    keep_every: int | None = None     # those whose number is a multiple of K (no number: kept)
-    order: str = "number"             # "number": number in the name, natural order; "counter"
-    pinned: list[str] = field(default_factory=list)
-    include_latest: bool = False      # the latest is kept unless this is set
 
 
 @dataclass
@@ -200,78 +188,6 @@ class RestoreResult:
 
 # --- planning ---------------------------------------------------------------------------------
 
-def _order_key(c: CheckpointInfo, order: str):
-    named = (c.number is not None, c.number if c.number is not None else 0)
-    if order == "counter":
-        p = c.training_progress()
-        return (p is not None, p if p is not None else 0) + named + (natural_key(c.name),)
-    return named + (natural_key(c.name),)
-
-
-def _unusable_reason(c: CheckpointInfo) -> str:
-    """Why a policy leaves ``c`` alone: it is not intact as far as we can tell (a missing,
-    truncated or unreadable data file...). Counting it among the kept would delete an intact
-    one in its place; deleting it could destroy the only copy of weights we merely cannot read."""
-    problem = f": {c.problems[0]}" if c.problems else ""
-    return (f"left alone: it is {c.status}{problem}; a policy never keeps nor deletes a "
-            "checkpoint that is not ok (name it explicitly to delete it)")
-
-
-def _select_by_policy(scan: DirectoryScan, policy: Policy,
-                      by_name: dict[str, CheckpointInfo]
-                      ) -> tuple[list[str], dict[str, str], dict[str, str]]:
-    """(checkpoints the rules delete, why each checkpoint goes or stays, the checkpoints left
-    alone because they are not ``ok``, with why)."""
-    if policy.order not in ("number", "counter"):
-        raise PlanError(f"unknown order {policy.order!r} (number or counter)")
-    if policy.keep_last is not None and policy.keep_last < 0:
-        raise PlanError("keep-last must be 0 or more")
-    if policy.keep_every is not None and policy.keep_every < 1:
-        raise PlanError("keep-every must be 1 or more")
-    unknown = [n for n in policy.pinned if n not in by_name]
-    if unknown:
-        raise PlanError(f"no checkpoint {unknown[0]!r} to pin in {scan.directory}")
-    ordered = sorted(scan.checkpoints, key=lambda c: _order_key(c, policy.order))
-    pinned = set(policy.pinned)
-    left_alone = {c.name: _unusable_reason(c) for c in ordered
-                  if c.status != OK and c.name not in pinned}
-    usable = [c for c in ordered if c.name not in left_alone]
-    reasons: dict[str, str] = dict(left_alone)
-    keep: set[str] = set()
-    if policy.keep_last is not None:
-        for c in usable[max(0, len(usable) - policy.keep_last):] if policy.keep_last else []:
-            keep.add(c.name)
-            reasons[c.name] = f"one of the last {policy.keep_last}"
-    if policy.keep_every is not None:
-        for c in usable:
-            if c.number is None:
-                keep.add(c.name)
-                reasons.setdefault(c.name, "has no number to apply keep-every to")
-            elif c.number % policy.keep_every == 0:
-                keep.add(c.name)
-                reasons.setdefault(c.name, f"its number is a multiple of {policy.keep_every}")
-    for n in pinned:
-        keep.add(n)
-        reasons[n] = "pinned"
-    if scan.latest in by_name and scan.latest not in left_alone and not policy.include_latest:
-        keep.add(scan.latest)
-        reasons[scan.latest] = "the latest checkpoint"
-    if policy.keep_last is None and policy.keep_every is None:
-        doomed = []  # no rule that lets anything go
-    else:
-        doomed = [c.name for c in usable if c.name not in keep]
-    for n in doomed:
-        why = []
-        if n == scan.latest:
-            why.append("the latest, explicitly included")
-        if policy.keep_last is not None:
-            why.append(f"older than the last {policy.keep_last}")
-        if policy.keep_every is not None:
-            why.append(f"its number is not a multiple of {policy.keep_every}")
-        reasons[n] = "; ".join(why)
-    return doomed, reasons, left_alone
-
-
 def safe_path(directory: str, rel: str) -> str:
     """The absolute path of ``rel`` inside ``directory``; ValueError when it would leave it
     (``..``, absolute, a path through anything but real folders: a symbolic link may lead
@@ -337,11 +253,14 @@ def _read_raw(directory: str) -> tuple[RawState | None, str | None, str | None]:
 
 
 def _fallback_latest(scan: DirectoryScan, doomed: set[str]) -> list[str]:
-    """Checkpoints that may become the latest, best first: TensorFlow formats, ``ok`` first,
-    then the highest number, training counter, modification time (the scan's rule)."""
+    """Checkpoints that may become the latest, best first: TensorFlow formats, those of the
+    run the state file describes first (it goes on describing that run), ``ok`` first, then the
+    highest number, training counter, modification time (the scan's rule)."""
+    described = run_of_state_file(scan.runs, scan.state_file)
     rest = [c for c in scan.checkpoints
             if c.name not in doomed and formats.for_name(c.format).named_by_state_file]
-    rest.sort(key=lambda c: (c.status == OK, c.number if c.number is not None else -1,
+    rest.sort(key=lambda c: (described is not None and c.run == described.id, c.status == OK,
+                             c.number if c.number is not None else -1,
                              c.training_progress() or -1, c.mtime), reverse=True)
     return [c.name for c in rest]
 
@@ -371,14 +290,14 @@ def plan_prune(scan: DirectoryScan, *, delete: Iterable[str] | None = None,
         reasons.update({n: "selected" for n in names if n not in pinned})
         doomed = [n for n in names if n not in pinned]
     elif policy is not None:
-        doomed, reasons, skipped = _select_by_policy(scan, policy, by_name)
+        doomed, reasons, skipped = select(scan, policy, by_name)
     else:
         raise PlanError("say which checkpoints to delete, or give a policy")
 
     warnings: list[str] = []
     files: list[PlannedFile] = []
     order = {c.name: i for i, c in enumerate(
-        sorted(scan.checkpoints, key=lambda c: _order_key(c, "number")))}
+        sorted(scan.checkpoints, key=lambda c: order_key(c, "number")))}
     final: list[str] = []
     for name in sorted(doomed, key=order.__getitem__):
         mine, why = _checkpoint_files(directory, by_name[name], warnings)
@@ -491,7 +410,7 @@ def plan_orphans(scan: DirectoryScan, names: Iterable[str] | None = None, *,
         why = _orphan_refusal(directory, name, now, min_age)
         if why is None:
             try:
-                pf = _planned_file(directory, name, None, "orphan", warnings)
+                pf = _planned_file(directory, name, None, _orphan_kind(name), warnings)
             except (OSError, ValueError) as e:
                 why = f"refused: {e}"
             else:
@@ -502,13 +421,25 @@ def plan_orphans(scan: DirectoryScan, names: Iterable[str] | None = None, *,
             continue
         files.append(pf)
         final.append(name)
-        reasons[name] = "belongs to no checkpoint"
+        reasons[name] = _orphan_reason(name)
     kept = [c.name for c in scan.checkpoints]
     raw, text, _ = _read_raw(directory)
     return Plan(directory=directory, kind=ORPHANS, deleted=final, files=files, kept=kept,
                 reasons=reasons, latest_before=scan.latest, latest_after=scan.latest,
                 state_action=STATE_KEEP if raw is not None else STATE_NONE, state_before=text,
                 state_after=text, to_trash=to_trash, warnings=warnings, skipped=skipped)
+
+
+def _orphan_kind(name: str) -> str:
+    return LEFTOVER if trash.interrupted_deletion(name.rstrip("/")) else "orphan"
+
+
+def _orphan_reason(name: str) -> str:
+    was = trash.interrupted_deletion(name.rstrip("/"))
+    if was is None:
+        return "belongs to no checkpoint"
+    return (f"left by an interrupted permanent deletion of {was}: removing it finishes that "
+            "deletion (for good, never to the trash)")
 
 
 def _orphan_refusal(directory: str, name: str, now: float, min_age: float) -> str | None:
@@ -540,24 +471,11 @@ def _remove_one(path: str, to_trash: bool) -> trash.TrashedFile | None:
         os.unlink(path)
         return trash.TrashedFile(path, link_target=target)
     if os.path.isdir(path):
-        shutil.rmtree(_renamed_away(path))
+        leftover = trash.interrupted_deletion(os.path.basename(path)) is not None
+        shutil.rmtree(path if leftover else trash.rename_away(path))
     else:
         os.unlink(path)
     return None
-
-
-def _renamed_away(folder: str) -> str:
-    """The folder under a new hidden name, before its tree is removed: removing a tree takes
-    many steps, and a reader (Orbax lists steps by their names) must never find it half gone
-    under its own name."""
-    parent, name = os.path.split(folder)
-    target = os.path.join(parent, f".{name}.deleting")
-    n = 1
-    while os.path.lexists(target):
-        n += 1
-        target = os.path.join(parent, f".{name}.deleting-{n}")
-    os.rename(folder, target)
-    return target
 
 
 def execute_prune(plan: Plan, *, permanent: bool | None = None, progress: Progress | None = None,
@@ -618,7 +536,7 @@ def execute_prune(plan: Plan, *, permanent: bool | None = None, progress: Progre
             progress(done, total, f.name)
             try:
                 path = safe_path(directory, f.name)
-                entry = _remove_one(path, to_trash)
+                entry = _remove_one(path, to_trash and f.kind != LEFTOVER)
                 if entry is not None:
                     removed.append(entry)
                     if to_trash and not entry.restorable and result.undo_problem is None:

@@ -13,6 +13,7 @@ import mmap
 import os
 import re
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import closing
 
 import numpy as np
@@ -106,6 +107,16 @@ def read_keras_tensor(ckpt: CheckpointInfo, var: VariableInfo, open_weights) -> 
         raise ReadError(str(e) or type(e).__name__) from None
 
 
+def read_keras_chunks(ckpt: CheckpointInfo, var: VariableInfo, open_weights, max_bytes: int
+                      ) -> Iterator[np.ndarray]:
+    """read_keras_tensor's values in C order, in pieces of at most ``max_bytes``."""
+    try:
+        with open_weights(ckpt.path) as f:
+            yield from hdf5.iter_dataset(f, var.name, max_bytes)
+    except Exception as e:
+        raise ReadError(str(e) or type(e).__name__) from None
+
+
 def read_v1_tensor(ckpt: CheckpointInfo, var: VariableInfo) -> np.ndarray:
     """A tensor of a TF1 V1 SSTable: TensorFlow reads it, when it fits the memory budget."""
     _check_fits(var.name, bundle.memory_needed(var.dtype, var.shape, 0))
@@ -127,6 +138,69 @@ def read_bundle_tensor(ckpt: CheckpointInfo, var: VariableInfo) -> np.ndarray:
     if array is not None:
         return array
     return read_tf_tensor(ckpt.path, var.name, var.dtype)
+
+
+def read_bundle_chunks(ckpt: CheckpointInfo, var: VariableInfo, max_bytes: int,
+                       verify: bool = True) -> Iterator[np.ndarray]:
+    """A tensor of a V2 bundle as flat pieces in C order of at most ``max_bytes`` each, read by
+    byte ranges of its data file: the tensor is never whole in memory. A piece lives in a
+    buffer reused once the piece after it is asked for (a fresh 64 MB allocation per piece
+    costs more in page faults than its read): keep a copy of what must outlive it. The
+    entry's CRC32C is computed as the pieces arrive and a mismatch raises ReadError after the
+    last piece, so a result made from damaged data is never kept (``verify`` False: not
+    computed, for a second pass over data just verified). A tensor this cannot read so (a
+    string, partitioned or big-endian tensor; no C CRC32C to check it) comes whole from
+    read_bundle_tensor."""
+    try:
+        index, entry = bundle.lookup_entry(ckpt.path + ".index", var.name)
+    except (OSError, bundle.BundleError) as e:
+        raise ReadError(str(e)) from None
+    if (entry is None or entry.sliced or index.big_endian or entry.numpy_dtype is None
+            or not checksum.FAST_CRC32C or not hasattr(os, "preadv")):
+        yield read_bundle_tensor(ckpt, var)
+        return
+    with closing(DataFiles(ckpt.path, index.num_shards)) as files:
+        files.check(entry, whole=False)
+        fd, _ = files.file(entry.shard_id)
+        dtype = np.dtype(entry.numpy_dtype)
+        step = max(max_bytes // dtype.itemsize, 1) * dtype.itemsize
+        spans = [(lo, min(lo + step, entry.size)) for lo in range(0, entry.size, step)]
+        crc = 0
+        for lo, hi, buffer, piece_crc in _prefetched(fd, entry.offset, spans, verify):
+            if piece_crc is None:
+                raise ReadError(f"{os.path.basename(files.name(entry.shard_id))} is truncated")
+            crc = checksum.crc32c_combine(crc, piece_crc, hi - lo) if lo and verify else piece_crc
+            yield buffer[: hi - lo].view(dtype)
+        if verify and checksum.mask_crc32c(crc) != entry.crc32c:
+            raise ReadError(f"{os.path.basename(files.name(entry.shard_id))} {bundle.DAMAGED}")
+
+
+def _prefetched(fd: int, offset: int, spans: list[tuple[int, int]], check: bool):
+    """(lo, hi, buffer, CRC32C (0 unless ``check``) or None if the file ends early) for each
+    byte span of the file from ``offset``, the next span read on a second thread while the
+    caller works on this one (pread and the C CRC32C release the GIL): two buffers, each
+    reused every other span."""
+    if not spans:
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    size = max(hi - lo for lo, hi in spans)
+    buffers = [np.empty(size, np.uint8) for _ in range(min(2, len(spans)))]
+
+    def read(k: int):
+        lo, hi = spans[k]
+        out = memoryview(buffers[k % len(buffers)])
+        return _read_part(fd, offset + lo, out, 0, hi - lo, check)
+
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(read, 0)
+        for k, (lo, hi) in enumerate(spans):
+            crc = pending.result()
+            if k + 1 < len(spans):
+                pending = pool.submit(read, k + 1)
+            yield lo, hi, buffers[k % len(buffers)], crc
+            if crc is None:
+                return
 
 
 def _slices(prefix: str, entry: bundle.BundleEntry) -> list[bundle.BundleEntry] | None:
@@ -175,10 +249,10 @@ class DataFiles:
         return bundle.data_file_name(self.prefix, shard, self.num_shards)
 
     def check(self, entry: bundle.BundleEntry,
-              parts: list[bundle.BundleEntry] | None = None) -> None:
+              parts: list[bundle.BundleEntry] | None = None, whole: bool = True) -> None:
         """ReadError unless ``entry`` can be read as it says: its data in regular files, within
-        them, its sizes consistent, and it fits the memory budget. A partitioned variable's
-        ``parts``: its slices' entries."""
+        them, its sizes consistent, and (read ``whole``) it fits the memory budget. A
+        partitioned variable's ``parts``: its slices' entries."""
         if not entry.sliced:
             _, size = self.file(entry.shard_id)
             problem = bundle.entry_problem(entry, size, os.path.basename(self.name(
@@ -191,7 +265,8 @@ class DataFiles:
                 if part.offset + part.size > self.file(part.shard_id)[1]:
                     raise ReadError(f"{os.path.basename(self.name(part.shard_id))} is truncated")
             stored = sum(p.size for p in parts or ())
-        _check_fits(entry.name, bundle.memory_needed(entry.dtype, entry.shape, stored))
+        if whole:
+                _check_fits(entry.name, bundle.memory_needed(entry.dtype, entry.shape, stored))
 
     def close(self) -> None:
         for got in self._files.values():
@@ -222,25 +297,14 @@ def read_verified(files: DataFiles, entry: bundle.BundleEntry, big_endian: bool
         return None
     array = _empty(entry.shape, np.dtype(entry.numpy_dtype))
     fd, _ = files.file(entry.shard_id)
-    out = memoryview(array.reshape(-1).view(np.uint8))
     try:
-        if storage.is_remote(fd):  # concurrent range requests, then one checksum
-            crc = checksum.crc32c(out) if fd.readinto(entry.offset, out) == len(out) else None
-        else:
-            crc = _read_with_crc(fd, entry.offset, out)
+        crc = _read_with_crc(fd, entry.offset, memoryview(array.reshape(-1).view(np.uint8)))
     except OSError:
         return None
-    except Exception as e:  # a remote read's failure says why (TensorFlow cannot read it)
-        raise ReadError(str(storage.UnreadableFile(fd.url, _remote_reason(e)))) from None
     if crc is None or checksum.mask_crc32c(crc) != entry.crc32c:
         return None
     array.flags.writeable = False
     return array
-
-
-def _remote_reason(e: Exception) -> str:
-    from . import remote
-    return remote.reason_of(e)
 
 
 def _empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -280,9 +344,16 @@ def _read_with_crc(fd: int, offset: int, out: memoryview) -> int | None:
     return crc
 
 
-def _read_part(fd: int, offset: int, out: memoryview, lo: int, hi: int) -> int | None:
+def _read_part(fd: int, offset: int, out: memoryview, lo: int, hi: int, check: bool = True
+               ) -> int | None:
     """Read out[lo:hi] from the file at offset+lo in cache-sized chunks, each checksummed right
-    after it arrives; its CRC32C, or None if the file ends early."""
+    after it arrives (with ``check``); its CRC32C (0 without), or None if the file ends early.
+    In a bucket the span comes in concurrent range requests, then is checksummed."""
+    if storage.is_remote(fd):
+        part = out[lo:hi]
+        if fd.readinto(offset + lo, part) < len(part):
+            return None
+        return checksum.crc32c(part) if check else 0
     crc = 0
     for start in range(lo, hi, READ_CHUNK):
         chunk = out[start:min(start + READ_CHUNK, hi)]
@@ -292,7 +363,8 @@ def _read_part(fd: int, offset: int, out: memoryview, lo: int, hi: int) -> int |
             if not got:
                 return None
             filled += got
-        crc = checksum.crc32c(chunk, crc)
+        if check:
+            crc = checksum.crc32c(chunk, crc)
     return crc
 
 

@@ -313,8 +313,8 @@ class RemoteFile:
 
     def readinto(self, offset: int, out: memoryview) -> int:
         """Fill ``out`` from ``offset``; the bytes filled (fewer at the end)."""
-        filled = 0
-        for part in self._parts(offset, max(0, min(len(out), self.size - offset))):
+        filled, size = 0, max(0, min(len(out), self.size - offset))
+        for part in self._parts(offset, size) if size else ():
             out[filled:filled + len(part)] = part
             filled += len(part)
         return filled

@@ -6,9 +6,10 @@ import copy
 import os
 from collections.abc import Callable, Iterable
 
-from . import formats, statefile, storage
+from . import formats, statefile, storage, trash
 from .discover import list_directory
-from .model import BROKEN, CheckpointInfo, DirectoryScan, StateFileInfo
+from .runs import find_runs, run_ids
+from .model import BROKEN, CheckpointInfo, DirectoryScan, Run, StateFileInfo
 from .naming import natural_key
 
 Progress = Callable[[int, int, str], None]
@@ -86,12 +87,14 @@ def scan_directory(directory: str, *, verify: bool = False, progress: Progress |
     # one checkpoint opened on its own: its folder's state file and subfolders are not its
     state = read_state(path, checkpoints) if only is None else StateFileInfo(False)
     latest = choose_latest(checkpoints, state)
+    runs, run_of = _runs(checkpoints, state)
     for c in checkpoints:
-        c.is_latest = c.name == latest
+        c.is_latest, c.run = c.name == latest, run_of.get(c.name)
+    orphans = sorted(set(orphans), key=natural_key)
     return DirectoryScan(
         directory=path, checkpoints=checkpoints, latest=latest, state_file=state,
-        orphans=sorted(set(orphans), key=natural_key),
-        subdirectories=listing.subdirectories if only is None else [])
+        orphans=orphans, subdirectories=listing.subdirectories if only is None else [],
+        runs=runs, problems=leftover_notes(orphans))
 
 
 REMOTE_WORKERS = 16  # checkpoints of a bucket inspected at once
@@ -172,14 +175,39 @@ def reinspect_checkpoints(scan: DirectoryScan, names: Iterable[str], *,
         orphans.update(stale)
     state = read_state(path, checkpoints)
     latest = choose_latest(checkpoints, state)
+    runs, run_of = _runs(checkpoints, state)
     for i, c in enumerate(checkpoints):
-        if c.is_latest != (c.name == latest):
+        now = (c.name == latest, run_of.get(c.name))
+        if (c.is_latest, c.run) != now:
             if c.name not in wanted:  # the caller's object stays as it was
                 c = checkpoints[i] = copy.copy(c)
-            c.is_latest = c.name == latest
+            c.is_latest, c.run = now
+    orphans = sorted(orphans, key=natural_key)
     return DirectoryScan(
         directory=path, checkpoints=checkpoints, latest=latest, state_file=state,
-        orphans=sorted(orphans, key=natural_key), subdirectories=listing.subdirectories)
+        orphans=orphans, subdirectories=listing.subdirectories, runs=runs,
+        problems=leftover_notes(orphans))
+
+
+def leftover_notes(orphans: list[str]) -> list[str]:
+    """A note on each orphan an interrupted permanent deletion left (core/trash.py)."""
+    notes = []
+    for o in orphans:
+        was = trash.interrupted_deletion(o)
+        if was is not None:
+            notes.append(f"{o} is what an interrupted permanent deletion left of {was}; "
+                         "deleting the orphan files finishes it")
+    return notes
+
+
+def _runs(checkpoints: list[CheckpointInfo], state: StateFileInfo
+          ) -> tuple[list[Run], dict[str, str]]:
+    """The training runs, and checkpoint name -> run id; the state file's latest is then
+    weighed against the other checkpoints of its own run."""
+    runs = find_runs(checkpoints, state)
+    run_of = run_ids(runs)
+    _check_latest_is_most_trained(state, checkpoints, run_of)
+    return runs, run_of
 
 
 def read_state(directory: str, checkpoints: list[CheckpointInfo]) -> StateFileInfo:
@@ -220,7 +248,6 @@ def read_state(directory: str, checkpoints: list[CheckpointInfo]) -> StateFileIn
     if raw.unparsed_lines:
         info.problems.append(f"the state file has {len(raw.unparsed_lines)} line(s) that are not "
                              f"CheckpointState fields, e.g. {raw.unparsed_lines[0][:80]!r}")
-    _check_latest_is_most_trained(info, checkpoints)
     return info
 
 
@@ -237,7 +264,10 @@ def _progress_key(c: CheckpointInfo):
     return (p if p is not None else -1, c.number if c.number is not None else -1)
 
 
-def _check_latest_is_most_trained(info: StateFileInfo, checkpoints: list[CheckpointInfo]) -> None:
+def _check_latest_is_most_trained(info: StateFileInfo, checkpoints: list[CheckpointInfo],
+                                  run_of: dict[str, str]) -> None:
+    """A problem when another checkpoint of the latest's model (and of its run, when it has
+    one: an older run numbered higher is no better) is more trained or numbered higher."""
     latest = next((c for c in checkpoints if c.name == info.latest), None)
     if latest is None:
         return
@@ -248,9 +278,9 @@ def _check_latest_is_most_trained(info: StateFileInfo, checkpoints: list[Checkpo
             + (f" (the newest readable one is {choose_latest(readable, StateFileInfo(False))})"
                if readable else ""))
         return
-    family = latest.family()
+    family, run = latest.family(), run_of.get(latest.name)
     peers = [c for c in checkpoints if c is not latest and c.status != BROKEN
-             and c.family() == family]
+             and (run is None or run_of.get(c.name) == run) and c.family() == family]
     mine = latest.training_progress()
     better = [c for c in peers if (c.training_progress() or -1) > (mine if mine is not None else -1)]
     if better:

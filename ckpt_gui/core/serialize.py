@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import dtypes, health
-from .model import CheckpointInfo, DirectoryScan, TensorStats, VariableInfo
+from .model import CheckpointInfo, DirectoryScan, Run, TensorStats, VariableInfo
 
 
 def variable_dict(v: VariableInfo) -> dict:
@@ -25,7 +25,7 @@ def checkpoint_dict(c: CheckpointInfo) -> dict:
         "name": c.name, "format": c.format, "writer": c.writer,
         "files": [f.name for f in c.files], "bytes": c.bytes, "mtime": c.mtime,
         "number": c.number, "counters": dict(c.counters), "status": c.status,
-        "problems": list(c.problems), "latest": c.is_latest,
+        "problems": list(c.problems), "latest": c.is_latest, "run": c.run,
         "n_variables": c.n_variables, "n_readable": c.n_readable if c.verified else None,
         "flags": health.summary(v.flags for v in c.variables),
         "variables": [variable_dict(v) for v in c.variables],
@@ -40,9 +40,18 @@ def scan_dict(scan: DirectoryScan) -> dict:
         "state_file": {"present": s.present, "latest": s.latest, "listed": list(s.listed),
                        "problems": list(s.problems)},
         "checkpoints": [checkpoint_dict(c) for c in scan.checkpoints],
+        "runs": [run_dict(r) for r in scan.runs],
         "orphans": list(scan.orphans),
         "subdirectories": list(scan.subdirectories),
+        "problems": list(scan.problems),
     }
+
+
+def run_dict(r: Run) -> dict:
+    d = {"id": r.id, "pattern": r.pattern, "writer": r.writer, "checkpoints": list(r.checkpoints)}
+    if r.restarted_from is not None:
+        d["restarted_from"] = r.restarted_from
+    return d
 
 
 def first_values(array: np.ndarray, n: int = 20) -> list:

@@ -1,4 +1,5 @@
-"""Statistics and a histogram of a tensor, in cache-sized chunks on all cores.
+"""Statistics and a histogram of a tensor, whole or given in pieces (a tensor read in chunks),
+in cache-sized chunks on all cores.
 
 Two passes over the data (extremes, zeros and moments, then the histogram once the range is
 known), each over chunks small enough to stay in cache; numpy releases the GIL, so the spans run
@@ -94,7 +95,8 @@ def _moments(flat: np.ndarray, lo: int, hi: int, shift: float, work: np.dtype):
         mn = min(mn, float(c_mn))
         mx = max(mx, float(c_mx))
         t = tmp[: c.size]  # sums in float64 around the shift, whatever the data's precision
-        np.subtract(c, np.float64(shift), out=t)  # computed in float64 (a strong scalar)
+        np.copyto(t, c)   # widened first (exact), then shifted in place: a third faster than
+        np.subtract(t, shift, out=t)   # subtracting the float64 shift from c directly
         s1 += float(t.sum()) + c.size * shift
         # squares in place, then summed: not np.dot (a threaded BLAS call per chunk from two
         # threads is tens of times slower) and not einsum (slower than these two plain loops)
@@ -142,47 +144,119 @@ def _histogram(flat: np.ndarray, lo: int, hi: int, edges_lo: float, edges_hi: fl
     return counts[:bins]
 
 
-def tensor_stats(array: np.ndarray, bins: int = DEFAULT_BINS,
-                 workers: int | None = None) -> TensorStats:
-    """min, max, mean, std, L2 norm, NaN/+Inf/-Inf/zero counts (extremes, moments and the
-    histogram cover the finite values only). ``bins=0``: no histogram, and no second pass."""
-    flat = _numeric_view(array)
-    size = int(np.asarray(array).size)
-    if flat is None or size == 0:
-        return TensorStats(size, None, None, None, None, None, 0, 0, 0, [], [])
-    work = _work_dtype(flat.dtype)
-    workers = workers or min(4, os.cpu_count() or 1)
-    spans = _spans(flat.size, workers)
-    first = flat[: min(flat.size, 1024)].astype(np.float64)
-    first = first[np.isfinite(first)]
-    shift = float(first.mean()) if first.size else 0.0
-    with ThreadPoolExecutor(min(workers, len(spans))) as pool:
-        parts = list(pool.map(lambda s: _moments(flat, s[0], s[1], shift, work), spans))
-        nan = sum(p[0] for p in parts)
-        inf = sum(p[1] for p in parts)
-        zeros = sum(p[2] for p in parts)
-        n = sum(p[3] for p in parts)
-        posinf = sum(p[9] for p in parts)
-        if n == 0:
-            return TensorStats(size, None, None, None, None, None, nan, inf, zeros, [], [],
-                               posinf)
-        s1 = sum(p[4] for p in parts)
-        s2 = sum(p[5] for p in parts)
-        mn = min(p[6] for p in parts)
-        mx = max(p[7] for p in parts)
-        nonfinite = {start for p in parts for start in p[8]}
+class StatsAccumulator:
+    """Statistics of a tensor given in consecutive pieces, in two passes: every piece through
+    ``add_moments``, then every piece again, in the same order and cut, through
+    ``add_histogram`` (its bins span the finite minimum to maximum, known only after the first
+    pass). ``tensor_stats`` is the one-piece case, so a tensor read in chunks gets the very
+    same arithmetic: the counts and the histogram are identical, the float64 sums are grouped
+    by piece (mean, std and L2 agree to about 1e-12 relative).
+
+    Why two passes and not one: a histogram of exact, fixed-edge bins needs its range first;
+    the pieces are read twice instead of kept (a tensor read in chunks does not fit)."""
+
+    def __init__(self, dtype: np.dtype, bins: int = DEFAULT_BINS, workers: int | None = None):
+        self.dtype, self.bins = np.dtype(dtype), bins
+        view = _numeric_view(np.empty(0, self.dtype))  # what the values are counted as
+        self.work = None if view is None else _work_dtype(view.dtype)
+        self.workers = workers or min(4, os.cpu_count() or 1)
+        self.size = self.nan = self.inf = self.posinf = self.zeros = self.n = 0
+        self.s1 = self.s2 = 0.0
+        self.mn, self.mx = math.inf, -math.inf
+        self.shift: float | None = None
+        self._nonfinite: list[set[int]] = []   # per piece, its sub-chunks holding NaN/Inf
+        self._hist = np.zeros(bins, np.int64)
+        self._hist_pieces = 0
+        self._pool = ThreadPoolExecutor(self.workers) if self.workers > 1 else None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _map(self, fn, spans):
+        if self._pool is None or len(spans) == 1:
+            return [fn(s) for s in spans]
+        return list(self._pool.map(fn, spans))
+
+    def add_moments(self, piece: np.ndarray) -> None:
+        """First pass: counts, extremes and sums of the next piece (in C order)."""
+        self.size += int(piece.size)
+        flat = _numeric_view(piece)
+        if flat is None or not flat.size:
+            self._nonfinite.append(set())
+            return
+        if self.shift is None:  # sums are taken around the first finite values' mean
+            first = flat[: min(flat.size, 1024)].astype(np.float64)
+            first = first[np.isfinite(first)]
+            self.shift = float(first.mean()) if first.size else 0.0
+        parts = self._map(lambda s: _moments(flat, s[0], s[1], self.shift, self.work),
+                          _spans(flat.size, self.workers))
+        self.nan += sum(p[0] for p in parts)
+        self.inf += sum(p[1] for p in parts)
+        self.zeros += sum(p[2] for p in parts)
+        self.n += sum(p[3] for p in parts)
+        self.s1 += sum(p[4] for p in parts)
+        self.s2 += sum(p[5] for p in parts)
+        self.mn = min([self.mn] + [p[6] for p in parts])
+        self.mx = max([self.mx] + [p[7] for p in parts])
+        self.posinf += sum(p[9] for p in parts)
+        self._nonfinite.append({start for p in parts for start in p[8]})
+
+    @property
+    def needs_histogram(self) -> bool:
+        """Whether a second pass is wanted: bins asked for, and some finite value seen."""
+        return self.bins > 0 and self.work is not None and self.n > 0
+
+    def range(self) -> tuple[float, float]:
+        """The histogram's range: the finite minimum to maximum (widened about a constant)."""
+        return (self.mn, self.mx) if self.mx > self.mn else (self.mn - 0.5, self.mx + 0.5)
+
+    def add_histogram(self, piece: np.ndarray) -> None:
+        """Second pass: the next piece's values counted into the bins."""
+        nonfinite = self._nonfinite[self._hist_pieces]
+        self._hist_pieces += 1
+        flat = _numeric_view(piece)
+        if flat is None or not flat.size or not self.needs_histogram:
+            return
+        lo, hi = self.range()
+        # float32 would overflow computing bin positions over a range near its limit
+        work = self.work if hi - lo < 1e30 else np.dtype(np.float64)
+        for part in self._map(lambda s: _histogram(flat, s[0], s[1], lo, hi, self.bins, work,
+                                                   nonfinite), _spans(flat.size, self.workers)):
+            self._hist += part
+
+    def result(self) -> TensorStats:
+        if self.work is None or self.n == 0:
+            return TensorStats(self.size, None, None, None, None, None, self.nan, self.inf,
+                               int(self.zeros), [], [], self.posinf)
+        n, s1, s2, shift = self.n, self.s1, self.s2, self.shift
         mean = s1 / n
         d = mean - shift                      # the mean around the shift
         var = max(s2 / n - d * d, 0.0)
         sq = max(s2 + 2 * shift * (s1 - n * shift) + n * shift * shift, 0.0)
-        lo, hi = (mn, mx) if mx > mn else (mn - 0.5, mx + 0.5)
-        # float32 would overflow computing bin positions over a range near its limit
-        h_work = work if hi - lo < 1e30 else np.dtype(np.float64)
-        hist = sum(pool.map(
-            lambda s: _histogram(flat, s[0], s[1], lo, hi, bins, h_work, nonfinite), spans)
-                   ) if bins else []
-    edges = np.linspace(lo, hi, bins + 1) if bins else []
-    return TensorStats(
-        count=size, min=mn, max=mx, mean=mean, std=math.sqrt(var),
-        l2=math.sqrt(sq), nan=nan, inf=inf, zeros=int(zeros),
-        histogram=[int(c) for c in hist], bin_edges=[float(e) for e in edges], posinf=posinf)
+        lo, hi = self.range()
+        edges = np.linspace(lo, hi, self.bins + 1) if self.bins else []
+        return TensorStats(
+            count=self.size, min=self.mn, max=self.mx, mean=mean, std=math.sqrt(var),
+            l2=math.sqrt(sq), nan=self.nan, inf=self.inf, zeros=int(self.zeros),
+            histogram=[int(c) for c in self._hist], bin_edges=[float(e) for e in edges],
+            posinf=self.posinf)
+
+
+def tensor_stats(array: np.ndarray, bins: int = DEFAULT_BINS,
+                 workers: int | None = None) -> TensorStats:
+    """min, max, mean, std, L2 norm, NaN/+Inf/-Inf/zero counts (extremes, moments and the
+    histogram cover the finite values only) of a tensor in memory: one piece. ``bins=0``: no
+    histogram, and no second pass."""
+    array = np.asarray(array)
+    with StatsAccumulator(array.dtype, bins, workers) as acc:
+        acc.add_moments(array)
+        if acc.needs_histogram:
+            acc.add_histogram(array)
+        return acc.result()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import itertools
 import os
+import re
 import shutil
 import sys
 from collections.abc import Iterator
@@ -193,3 +194,34 @@ def restore(entry: TrashedFile) -> None:
         os.remove(entry.info)
     except FileNotFoundError:
         pass
+
+
+# --- removing for good --------------------------------------------------------------------------
+# A folder deleted permanently (an Orbax step, an unzipped .keras model, an orphan ``_temp``
+# folder) is first renamed to ``.NAME.deleting`` (``.NAME.deleting-2``... when taken), then its
+# tree is removed: removing a tree takes many steps, and a reader must never find it half gone
+# under its own name. An interruption (a crash, a power cut) leaves that hidden folder; the scan
+# lists it as an orphan with a note and prune's orphan cleanup finishes removing it. It is never
+# put back: the user chose to delete it for good, and what is left of a half-removed tree is no
+# longer the checkpoint it was (putting it back would show a damaged checkpoint under its name).
+
+_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.deleting(?:-\d+)?/?$")
+
+
+def rename_away(folder: str) -> str:
+    """``folder`` under its hidden ``.NAME.deleting`` name (the first one free); the new path."""
+    parent, name = os.path.split(folder)
+    target = os.path.join(parent, f".{name}.deleting")
+    n = 1
+    while os.path.lexists(target):
+        n += 1
+        target = os.path.join(parent, f".{name}.deleting-{n}")
+    os.rename(folder, target)
+    return target
+
+
+def interrupted_deletion(name: str) -> str | None:
+    """The name of what was being deleted when ``name`` is the leftover of an interrupted
+    permanent deletion (``.12.deleting`` -> ``12``), else None."""
+    m = _LEFTOVER.match(name)
+    return m.group("name") if m else None

@@ -16,6 +16,7 @@ from .models import OBJECT_ROLE, CheckpointTableModel, PythonSortProxy, human_by
 
 NAME = CheckpointTableModel.COLUMNS.index("Name")
 STATUS = CheckpointTableModel.COLUMNS.index("Status")
+RUN = CheckpointTableModel.COLUMNS.index("Run")
 NAME_SHARE = 0.45   # of the table's width the Name column takes at most (elided in the middle)
 SIZED_FROM_ROWS = 200  # rows a column's width is measured on (a big folder: its first rows)
 NOTES = ("waiting…", "verifying…")
@@ -85,6 +86,7 @@ class CheckpointTable(QTableView):
         super().setModel(model)
         header = self.horizontalHeader()
         header.moveSection(header.visualIndex(STATUS), header.visualIndex(NAME) + 1)
+        header.moveSection(header.visualIndex(RUN), header.visualIndex(STATUS) + 1)
 
     def fit_columns(self) -> None:
         """Each column as wide as its texts (for new rows); the name at most NAME_SHARE of
@@ -197,7 +199,7 @@ class CheckpointsPanel(QWidget):
         rows_before = _names(self._scan)
         self._scan = scan
         self.table.selectionModel().blockSignals(True)
-        self.model.set_checkpoints(scan.checkpoints if scan else [])
+        self.model.set_checkpoints(scan.checkpoints if scan else [], scan.runs if scan else [])
         kept = [n for n in names if scan and scan.checkpoint(n)]
         if not kept and scan and scan.latest:
             kept = [scan.latest]
@@ -263,6 +265,7 @@ class CheckpointsPanel(QWidget):
             lines += [f"State file: {p}" for p in scan.state_file.problems]
             if scan.orphans:
                 lines.append("Orphan files (belong to no checkpoint): " + ", ".join(scan.orphans))
+            lines += scan.problems
             if not scan.checkpoints:
                 lines.append("No checkpoints in this directory.")
         self.problems.setText("<br>".join(_escape(t) for t in lines))

@@ -8,7 +8,7 @@ from PySide6.QtCore import (QAbstractItemModel, QAbstractTableModel, QModelIndex
 from PySide6.QtGui import QBrush, QColor, QFont
 
 from ..core import health
-from ..core.model import BROKEN, OK, PARTIAL, CheckpointInfo
+from ..core.model import BROKEN, OK, PARTIAL, CheckpointInfo, Run
 from ..core.naming import natural_key
 from ..core.vartree import TreeNode, VariableTree
 from ..textfmt import counters_text, human_bytes, human_count, plural, safe_name  # noqa: F401 (panels import them)
@@ -19,17 +19,31 @@ FILTER_ROLE = Qt.UserRole + 3  # what the variables filter searches
 STATUS_COLORS = {OK: QColor("#2e7d32"), PARTIAL: QColor("#ef6c00"), BROKEN: QColor("#c62828")}
 
 
+# One light tint per training run (cycling), so that a run reads as one block of rows and a
+# restart (ckpt-{N}#2) as another; unnumbered checkpoints (no run) keep the plain rows.
+RUN_TINTS = tuple(QColor(c) for c in ("#e3f2fd", "#fff3e0", "#e8f5e9", "#f3e5f5", "#fffde7",
+                                      "#e0f7fa"))
+
+
 class CheckpointTableModel(QAbstractTableModel):
-    COLUMNS = ("Name", "Number", "Counters", "Format", "Size", "Modified", "Variables", "Status")
+    COLUMNS = ("Name", "Number", "Counters", "Format", "Size", "Modified", "Variables", "Status",
+               "Run")
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self._rows: list[CheckpointInfo] = []
+        self._runs: dict[str, Run] = {}
+        self._run_index: dict[str, int] = {}     # run id -> its place in the scan's runs
 
-    def set_checkpoints(self, checkpoints: list[CheckpointInfo]) -> None:
+    def set_checkpoints(self, checkpoints: list[CheckpointInfo], runs: list[Run] = ()) -> None:
         self.beginResetModel()
         self._rows = list(checkpoints)
+        self._runs = {r.id: r for r in runs}
+        self._run_index = {r.id: i for i, r in enumerate(runs)}
         self.endResetModel()
+
+    def _run_text(self, c: CheckpointInfo) -> str:
+        return safe_name(c.run) if c.run else "—"
 
     def checkpoint(self, row: int) -> CheckpointInfo | None:
         return self._rows[row] if 0 <= row < len(self._rows) else None
@@ -68,17 +82,22 @@ class CheckpointTableModel(QAbstractTableModel):
                 "Variables": (f"{c.n_readable}/{c.n_variables}" if c.verified
                               else str(c.n_variables)),
                 "Status": c.status,
+                "Run": self._run_text(c),
             }[col]
+        if role == Qt.BackgroundRole and c.run in self._run_index:
+            return QBrush(RUN_TINTS[self._run_index[c.run] % len(RUN_TINTS)])
         if role == SORT_ROLE:
             return {
                 "Name": natural_key(c.name), "Number": (c.number is None, c.number or 0),
                 "Counters": c.training_progress() or -1, "Format": c.format, "Size": c.bytes,
                 "Modified": c.mtime, "Variables": c.n_variables,
                 "Status": (c.status != OK, c.status),
+                "Run": (c.run is None, self._run_index.get(c.run, 0),
+                        c.number if c.number is not None else 0, natural_key(c.name)),
             }[col]
         if role == Qt.ToolTipRole:
             lines = [f"{safe_name(c.name)} — {c.writer}", f"{plural(len(c.files), 'file')}: "
-                     + ", ".join(safe_name(f.name) for f in c.files)]
+                     + ", ".join(safe_name(f.name) for f in c.files), self._run_tip(c)]
             lines += [f"⚠ {p}" for p in c.problems]
             if c.flagged():
                 flags = health.summary(v.flags for v in c.variables)
@@ -95,6 +114,15 @@ class CheckpointTableModel(QAbstractTableModel):
         if role == Qt.TextAlignmentRole and col in ("Number", "Size", "Variables"):
             return int(Qt.AlignRight | Qt.AlignVCenter)
         return None
+
+    def _run_tip(self, c: CheckpointInfo) -> str:
+        run = self._runs.get(c.run)
+        if run is None:
+            return "in no training run (no number in its name)"
+        restart = (f", restarted after run {safe_name(run.restarted_from)}"
+                   if run.restarted_from else "")
+        return (f"run {safe_name(run.id)}: {plural(len(run.checkpoints), 'checkpoint')} of "
+                f"{run.writer}{restart}")
 
 
 def _flag_icon():

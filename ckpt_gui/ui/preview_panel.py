@@ -20,29 +20,58 @@ from ..core.varnames import file_stem
 from ..textfmt import safe_name
 from .savedir import remember as remember_save
 from .savedir import save_path
-from .tasks import TaskSlot
+from .tasks import TaskSlot, work_thread
 
 PROMPT = "Select a variable to preview it."
 SETTINGS_KEYS = {"range": "preview/colourRange", "cmap": "preview/colourMap",
                  "log": "preview/histogramLog"}
 
 
+PROGRESS_STEPS = 1000   # progress is reported in these steps (byte counts overflow Qt's int)
+
+
 def load_preview(ckpt: CheckpointInfo, name: str, blocks: str, *, state) -> TensorPreview:
-    """Worker: read the tensor (TensorFlow releases the GIL while it reads) and prepare it."""
+    """Worker: read the tensor (TensorFlow releases the GIL while it reads) and prepare it; a
+    large one in chunks (core/chunked.py), with progress, stopped between chunks on cancel."""
+    from ..core import chunked
     from ..core.reading import read_tensor
 
+    var = ckpt.variable(name)
+    if chunked.streams(ckpt, var):
+        return chunked.stream_preview(ckpt, var, blocks=blocks, progress=_steps(state),
+                                      check=state.check)
     state.progress(0, 2, f"reading {name}")
     array = read_tensor(ckpt, name)
     state.check()
     state.progress(1, 2, "statistics")
-    return make_preview(ckpt.name, ckpt.variable(name), array, blocks=blocks)
+    return make_preview(ckpt.name, var, array, blocks=blocks)
 
 
-def reslice_preview(previous: TensorPreview, index: tuple[int, ...], blocks: str, *,
-                    state) -> TensorPreview:
-    """Worker: another 2-D slice, or other blocks, of an already loaded tensor."""
+def reslice_preview(ckpt: CheckpointInfo, previous: TensorPreview, index: tuple[int, ...],
+                    blocks: str, *, state) -> TensorPreview:
+    """Worker: another 2-D slice, or other blocks, of a loaded tensor (read again in chunks
+    when it was streamed: only up to the slice's end, its statistics kept)."""
+    if previous.streamed:
+        from ..core import chunked
+
+        return chunked.stream_preview(ckpt, previous.variable, index, stats=previous.stats,
+                                      blocks=blocks, progress=_steps(state), check=state.check)
     return make_preview(previous.checkpoint, previous.variable, previous.array, index,
                         stats=previous.stats, blocks=blocks)
+
+
+def export_streamed(ckpt: CheckpointInfo, var: VariableInfo, path: str, *, state) -> str:
+    """Worker: a tensor read in chunks written to .npy chunk by chunk."""
+    from ..core import chunked
+
+    chunked.write_npy(ckpt, var, path, progress=_steps(state), check=state.check)
+    return path
+
+
+def _steps(state):
+    """chunked's byte progress as PROGRESS_STEPS steps on the task's progress."""
+    return lambda done, total, what: state.progress(done * PROGRESS_STEPS // max(total, 1),
+                                                    PROGRESS_STEPS, what)
 
 
 class PreviewPanel(QWidget):
@@ -56,11 +85,19 @@ class PreviewPanel(QWidget):
         super().__init__(parent)
         self.settings = settings if settings is not None else QSettings()
         self.preview: TensorPreview | None = None
+        self.checkpoint: CheckpointInfo | None = None   # the previewed tensor's
         self._built = False
         self.task = TaskSlot(self, debounce_ms=120)
         self.task.finished.connect(self._on_loaded)
         self.task.failed.connect(self._on_failed)
         self.task.busy.connect(self._on_busy)
+        self.task.progress.connect(self._on_progress)
+        self.export_task = TaskSlot(self, executor=work_thread())
+        self.export_task.finished.connect(
+            lambda path: self.status_message.emit(f"Exported to {path}"))
+        self.export_task.failed.connect(
+            lambda message, _details: self.status_message.emit(f"Export failed: {message}"))
+        self.export_task.progress.connect(self._on_export_progress)
         self._layout = QVBoxLayout(self)
         self._layout.setContentsMargins(0, 0, 0, 0)
         self.title = QLabel(PROMPT)
@@ -110,6 +147,14 @@ class PreviewPanel(QWidget):
         self.busy.setRange(0, 0)
         self.busy.setMaximumWidth(120)
         self.busy.hide()
+        self.stop = QPushButton("Stop")
+        self.stop.setToolTip("Stop reading this tensor")
+        self.stop.clicked.connect(self.stop_reading)
+        # its room is kept while hidden: showing it must not resize (and so redraw) the plot
+        policy = self.stop.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        self.stop.setSizePolicy(policy)
+        self.stop.hide()
         self.colour_choices = self._labelled(("colours", self.colour_range),
                                              ("map", self.colour_map))
         self.block_choice = self._labelled(("blocks", self.blocks))
@@ -118,6 +163,7 @@ class PreviewPanel(QWidget):
             bar.addWidget(w)
         bar.addStretch(1)
         bar.addWidget(self.busy)
+        bar.addWidget(self.stop)
         for b in (self.export_npy, self.export_csv, self.export_png):
             bar.addWidget(b)
         self._layout.addLayout(bar)
@@ -186,6 +232,7 @@ class PreviewPanel(QWidget):
             self.clear()
             return
         self.clear(f"Reading {safe_name(var.display_name)} …")
+        self.checkpoint = ckpt
         self.title.setText(f"<b>{html.escape(safe_name(var.display_name))}</b> — "
                            f"{html.escape(safe_name(ckpt.name))}")
         self.task.submit(load_preview, ckpt, var.name, self.blocks.currentText())
@@ -228,7 +275,30 @@ class PreviewPanel(QWidget):
         self.preview_failed.emit(message, details)
 
     def _on_busy(self, busy: bool) -> None:
+        self.busy.setRange(0, 0)   # until a read in chunks says how far it is
         self.busy.setVisible(busy)
+        self.stop.setVisible(busy)
+
+    def _on_progress(self, done: int, total: int, what: str) -> None:
+        if total == PROGRESS_STEPS:   # a read in chunks
+            self.busy.setRange(0, total)
+            self.busy.setValue(done)
+            self.busy.setFormat(f"{what} %p%")
+            self.busy.setToolTip(what)
+
+    def _on_export_progress(self, done: int, total: int, what: str) -> None:
+        self.status_message.emit(f"Exporting … {100 * done // max(total, 1)}%")
+
+    def stop_reading(self) -> None:
+        """Cancel the read under way (between two chunks of a large tensor); nothing of it
+        stays on screen."""
+        if not self.task.is_running():
+            return
+        title = self.title.text()
+        self.task.cancel()
+        self.clear("Stopped reading.")
+        self.title.setText(title)
+        self.status_message.emit("Preview stopped")
 
     def _render(self) -> None:
         p = self.preview
@@ -251,10 +321,10 @@ class PreviewPanel(QWidget):
 
     # --- slices of >2-D tensors ------------------------------------------------------------
     def _set_slices(self, p: TensorPreview | None) -> None:
-        lead = p.array.ndim - 2 if p is not None and p.kind == IMAGE else 0
+        lead = p.ndim - 2 if p is not None and p.kind == IMAGE else 0
         if len(self.spins) == lead and p is not None and list(p.index) == [s.value() for s in self.spins]:
             for axis, spin in enumerate(self.spins):
-                spin.setMaximum(p.array.shape[axis] - 1)
+                spin.setMaximum(p.shape[axis] - 1)
             self.slices.setVisible(lead > 0)
             return
         for spin in self.spins:
@@ -268,7 +338,7 @@ class PreviewPanel(QWidget):
             self.slice_layout.addWidget(QLabel(f"axis {axis}:"))
             spin = QSpinBox()
             spin.setObjectName(f"slice{axis}")
-            spin.setRange(0, p.array.shape[axis] - 1)
+            spin.setRange(0, p.shape[axis] - 1)
             spin.setValue(p.index[axis])
             spin.valueChanged.connect(self._reslice)
             self.slice_layout.addWidget(spin)
@@ -277,8 +347,8 @@ class PreviewPanel(QWidget):
 
     def _reslice(self, *_):
         if self.preview is not None:
-            self.task.submit(reslice_preview, self.preview, tuple(s.value() for s in self.spins),
-                             self.blocks.currentText())
+            self.task.submit(reslice_preview, self.checkpoint, self.preview,
+                             tuple(s.value() for s in self.spins), self.blocks.currentText())
 
     # --- hover ----------------------------------------------------------------------------
     def _on_mouse(self, event) -> None:
@@ -298,14 +368,23 @@ class PreviewPanel(QWidget):
             b.setEnabled(enabled)
         self.export_png.setEnabled(enabled and self.preview is not None
                                    and self.preview.kind in (IMAGE, VECTOR))
+        streamed = self.preview is not None and self.preview.streamed
+        self.export_csv.setEnabled(enabled and not streamed)
+        self.export_csv.setToolTip("Too large for .csv: read in chunks" if streamed else "")
 
     def _suggested_name(self, ext: str) -> str:
         p = self.preview
         return f"{file_stem(p.variable.display_name) if p and p.variable else 'tensor'}.{ext}"
 
     def export_tensor(self, kind: str, path: str | None = None) -> str | None:
-        """Write the whole tensor to .npy or .csv (2-D at most; higher ranks are flattened)."""
+        """Write the whole tensor to .npy or .csv (2-D at most; higher ranks are flattened).
+        A tensor read in chunks goes to .npy chunk by chunk on a worker thread (the status bar
+        says when it is written); .csv of it is refused (gigabytes of text)."""
         if self.preview is None:
+            return None
+        if self.preview.streamed and kind != "npy":
+            self.status_message.emit("This tensor is read in chunks: export it as .npy "
+                                     "(a .csv of it would be far larger)")
             return None
         if path is None:
             path, _ = QFileDialog.getSaveFileName(self, f"Export tensor as .{kind}",
@@ -314,6 +393,9 @@ class PreviewPanel(QWidget):
             if not path:
                 return None
             remember_save(path)
+        if self.preview.streamed:
+            self.export_task.submit(export_streamed, self.checkpoint, self.preview.variable, path)
+            return path
         a = self.preview.array
         if kind == "npy":
             np.save(path, a)
@@ -333,7 +415,7 @@ class PreviewPanel(QWidget):
         p = self.preview
         where = f", slice {list(p.index)}" if p.index else ""
         return [f"{safe_name(p.variable.display_name)} — {safe_name(p.checkpoint)}",
-                f"shape {list(p.array.shape)} {p.array.dtype}{where}",
+                f"shape {list(p.shape)} {p.dtype}{where}",
                 *self.tensor_plot.caption_text().splitlines()]
 
     def export_plot(self, path: str | None = None) -> str | None:

@@ -103,6 +103,8 @@ class PruneDialog(QDialog):
         self.keep_every_spin.setValue(10)
         self.keep_every_spin.setSuffix("-th (number is a multiple)")
         self.include_latest_check = QCheckBox("Include the latest checkpoint (delete it too)")
+        self.run_combo = QComboBox()
+        self.run_combo.setObjectName("runCombo")
         last_row = QHBoxLayout()
         for w in (self.keep_last_check, self.keep_last_spin, self.order_combo):
             last_row.addWidget(w)
@@ -111,8 +113,15 @@ class PruneDialog(QDialog):
         every_row.addWidget(self.keep_every_check)
         every_row.addWidget(self.keep_every_spin)
         every_row.addStretch(1)
+        run_row = QHBoxLayout()
+        run_row.addWidget(QLabel("In"))
+        run_row.addWidget(self.run_combo)
+        run_row.addWidget(QLabel("(the rules apply within each run; unnumbered files are "
+                                 "never chosen)"))
+        run_row.addStretch(1)
         self.policy_box = QGroupBox("Policy")
         pol = QVBoxLayout(self.policy_box)
+        pol.addLayout(run_row)
         pol.addLayout(last_row)
         pol.addLayout(every_row)
         pol.addWidget(self.include_latest_check)
@@ -128,6 +137,7 @@ class PruneDialog(QDialog):
         for w in (self.keep_last_spin, self.keep_every_spin):
             w.valueChanged.connect(self.replan)
         self.order_combo.currentIndexChanged.connect(self.replan)
+        self.run_combo.currentIndexChanged.connect(self.replan)
         self.pin_list.itemChanged.connect(self.replan)
 
         choose = QHBoxLayout()
@@ -136,7 +146,8 @@ class PruneDialog(QDialog):
 
         self.plan_tree = QTreeWidget()
         self.plan_tree.setObjectName("planTree")
-        self.plan_tree.setHeaderLabels(["Checkpoint", "Action", "Size", "Why"])
+        self.plan_tree.setHeaderLabels(["Checkpoint", "Action", "Size", "Why", "Run"])
+        self.plan_tree.header().moveSection(4, 1)       # shown next to the checkpoint
         self.plan_tree.setRootIsDecorated(True)
         self.files_text = QPlainTextEdit()
         self.files_text.setObjectName("planFiles")
@@ -252,7 +263,8 @@ class PruneDialog(QDialog):
             keep_last=self.keep_last_spin.value() if self.keep_last_check.isChecked() else None,
             keep_every=self.keep_every_spin.value() if self.keep_every_check.isChecked() else None,
             order=self.order_combo.currentData(), pinned=pinned,
-            include_latest=self.include_latest_check.isChecked())
+            include_latest=self.include_latest_check.isChecked(),
+            run=self.run_combo.currentData())
 
     def replan(self, *_):
         mode = self.mode()
@@ -291,6 +303,7 @@ class PruneDialog(QDialog):
             names = plan.deleted + list(plan.skipped)
         else:
             names = [c.name for c in self.scan.checkpoints]
+        run_of = {c.name: c.run for c in self.scan.checkpoints}
         for name in names:
             files = plan.files_of(name)
             action = "delete" if name in gone else "keep"
@@ -298,7 +311,8 @@ class PruneDialog(QDialog):
                 action = "skip"
             size = human_bytes(sum(f.bytes for f in files)) if files else ""
             label = safe_name(name) + ("  (latest)" if name == self.scan.latest else "")
-            item = QTreeWidgetItem([label, action, size, safe_name(plan.reasons.get(name, ""))])
+            item = QTreeWidgetItem([label, action, size, safe_name(plan.reasons.get(name, "")),
+                                    safe_name(run_of.get(name) or "")])
             item.setData(0, Qt.UserRole, name)
             if action == "delete":
                 for f in files:
@@ -306,7 +320,7 @@ class PruneDialog(QDialog):
                         safe_name(f.name), "", human_bytes(f.bytes),
                         f"link to {safe_name(f.link_target)}" if f.link_target else ""]))
             self.plan_tree.addTopLevelItem(item)
-        for i in range(4):
+        for i in range(5):
             self.plan_tree.resizeColumnToContents(i)
         self.files_text.setPlainText("\n".join(safe_name(f.name) for f in plan.files))
         self.state_text.setPlainText(self._state_description(plan))
@@ -442,17 +456,25 @@ class PruneDialog(QDialog):
             if result.errors:
                 text += " Problems: " + "; ".join(result.errors)
             self.result_label.setText(safe_name(text))
-            if not self.mode_selected.isEnabled() and self.mode() == self.SELECTED:
-                self.mode_policy.setChecked(True)
+            self._nothing_marked()
             self.replan()
             self.restored.emit(result)
             return
         self.last_result = result
         self.result_label.setText(self._describe(result))
-        if not self.mode_selected.isEnabled() and self.mode() == self.SELECTED:
-            self.mode_policy.setChecked(True)   # the selection is gone; offer the policy
+        self._nothing_marked()
         self.replan()
         self.pruned.emit(result)
+
+    def _nothing_marked(self) -> None:
+        """After a deletion the dialog marks nothing for the next one: no checkpoint selected
+        (the "Selected checkpoints (0)" choice, whose plan is empty), the latest not included,
+        the trash chosen again. Another deletion is a new, deliberate choice."""
+        self.selected = []
+        self._update_counts()
+        self.mode_selected.setChecked(True)
+        self.include_latest_check.setChecked(False)
+        self.trash_radio.setChecked(True)
 
     def _describe(self, r: prune.PruneResult) -> str:
         where = "to the trash" if r.to_trash else "permanently"
@@ -473,7 +495,20 @@ class PruneDialog(QDialog):
         self.result_label.setToolTip(details)
         self.replan()
 
+    def _rebuild_runs(self) -> None:
+        """The run chooser: every run, or one (kept when a rescan still has it)."""
+        chosen = self.run_combo.currentData()
+        self.run_combo.blockSignals(True)
+        self.run_combo.clear()
+        self.run_combo.addItem(f"every run ({len(self.scan.runs)})", None)
+        for r in self.scan.runs:
+            self.run_combo.addItem(f"{safe_name(r.id)} ({plural(len(r.checkpoints), 'checkpoint')})",
+                                   r.id)
+        self.run_combo.setCurrentIndex(max(self.run_combo.findData(chosen), 0))
+        self.run_combo.blockSignals(False)
+
     def _rebuild_pins(self) -> None:
+        self._rebuild_runs()
         pinned = set(self.policy().pinned)
         self.pin_list.blockSignals(True)
         self.pin_list.clear()

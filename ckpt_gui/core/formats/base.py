@@ -124,6 +124,7 @@ class CheckpointFormat(ABC):
     archive: ClassVar[bool] = False         # a zip archive whose config.json is the model's
     carries_config_always: ClassVar[bool] = False  # its file always holds the model's config
     lists_files_first: ClassVar[bool] = True  # info.files is filled before ``inspect`` runs
+    reads_in_chunks: ClassVar[bool] = False  # read_chunks bounds memory by its pieces
 
     # -- recognising --
     @abstractmethod
@@ -161,9 +162,15 @@ class CheckpointFormat(ABC):
     def read(self, ckpt: CheckpointInfo, var: VariableInfo) -> np.ndarray:
         """The whole tensor; ReadError (readers.py) when it cannot be read."""
 
-    def read_chunks(self, ckpt: CheckpointInfo, var: VariableInfo) -> Iterator[np.ndarray]:
-        """The tensor in pieces along its first axis, for readers that bound memory; a format
-        that cannot read less than a tensor yields it whole."""
+    def read_chunks(self, ckpt: CheckpointInfo, var: VariableInfo, max_bytes: int,
+                    verify: bool = True) -> Iterator[np.ndarray]:
+        """The tensor's elements in C order as consecutive pieces of at most about
+        ``max_bytes`` (rows along its first axis, or flat ranges: concatenated and reshaped,
+        they are the tensor), for readers that bound memory (core/chunked.py). A piece may be
+        overwritten once the next one is asked for: keep a copy of what must outlive it. A
+        format that cannot read less than a tensor (``reads_in_chunks`` False) yields it
+        whole; ReadError as ``read``. ``verify`` False: the data was verified by a read just
+        before (a second pass), its checksums may be skipped."""
         yield self.read(ckpt, var)
 
     @abstractmethod

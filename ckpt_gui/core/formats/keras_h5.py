@@ -19,6 +19,9 @@ class KerasWeightsFormat(CheckpointFormat):
     """A file read with h5py: one file, its datasets the variables."""
 
     needs_tensorflow = False
+    # slices of its datasets; a .keras archive whose weights member is compressed is first
+    # decompressed whole into memory (hdf5.open_weights, within the memory budget)
+    reads_in_chunks = True
 
     def open_weights(self, path: str):
         """Its HDF5 weights, open (a context manager): the file itself, or an archive's."""
@@ -49,6 +52,9 @@ class KerasWeightsFormat(CheckpointFormat):
 
     def read(self, ckpt, var):
         return readers.read_keras_tensor(ckpt, var, self.open_weights)
+
+    def read_chunks(self, ckpt, var, max_bytes, verify=True):
+        return readers.read_keras_chunks(ckpt, var, self.open_weights, max_bytes)
 
     def verify(self, ckpt, progress, cancelled):
         return readers.verify_keras_file(ckpt, self.open_weights, progress, cancelled)

@@ -16,13 +16,13 @@ from ..model import FileInfo
 from .base import Binding, CarriedConfig, Candidate, CheckpointFormat, DirectoryListing
 
 NAME = "orbax"
-CHUNK_BYTES = 64 << 20   # what one piece of a tensor read by chunks may hold
 
 
 class Orbax(CheckpointFormat):
     name = NAME
     needs_tensorflow = False
     binding = Binding.VARIABLE_PATHS
+    reads_in_chunks = True   # tensorstore reads the stored chunks a slice touches
 
     def __init__(self):
         self._context = None   # tensorstore's, one per scan (its open files and caches)
@@ -51,9 +51,9 @@ class Orbax(CheckpointFormat):
         with _read_errors():
             return orbax.read_array(_location(ckpt, var.name))
 
-    def read_chunks(self, ckpt, var):
+    def read_chunks(self, ckpt, var, max_bytes, verify=True):
         with _read_errors():
-            for _start, _stop, rows in orbax.iter_chunks(_location(ckpt, var.name), CHUNK_BYTES):
+            for _start, _stop, rows in orbax.iter_chunks(_location(ckpt, var.name), max_bytes):
                 yield rows
 
     def verify(self, ckpt, progress, cancelled):

@@ -14,7 +14,7 @@ def stat_texts(p: TensorPreview) -> dict[str, str]:
     s = p.stats
     fmt = (lambda v: "—" if v is None else number(v))
     return {
-        "shape": f"{list(p.array.shape)} {p.array.dtype}",
+        "shape": f"{list(p.shape)} {p.dtype}",
         "finite": plural(s.finite, "value"), "min": fmt(s.min), "max": fmt(s.max),
         "mean": fmt(s.mean), "std": fmt(s.std), "L2": fmt(s.l2),
         "NaN": f"{s.nan:,}", "+Inf": f"{s.posinf:,}", "-Inf": f"{s.neginf:,}",

@@ -97,8 +97,8 @@ class TensorPlot(QWidget):
             self.overlay.setRect(*rect)
             self.plot.addItem(self.overlay)
         self.plot.getPlotItem().invertY(True)
-        self.plot.setLabel("bottom", f"column (axis {p.array.ndim - 1})")
-        self.plot.setLabel("left", f"row (axis {p.array.ndim - 2})")
+        self.plot.setLabel("bottom", f"column (axis {p.ndim - 1})")
+        self.plot.setLabel("left", f"row (axis {p.ndim - 2})")
 
     # --- vector ---------------------------------------------------------------------------
     def _draw_vector(self, p: TensorPreview, mode: str) -> None:
@@ -119,8 +119,8 @@ class TensorPlot(QWidget):
                                    symbolSize=10, symbolPen=pg.mkPen(rgb, width=2),
                                    symbolBrush=rgb, name=SPECIAL_NAMES[code])
         self.plot.getAxis("left").indices = False
-        axis = [n > 1 for n in p.array.shape].index(True)
-        self.plot.setLabel("bottom", "index" if p.array.ndim == 1 else f"index (axis {axis})")
+        axis = [n > 1 for n in p.shape].index(True)
+        self.plot.setLabel("bottom", "index" if p.ndim == 1 else f"index (axis {axis})")
         self.plot.setLabel("left", "value")
 
     # --- caption --------------------------------------------------------------------------
@@ -130,7 +130,7 @@ class TensorPlot(QWidget):
         if p.constant is not None:
             value = number(p.constant)
             lines.append(f"every value of this slice is {value}" if s.min != s.max
-                         else f"all {plural(p.array.size, 'value')} are {value}")
+                         else f"all {plural(p.size, 'value')} are {value}")
         elif self.levels is not None:
             lines.append(f"colours: {span(*self.levels)} ({self.cmap_name})")
         if p.downsampled and p.display_range is not None:
@@ -138,6 +138,8 @@ class TensorPlot(QWidget):
             how = (f"mean of {blocks} blocks; means" if p.blocks == MEAN else
                    f"largest |x| of each {blocks} block, sign kept; cells")
             lines.append(f"{how} span {span(*p.display_range)}, values {span(s.min, s.max)}")
+        if p.streamed:
+            lines.append("read in chunks (too large to keep): hovering shows the cells' values")
         counts = {NAN: s.nan, POSINF: s.posinf, NEGINF: s.neginf}
         marked = [f"{swatch(c)} {SPECIAL_NAMES[c]}: {plural(n, 'value')}"
                   for c, n in counts.items() if n]
@@ -161,17 +163,28 @@ class TensorPlot(QWidget):
             return None
         if p.kind == VECTOR:
             i = int(np.floor(x + 0.5))
-            return p.tensor_index(i) if 0 <= i < p.array.size else None
+            return p.tensor_index(i) if 0 <= i < p.size else None
         if p.kind == IMAGE:
             r, c = int(np.floor(y + 0.5)), int(np.floor(x + 0.5))
-            rows, cols = p.array.shape[-2:]
+            rows, cols = p.shape[-2:]
             if 0 <= r < rows and 0 <= c < cols:
                 return tuple(p.index) + (r, c)
         return None
 
     def value_at(self, x: float, y: float) -> str | None:
-        """'[3, 7] = -0.0123' under view coordinates (x, y), read from the whole tensor."""
+        """'[3, 7] = -0.0123' under view coordinates (x, y), read from the whole tensor; for a
+        tensor read in chunks (not kept), the value of the painted cell holding it, said so."""
         idx = self.index_at(x, y)
         if idx is None:
             return None
-        return f"{list(idx)} = {number(self.preview.array[idx])}"
+        p = self.preview
+        if not p.streamed:
+            return f"{list(idx)} = {number(p.array[idx])}"
+        cell = (idx[-1] // p.step[0],) if p.kind == VECTOR else \
+            (idx[-2] // p.step[0], idx[-1] // p.step[1])
+        code = FINITE if p.special is None else p.special[cell]
+        value = number(p.display[cell]) if code == FINITE else SPECIAL_NAMES[code]
+        if not p.downsampled:
+            return f"{list(idx)} = {value}"
+        how = "block mean" if p.blocks == MEAN else "block's largest |x|"
+        return f"{list(idx)}: {how} {value} (read in chunks; elements are not kept)"
