@@ -321,3 +321,29 @@ def test_orbax_steps_in_a_bucket_read_through_tensorstore_like_the_local_ones(
     assert shown[0]["stats"]["count"] > 0
     assert (shown[0]["stats"], shown[0]["values"]) == (shown[1]["stats"], shown[1]["values"])
 
+
+
+def test_a_tensor_streamed_in_chunks_comes_range_by_range_from_the_bucket(
+        store, corpus_copy, capsys, monkeypatch):
+    """Above core.chunked's threshold show reads pieces: in a bucket each piece is a range
+    request of the data file, and the answer is the local one."""
+    from ckpt_gui.core import chunked
+
+    monkeypatch.setattr(chunked, "STREAM_ABOVE", 64 << 10)
+    monkeypatch.setattr(chunked, "CHUNK_BYTES", 32 << 10)
+    fs, url, server = store
+    local = corpus_copy("supercon-gan-tf2")
+    upload(fs, local, url)
+    var = "generator/layer_with_weights-0/kernel"   # 147 x 256 float32: 147 KB
+    shown = []
+    for where in (url, local):
+        code, out, err = run(capsys, "show", str(where), "ckpt-3", var, "--json")
+        assert code == 0, err
+        shown.append(json.loads(out))
+        shown[-1].pop("seconds")
+    assert shown[0] == shown[1] and shown[0]["read_in_chunks"]
+    if server is not None:
+        pieces = [h for h in server.log.snapshot() if h.path.endswith("ckpt-3.data-00000-of-00001")
+                  and h.body_bytes > 1024]
+        assert len(pieces) >= 147 * 256 * 4 // (32 << 10)
+        assert all(h.body_bytes <= 32 << 10 for h in pieces)
