@@ -159,6 +159,24 @@ def test_a_second_scan_fetches_only_the_listing(s3_server, corpus_copy, capsys):
     assert [(h.method, h.range) for h in s3_server.log.snapshot()] == [("GET", None)]  # the LIST
 
 
+def test_a_scan_fetches_its_checkpoints_concurrently(s3_server, corpus_copy, capsys):
+    """20 checkpoints, each response held back 20 ms by the server: their indexes and counters
+    are requested many at a time, not one after another."""
+    remote.begin()
+    s3_server.reset()
+    fs = s3_filesystem(s3_server)
+    fs.mkdir("many")
+    upload(fs, corpus_copy("charity-hd5f-keras-tf"), "s3://many/run")
+    s3_server.log.clear()
+    s3_server.log.latency = 0.02
+    try:
+        scanned = scan_json(capsys, "s3://many/run")
+    finally:
+        s3_server.log.latency = 0.0
+    assert len(scanned["checkpoints"]) == 20
+    assert s3_server.log.max_in_flight >= 8
+
+
 def test_a_missing_data_file_is_the_same_problem_as_locally(store, corpus_copy, capsys):
     fs, url, _ = store
     local = corpus_copy("tictactoe-tf2mgr-keras3opt")

@@ -35,8 +35,8 @@ def timeout() -> float:
 
 PART = 8 << 20           # a large range is fetched as parts of this size, concurrently
 BLOCK = 64 << 10         # h5py and zipfile read through a block cache of this block size
-_CACHE_BYTES = 256 << 20  # the immutable-object cache's budget
-_CACHE_ITEM = 16 << 20    # objects (or ranges) above this are never cached
+_CACHE_BYTES = 128 << 20  # the immutable-object cache's budget
+_CACHE_ITEM = 4 << 20     # objects (or ranges) above this are never cached
 _ENV_KEYS = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "AWS_ACCESS_KEY_ID",
              "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION",
              "STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS", "CKPT_GUI_STORAGE_TIMEOUT")
