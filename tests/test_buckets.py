@@ -196,7 +196,8 @@ def test_no_such_folder_or_bucket_is_one_line_and_exit_2(request, capsys, protoc
     remote.begin()
     code, out, err = run(capsys, "scan", f"{protocol}://no-such-bucket/run")
     assert code == 2 and out == ""
-    assert err.count("\n") == 1 and err.startswith(f"ckpt-inspect: {protocol}://no-such-bucket/run: ")
+    assert err.count("\n") == 1
+    assert err.startswith(f"ckpt-inspect: {protocol}://no-such-bucket/run: ")
     assert ("no such bucket" in err) if protocol == "s3" else ("no such" in err)
 
 

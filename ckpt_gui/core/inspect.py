@@ -130,14 +130,13 @@ def _graph_bytes(index: bundle.BundleIndex, layout: "_V2Layout", prefix_dir: str
         return _read_graph(path, entry, fd)
     fingerprint = (entry.size, entry.crc32c)
     with _REMOTE_GRAPHS_LOCK:  # (a bucket's checkpoints are inspected concurrently)
-        if fingerprint not in _REMOTE_GRAPHS:
-            raw, problem = _read_graph(path, entry, fd)
-            if problem is not None:
-                return raw, problem
-            if len(_REMOTE_GRAPHS) < 64:
-                _REMOTE_GRAPHS[fingerprint] = raw
-            return raw, None
-        return _REMOTE_GRAPHS[fingerprint], None
+        known = _REMOTE_GRAPHS.get(fingerprint)
+        if known is not None:
+            return known, None
+        raw, problem = _read_graph(path, entry, fd)
+        if raw is not None and len(_REMOTE_GRAPHS) < 64:
+            _REMOTE_GRAPHS[fingerprint] = raw
+        return raw, problem
 
 
 def _read_graph(path: str, entry: bundle.BundleEntry, fd) -> tuple[bytes | None, str | None]:
@@ -190,15 +189,16 @@ def _rows_with_slots(info: CheckpointInfo, index: bundle.BundleIndex, layout: "_
 GAP = 4096  # in a bucket, counters closer than this are fetched in one request
 
 
-def _span(fd, lo: int, hi: int, pieces: list[tuple[int, int]]) -> bytes:
-    """Bytes lo..hi of an open data file, of which only ``pieces`` [(start from lo, size)] are
-    needed: locally one read; in a bucket only the pieces (those less than GAP apart in one
-    request), the bytes between them left zero. Counters may lie a whole model apart."""
+def _span(fd, lo: int, hi: int, shard: int, items: list[tuple]) -> bytes:
+    """Bytes lo..hi of an open data file (``shard``), of which only the counter plan's
+    ``items`` of that shard are needed: locally one read; in a bucket only those (the ones
+    less than GAP apart in one request), the bytes between them left zero. Counters may lie a
+    whole model apart."""
     if not storage.is_remote(fd):
         return storage.read_fd(fd, hi - lo, lo)
     buf = bytearray(hi - lo)
     runs: list[list[int]] = []
-    for start, size in sorted(pieces):
+    for start, size in sorted((it[2], it[3]) for it in items if it[1] == shard):
         if runs and start - runs[-1][1] < GAP:
             runs[-1][1] = max(runs[-1][1], start + size)
         else:
@@ -216,8 +216,7 @@ def _read_v2_counters(info: CheckpointInfo, index: bundle.BundleIndex, layout: "
     plan = layout.counter_plan
     if plan is not None and info._rows is not None:  # the common case: plain numbers, all there
         spans, items = plan
-        data = {shard: _span(fds[shard], lo, hi, [(it[2], it[3]) for it in items if it[1] == shard])
-                for shard, (lo, hi) in spans.items()}
+        data = {shard: _span(fds[shard], lo, hi, shard, items) for shard, (lo, hi) in spans.items()}
         crcs, masked_crc32c = index.crcs, checksum.masked_crc32c
         values = {}
         for row, shard, start, size, path, unpack in items:

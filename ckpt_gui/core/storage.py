@@ -66,7 +66,8 @@ def normalise(location: str) -> str:
     """A URL without its trailing slash; a ``file://`` URL or a local path as an absolute
     local path."""
     if is_url(location):
-        return location.rstrip("/") if not location.endswith(":///") else location
+        scheme, sep, rest = location.partition("://")
+        return scheme + sep + rest.rstrip("/")
     if location.lower().startswith("file://"):
         location = location[len("file://"):]
     return os.path.abspath(os.path.expanduser(location))
