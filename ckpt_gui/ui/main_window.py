@@ -631,8 +631,8 @@ class MainWindow(QMainWindow):
         bar.setMovable(False)
         bar.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
         self.open_url_action.setIconText("Open URL")
-        for action in (self.open_action, self.open_url_action, self.up_action, self.refresh_action, self.verify_action,
-                       self.verify_all_action):
+        for action in (self.open_action, self.open_url_action, self.up_action, self.refresh_action,
+                       self.verify_action, self.verify_all_action):
             bar.addAction(action)
 
     def focus_filter(self) -> None:
