@@ -50,14 +50,13 @@ def write_run(tf, folder, hurt: dict | None = None) -> None:
               callbacks=[Hurt(), checkpoint, Save(), Heal()])
 
 
-def as_one_model(scan) -> None:
-    """What the runs and canon engineers' scan fills, set by hand until it does: each writer's
-    checkpoints one run, and the weights named alike in both formats (``hidden/kernel``)."""
+def check_one_model(scan) -> None:
+    """What the history reads from the scan, as the scan itself gives it: each writer's
+    checkpoints one run (``ckpt-{N}``, ``weights.{N}.weights.h5``), and the weights named alike
+    in both formats (``hidden/kernel``)."""
     for c in scan.checkpoints:
-        c.run = "ckpt-{N}" if c.name.startswith("ckpt-") else "weights.{N}.weights.h5"
-        for v in c.variables:
-            name = v.display_name
-            if name.startswith("model/net/"):
-                v.canonical = name[len("model/net/"):]
-            elif name.endswith(("/vars/0", "/vars/1")) and "·" not in name:
-                v.canonical = name[:-len("vars/0")] + ("kernel" if name[-1] == "0" else "bias")
+        assert c.run == ("ckpt-{N}" if c.name.startswith("ckpt-") else
+                         "weights.{N}.weights.h5"), (c.name, c.run)
+        weights = {v.identity for v in c.variables if v.role in ("weight", "bias")}
+        assert {"hidden/kernel", "hidden/bias", "out/kernel", "frozen/kernel"} <= weights, \
+            (c.name, weights)

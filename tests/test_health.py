@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from _history_writers import as_one_model, write_run
+from _history_writers import check_one_model, write_run
 from ckpt_gui.cli import main
 from ckpt_gui.core import health, scan_directory
 from ckpt_gui.core.health import DEAD_UNITS, FROZEN, NONFINITE, NORM_JUMP
@@ -69,7 +69,7 @@ def test_jump_only_above_ten_times_and_never_from_zero():
 
 def test_trajectory_flags_each_problem_where_it_is(hurt_dir):
     scan = scan_directory(str(hurt_dir))
-    as_one_model(scan)
+    check_one_model(scan)
     found = {t.identity: t for t in trajectories(scan, weights_and_biases(scan))}
     for run in ("ckpt-{N}", "weights.{N}.weights.h5"):
         def flags(identity, run=run):
@@ -153,7 +153,7 @@ def test_flags_the_history_found_reach_the_panels(qtbot, hurt_dir, tmp_path):
     w.after_first_paint()
     with qtbot.waitSignal(w.directory_loaded, timeout=60_000):
         w.open_path(str(hurt_dir))
-    as_one_model(w.scan)
+    check_one_model(w.scan)
     w.tabs.setCurrentWidget(w.trend)
     w.trend.build()
     with qtbot.waitSignal(w.trend.multiples_ready, timeout=60_000):

@@ -175,6 +175,21 @@ def test_a_restart_told_by_modification_times_alone(tmp_path, tf):
     assert runs_of(scan_directory(str(d))) == [("ckpt-{N}", ["ckpt-1", "ckpt-2", "ckpt-3"], None)]
 
 
+def test_a_file_touched_later_splits_nothing_the_state_file_orders(tmp_path, tf):
+    """A checkpoint modified after its successors (a repair, a copy without times) is still
+    where the state file lists it: its order is taken over the times."""
+    d = tmp_path / "touched"
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(w=tf.Variable([1.0])), str(d),
+                                         max_to_keep=None)
+    for _ in range(3):
+        manager.save()
+    for f in v2("ckpt-2"):
+        t = os.stat(d / f).st_mtime + HOUR
+        os.utime(d / f, (t, t))
+    assert tf_state(tf, d) == ("ckpt-3", ["ckpt-1", "ckpt-2", "ckpt-3"])
+    assert runs_of(scan_directory(str(d))) == [("ckpt-{N}", ["ckpt-1", "ckpt-2", "ckpt-3"], None)]
+
+
 def test_a_counter_going_back_splits_a_run(tmp_path, tf):
     d = tmp_path / "counter"
     step = tf.Variable(0, dtype=tf.int64)

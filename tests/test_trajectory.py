@@ -11,10 +11,9 @@ import h5py
 import numpy as np
 import pytest
 
-from _history_writers import BATCHES, EPOCHS, as_one_model, write_run
+from _history_writers import BATCHES, EPOCHS, check_one_model, write_run
 from ckpt_gui.cli import main
 from ckpt_gui.core import bundle, scan_directory
-from ckpt_gui.core.model import Run
 from ckpt_gui.core.reading import read_tensor
 from ckpt_gui.core.trajectory import (NUMBER, ORDER, STEP, runs_of, trajectories, trajectory,
                                       weights_and_biases)
@@ -32,7 +31,7 @@ def run_dir(tmp_path_factory, tf):
 @pytest.fixture
 def scan(run_dir):
     s = scan_directory(str(run_dir))
-    as_one_model(s)
+    check_one_model(s)
     return s
 
 
@@ -160,7 +159,7 @@ def test_unreadable_tensor_is_a_point_with_its_problem(run_dir, tmp_path):
         f.write(bytes(b ^ 0xFF for b in f.read(4)))  # its checksum no longer matches
         f.seek(entry.offset)
     scan = scan_directory(str(damaged))
-    as_one_model(scan)
+    check_one_model(scan)
     t = trajectory(scan, "hidden/kernel", run=TF_RUN)
     assert [p.stats is None for p in t.points] == [False, True, False]
     assert "checksum" in t.points[1].problem.lower() or "crc" in t.points[1].problem.lower()
@@ -176,16 +175,7 @@ def test_order_axis_when_neither_step_nor_number(tmp_path, tf):
     assert t.x_label == ORDER and [p.x for p in t.points] == [1.0, 2.0]
 
 
-def test_cli_json_one_row_per_checkpoint(run_dir, tf, capsys, monkeypatch):
-    import ckpt_gui.core as core
-
-    scan = core.scan_directory
-
-    def scan_with_runs(*args, **kwargs):  # until the scan fills runs and canonical names
-        s = scan(*args, **kwargs)
-        as_one_model(s)
-        return s
-    monkeypatch.setattr(core, "scan_directory", scan_with_runs)
+def test_cli_json_one_row_per_checkpoint(run_dir, tf, capsys):
     assert main(["trajectory", str(run_dir), "hidden/kernel", "--run", KERAS_RUN, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["identity"] == "hidden/kernel" and out["x"] == STEP
@@ -208,7 +198,7 @@ def test_cli_json_one_row_per_checkpoint(run_dir, tf, capsys, monkeypatch):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "hidden/kernel along 2 series, x = training step"
     assert [line.split()[0] for line in lines[2:]] == [c.name for c in sorted(
-        scan_with_runs(str(run_dir)).checkpoints, key=lambda c: (c.run != TF_RUN, c.name))]
+        scan_directory(str(run_dir)).checkpoints, key=lambda c: (c.run != TF_RUN, c.name))]
 
 
 def test_cli_unknown_variable_or_run(run_dir, capsys):
@@ -230,11 +220,7 @@ def test_panel_one_line_per_run_and_a_click_opens_the_checkpoint(qtbot, run_dir,
     w.after_first_paint()
     with qtbot.waitSignal(w.directory_loaded, timeout=60_000):
         w.open_path(str(run_dir))
-    as_one_model(w.scan)
-    w.scan.runs = [Run(TF_RUN, TF_RUN, "tf.train.CheckpointManager",
-                       ["ckpt-1", "ckpt-2", "ckpt-3"]),
-                   Run(KERAS_RUN, KERAS_RUN, "ModelCheckpoint",
-                       [f"weights.0{e}.weights.h5" for e in (1, 2, 3)], restarted_from=TF_RUN)]
+    check_one_model(w.scan)
     w.checkpoints.select("ckpt-1")
     assert w.variables.select("optimizer/_trainable_variables/0/.ATTRIBUTES/VARIABLE_VALUE")
     with qtbot.waitSignal(w.trend.trend_ready, timeout=60_000) as blocker:
@@ -246,7 +232,7 @@ def test_panel_one_line_per_run_and_a_click_opens_the_checkpoint(qtbot, run_dir,
     assert len(lines) == 2  # one per run, nothing joins them
     assert [list(item.yData) for item in lines] == [
         [p.stats.l2 for p in points] for _, points in t.series()]
-    assert [i.name() for i in lines] == [TF_RUN, f"{KERAS_RUN} (restart of {TF_RUN})"]
+    assert [i.name() for i in lines] == [TF_RUN, KERAS_RUN]
     assert w.trend.table.horizontalHeaderItem(2).text() == STEP
     # a click on a point selects its checkpoint in the checkpoints panel (both writers saved
     # the same values: the Keras run's point is drawn over ckpt-2's)
@@ -279,7 +265,7 @@ def test_small_multiples_page_fills_and_cancel_hides_progress(qtbot, run_dir, tm
     w.after_first_paint()
     with qtbot.waitSignal(w.directory_loaded, timeout=60_000):
         w.open_path(str(run_dir))
-    as_one_model(w.scan)
+    check_one_model(w.scan)
     w.tabs.setCurrentWidget(w.trend)
     w.trend.build()
     with qtbot.waitSignal(w.trend.multiples_ready, timeout=60_000) as blocker:

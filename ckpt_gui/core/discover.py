@@ -28,17 +28,17 @@ class Listing:
 
 def _looks_like_checkpoint_dir(path: str) -> bool:
     try:
+        files, folders = storage.list_folder(path)
         return any(name == STATE_FILE or formats.hints_at_checkpoints(name)
-                   for name, _ in storage.list_folder(path))
+                   for name in files + folders)
     except OSError:
         return False
 
 
 def list_directory(directory: str) -> Listing:
     """Classify the directory's entries. Raises OSError when it cannot be listed."""
-    entries = storage.list_folder(directory)
-    names = {name for name, is_dir in entries if not is_dir}
-    subdirs = [name for name, is_dir in entries if is_dir]
+    files, subdirs = storage.list_folder(directory)
+    names = set(files)
     # a save in progress (or abandoned) is nobody's checkpoint
     # (and so is what an interrupted permanent deletion left: trash.interrupted_deletion)
     temporary = {n for n in names if _TEMP.search(n) or trash.interrupted_deletion(n)}

@@ -87,8 +87,9 @@ def files(directory: str) -> list[str]:
 
 def _bottom_up(path: str, rel: str):
     if storage.is_url(path):  # (a bucket has no links)
-        for name, is_dir in sorted(storage.list_folder(path)):
-            if is_dir:
+        files, folders = storage.list_folder(path)
+        for name in sorted(files + folders):
+            if name in folders:
                 yield from _bottom_up(f"{path}/{name}", os.path.join(rel, name))
             yield os.path.join(rel, name)
         return

@@ -88,11 +88,11 @@ def _items(step_dir: str) -> list[tuple[str, str]]:
     if storage.is_file(os.path.join(step_dir, ITEM_METADATA)):
         return [("", step_dir)]
     try:
-        entries = sorted(storage.list_folder(step_dir))
+        _, folders = storage.list_folder(step_dir)
     except OSError:
         return []
-    return [(name, os.path.join(step_dir, name)) for name, is_dir in entries
-            if is_dir and storage.is_file(os.path.join(step_dir, name, ITEM_METADATA))]
+    return [(name, os.path.join(step_dir, name)) for name in sorted(folders)
+            if storage.is_file(os.path.join(step_dir, name, ITEM_METADATA))]
 
 
 def is_step_dir(path: str) -> bool:
@@ -107,13 +107,13 @@ def list_steps(directory: str) -> list[OrbaxStep]:
     abandoned, or half deleted) included and flagged; empty when it holds none."""
     steps = []
     try:
-        entries = storage.list_folder(directory)
+        _, folders = storage.list_folder(directory)
     except OSError:
         return []
-    for name, is_dir in entries:
+    for name in folders:
         number = step_number(name)  # a temporary step may hold nothing yet
         path = storage.normalise(os.path.join(directory, name))
-        if number is not None and is_dir and (not number[1] or is_step_dir(path)):
+        if number is not None and (not number[1] or is_step_dir(path)):
             steps.append(OrbaxStep(name, path, *number))
     return sorted(steps, key=lambda s: (s.step, not s.committed, s.name))
 
@@ -547,14 +547,14 @@ def _walk_files(top: str) -> Iterator[tuple[str, os.stat_result]]:
 def _walk_objects(top: str) -> Iterator[tuple[str, os.stat_result]]:
     """_walk_files in a bucket: one listing per folder."""
     try:
-        entries = sorted(storage.list_folder(top))
+        files, folders = storage.list_folder(top)
     except OSError:
         if storage.is_file(top):
             yield top, storage.stat_of(top)
         return
-    for name, is_dir in entries:
+    for name in sorted(files + folders):
         path = f"{top}/{name}"
-        if is_dir:
+        if name in folders:
             yield from _walk_objects(path)
         else:
             yield path, storage.stat_of(path)

@@ -23,7 +23,9 @@ How checkpoints are grouped
 4. Split where training restarted. Along the numbers, a checkpoint starts a new run when
    - a training counter (``save_counter``, ``step``, ``iterations``...) goes backwards;
    - it was saved before the previous one: listed earlier in the state file (TensorFlow lists in
-     save order), or modified more than TIME_SLACK seconds earlier (copies and checkouts write
+     save order; when it lists both, its order is taken over their times: a file touched later,
+     by a copy without times or a repair, says nothing), or else modified more than
+     TIME_SLACK seconds earlier (copies and checkouts write
      a folder's files within moments of each other, in any order: a smaller difference says
      nothing; nor does the time of a checkpoint that is not ``ok``: a damaged file was changed
      after it was saved);
@@ -46,7 +48,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import math
 import operator
 from collections import Counter
 from dataclasses import dataclass, field
@@ -189,12 +190,13 @@ def _split_at_restarts(members: list[CheckpointInfo], pattern: str, cluster: int
 def _restarts(a: CheckpointInfo, b: CheckpointInfo, seen: dict, saved_at: dict[str, int],
               latest: str | None) -> bool:
     """Whether ``b``, numbered next after ``a``, belongs to another run than ``a``'s."""
-    if b.mtime < a.mtime - TIME_SLACK and a.status == b.status == OK:
+    if a.name in saved_at and b.name in saved_at:   # the state file's order, over the times
+        if saved_at[b.name] < saved_at[a.name]:
+            return True                               # saved before a, by the state file
+    elif b.mtime < a.mtime - TIME_SLACK and a.status == b.status == OK:
         return True                                   # written clearly before a
     if a.name == latest and b.name not in saved_at:
         return True                                   # above the state file's latest, unknown to it
-    if saved_at.get(b.name, math.inf) < saved_at.get(a.name, -1):
-        return True                                   # saved before a, by the state file
     for k, v in b.counters.items():
         if v < seen.get(k, v):
             return True                               # a counter went backwards

@@ -58,8 +58,8 @@ _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 def is_url(location) -> bool:
     """Whether ``location`` is a URL read through fsspec (``file://`` is a local path)."""
-    return isinstance(location, str) and bool(_URL.match(location)) \
-        and not location.lower().startswith("file://")
+    return (isinstance(location, str) and "://" in location and bool(_URL.match(location))
+            and not location.lower().startswith("file://"))
 
 
 def normalise(location: str) -> str:
@@ -263,25 +263,28 @@ def fd_path(fd: int, path: str | os.PathLike):
 
 # --- folders ----------------------------------------------------------------------------------
 
-def list_folder(directory: str) -> list[tuple[str, bool]]:
-    """(name, is a folder) of each file and folder in ``directory`` (symbolic links followed;
+def list_folder(directory: str) -> tuple[list[str], list[str]]:
+    """(the names of the files, of the folders) in ``directory`` (symbolic links followed;
     special files left out). OSError when it cannot be listed."""
+    files: list[str] = []
+    folders: list[str] = []
     if is_url(directory):
         try:
-            return [(e.name, e.is_dir) for e in _remote().listing(directory).values()]
+            for e in _remote().listing(directory).values():
+                (folders if e.is_dir else files).append(e.name)
         except Exception as e:
             raise OSError(_remote().folder_problem(directory, e)) from None
-    out = []
+        return files, folders
     with os.scandir(directory) as it:
         for e in it:
             try:
                 if e.is_dir():
-                    out.append((e.name, True))
+                    folders.append(e.name)
                 elif e.is_file():
-                    out.append((e.name, False))
+                    files.append(e.name)
             except OSError:
                 continue
-    return out
+    return files, folders
 
 
 def listing_now(url: str, *, fresh: bool = True) -> dict[str, tuple[bool, int, str]]:

@@ -24,7 +24,7 @@ from .tasks import TaskSlot, work_thread
 
 PROMPT = ("Select two checkpoints (Ctrl+click, or right-click one: Compare with…) to see what "
           "changed between them.")
-COLUMNS = ("Status", "Variable", "max |a−b|", "L2(a−b)", "rel. change", "Role")
+COLUMNS = ("Status", "Variable", "max |a−b|", "L2(a−b)", "change %", "Role")
 STATUS_COLOURS = {"same": "#2e7d32", "changed": "#e65100", "shape_changed": "#c62828",
                   "only_a": "#6a1b9a", "only_b": "#1565c0", "unreadable": "#c62828"}
 BOOKKEEPING = QColor("#78909c")   # counters and metadata: listed, not counted
@@ -218,8 +218,9 @@ class DiffPanel(QWidget):
         for r, d in enumerate(rows):
             cells = [_Item(d.status.replace("_", " "), r),   # the engine's order: by change
                      _Item(safe_name(d.name), d.name)]   # (B's name, if another: tooltip)
+            percent = None if d.rel_change is None else 100 * d.rel_change   # as the history
             cells += [_Item(_num(x), -1.0 if x is None else x)
-                      for x in (d.max_abs_diff, d.l2_diff, d.rel_change)]
+                      for x in (d.max_abs_diff, d.l2_diff, percent)]
             cells.append(_Item(d.role, d.role))
             cells[0].setForeground(QColor(STATUS_COLOURS.get(d.status, "#000")))
             cells[1].setToolTip(_tooltip(d))

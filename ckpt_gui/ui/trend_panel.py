@@ -112,6 +112,7 @@ class TrendPanel(QWidget):
         self.change_plot = pg.PlotWidget()
         self.change_plot.setObjectName("trendChangePlot")
         self.change_plot.setLabel("left", "change %")
+        self.change_plot.getAxis("left").enableAutoSIPrefix(False)   # never "change % (x0.001)"
         self.change_plot.setXLink(self.stats_plot)
         self.table = QTableWidget(0, 0)
         self.table.verticalHeader().hide()

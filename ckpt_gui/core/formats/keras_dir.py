@@ -67,6 +67,7 @@ class KerasDir(KerasArchive):
 
 def _entries(path: str) -> list[str]:
     try:
-        return [name for name, _ in storage.list_folder(path)]
+        files, folders = storage.list_folder(path)
+        return files + folders
     except OSError:
         return []

@@ -22,7 +22,7 @@ def _candidate(directory: str, rel: str) -> Candidate:
     prefix = os.path.join(var_dir, "variables")
     files = []
     rel_var = os.path.relpath(var_dir, directory)
-    for entry in sorted(name for name, _ in storage.list_folder(var_dir)):
+    for entry in sorted(storage.list_folder(var_dir)[0]):
         if entry == "variables.index" or entry.startswith("variables.data-"):
             files.append(f"{rel_var}/{entry}")
     pb = f"{rel}/{GRAPH_FILE}" if rel else GRAPH_FILE
