@@ -12,6 +12,12 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
 
 import pytest  # noqa: E402
 
+from _buckets import isolate_env  # noqa: E402
+
+# No test may reach a cloud: dummy keys, no metadata servers (google-auth reads its settings
+# when first imported, so this comes before any client library is)
+isolate_env()
+
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = Path(os.environ.get("CKPT_GUI_CORPUS", REPO.parent / "shared" / "corpus"))
 

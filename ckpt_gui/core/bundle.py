@@ -344,7 +344,7 @@ def ends_with_table_magic(tail: bytes) -> bool:
     return (hi << 32 | lo) == TABLE_MAGIC
 
 
-# A descriptor of a regular file for os.pread, and its stat; the caller closes it.
+# A descriptor of a regular file for storage.read_fd, and its stat; storage.close closes it.
 # storage.UnreadableFile (an OSError saying why) otherwise.
 open_fd = storage.open_regular
 
@@ -693,7 +693,7 @@ def read_entries(fd: int, data_name: str, entries: list[BundleEntry]
         return []
     lo = min(e.offset for e in entries)
     hi = max(e.offset + e.size for e in entries)
-    span = os.pread(fd, hi - lo, lo) if hi - lo <= 1 << 20 else None
+    span = storage.read_fd(fd, hi - lo, lo) if hi - lo <= 1 << 20 else None
     out: list[bytes | BundleError] = []
     budget = limits.memory_budget()
     for e in entries:

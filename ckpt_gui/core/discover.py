@@ -8,7 +8,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from . import formats, trash
+from . import formats, storage, trash
 from .formats.base import Candidate, DirectoryListing
 from .naming import natural_key
 from .statefile import STATE_FILE
@@ -28,28 +28,17 @@ class Listing:
 
 def _looks_like_checkpoint_dir(path: str) -> bool:
     try:
-        with os.scandir(path) as it:
-            for e in it:
-                if e.name == STATE_FILE or formats.hints_at_checkpoints(e.name):
-                    return True
+        files, folders = storage.list_folder(path)
+        return any(name == STATE_FILE or formats.hints_at_checkpoints(name)
+                   for name in files + folders)
     except OSError:
         return False
-    return False
 
 
 def list_directory(directory: str) -> Listing:
     """Classify the directory's entries. Raises OSError when it cannot be listed."""
-    names = set()
-    subdirs = []
-    with os.scandir(directory) as it:
-        for e in it:
-            try:
-                if e.is_dir():
-                    subdirs.append(e.name)
-                elif e.is_file():
-                    names.add(e.name)
-            except OSError:
-                continue
+    files, subdirs = storage.list_folder(directory)
+    names = set(files)
     # a save in progress (or abandoned) is nobody's checkpoint
     # (and so is what an interrupted permanent deletion left: trash.interrupted_deletion)
     temporary = {n for n in names if _TEMP.search(n) or trash.interrupted_deletion(n)}

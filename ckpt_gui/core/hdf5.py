@@ -94,7 +94,7 @@ def open_weights(path: str, archive: bool):
             with h5py.File(storage.fd_path(fd, path), "r") as f:
                 yield f
             return
-        with os.fdopen(os.dup(fd), "rb") as archive, zipfile.ZipFile(archive) as zf:
+        with storage.file_object(fd) as archive, zipfile.ZipFile(archive) as zf:
             fileobj = _archive_member(fd, st.st_size, zf)
         try:
             with h5py.File(fileobj, "r") as f:
@@ -102,7 +102,7 @@ def open_weights(path: str, archive: bool):
         finally:
             fileobj.close()
     finally:
-        os.close(fd)
+        storage.close(fd)
 
 
 def _archive_member(fd: int, archive_size: int, zf: zipfile.ZipFile):

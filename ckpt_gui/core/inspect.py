@@ -9,6 +9,7 @@ import itertools
 import math
 import operator
 import os
+import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -61,7 +62,7 @@ def inspect_bundle(info: CheckpointInfo, cand: Candidate, location: tuple[str, s
             if k in layout.shards_to_read:
                 fds[k] = fd
             else:
-                os.close(fd)
+                storage.close(fd)
             rel = rel_dir + fname
             if rel in listed:
                 opened[rel] = st
@@ -74,7 +75,7 @@ def inspect_bundle(info: CheckpointInfo, cand: Candidate, location: tuple[str, s
             _read_v2_counters(info, index, layout, fds, base)
     finally:
         for fd in fds.values():
-            os.close(fd)
+            storage.close(fd)
 
 
 def _inspect_v2_index(info: CheckpointInfo, index: bundle.BundleIndex, layout: "_V2Layout",
@@ -116,13 +117,37 @@ def _inspect_v2_index(info: CheckpointInfo, index: bundle.BundleIndex, layout: "
 def _graph_bytes(index: bundle.BundleIndex, layout: "_V2Layout", prefix_dir: str, base: str,
                  fds: dict[int, int]) -> tuple[bytes | None, str | None]:
     """The object graph's stored bytes (through its data file in ``fds`` when open), or the
-    problem that keeps them from being read."""
+    problem that keeps them from being read.
+
+    A training run's checkpoints share one object graph. In a bucket, where each read is a
+    round trip, a graph whose size and checksum (from the index) equal those of one read
+    before is taken to be those bytes: a scan then fetches each distinct graph once."""
     entry = index.row(layout.graph_row)
+    fd = fds.get(entry.shard_id)
+    path = os.path.join(prefix_dir, bundle.data_file_name(base, entry.shard_id,
+                                                          index.num_shards))
+    if fd is None or not storage.is_remote(fd):
+        return _read_graph(path, entry, fd)
+    fingerprint = (entry.size, entry.crc32c)
+    with _REMOTE_GRAPHS_LOCK:  # (a bucket's checkpoints are inspected concurrently)
+        known = _REMOTE_GRAPHS.get(fingerprint)
+        if known is not None:
+            return known, None
+        raw, problem = _read_graph(path, entry, fd)
+        if raw is not None and len(_REMOTE_GRAPHS) < 64:
+            _REMOTE_GRAPHS[fingerprint] = raw
+        return raw, problem
+
+
+def _read_graph(path: str, entry: bundle.BundleEntry, fd) -> tuple[bytes | None, str | None]:
     try:
-        return bundle.read_raw(os.path.join(prefix_dir, bundle.data_file_name(
-            base, entry.shard_id, index.num_shards)), entry, fd=fds.get(entry.shard_id)), None
+        return bundle.read_raw(path, entry, fd=fd), None
     except (ValueError, OSError) as e:  # (BundleError, limits.OverBudget)
         return None, f"the object graph cannot be decoded: {e}"
+
+
+_REMOTE_GRAPHS: dict[tuple[int, int], bytes] = {}  # (size, checksum) -> object graph bytes
+_REMOTE_GRAPHS_LOCK = threading.Lock()
 
 
 def _decode_graph(index: bundle.BundleIndex, layout: "_V2Layout", raw: bytes
@@ -161,6 +186,29 @@ def _rows_with_slots(info: CheckpointInfo, index: bundle.BundleIndex, layout: "_
     return known[0]
 
 
+GAP = 4096  # in a bucket, counters closer than this are fetched in one request
+
+
+def _span(fd, lo: int, hi: int, shard: int, items: list[tuple]) -> bytes:
+    """Bytes lo..hi of an open data file (``shard``), of which only the counter plan's
+    ``items`` of that shard are needed: locally one read; in a bucket only those (the ones
+    less than GAP apart in one request), the bytes between them left zero. Counters may lie a
+    whole model apart."""
+    if not storage.is_remote(fd):
+        return storage.read_fd(fd, hi - lo, lo)
+    buf = bytearray(hi - lo)
+    runs: list[list[int]] = []
+    for start, size in sorted((it[2], it[3]) for it in items if it[1] == shard):
+        if runs and start - runs[-1][1] < GAP:
+            runs[-1][1] = max(runs[-1][1], start + size)
+        else:
+            runs.append([start, start + size])
+    for a, b in runs:
+        got = storage.read_fd(fd, b - a, lo + a)
+        buf[a:a + len(got)] = got
+    return bytes(buf)
+
+
 def _read_v2_counters(info: CheckpointInfo, index: bundle.BundleIndex, layout: "_V2Layout",
                       fds: dict[int, int], base: str) -> None:
     """The counters' values, read from the data files in ``fds`` (shard -> open file), one
@@ -168,7 +216,7 @@ def _read_v2_counters(info: CheckpointInfo, index: bundle.BundleIndex, layout: "
     plan = layout.counter_plan
     if plan is not None and info._rows is not None:  # the common case: plain numbers, all there
         spans, items = plan
-        data = {shard: os.pread(fds[shard], hi - lo, lo) for shard, (lo, hi) in spans.items()}
+        data = {shard: _span(fds[shard], lo, hi, shard, items) for shard, (lo, hi) in spans.items()}
         crcs, masked_crc32c = index.crcs, checksum.masked_crc32c
         values = {}
         for row, shard, start, size, path, unpack in items:

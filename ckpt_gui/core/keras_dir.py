@@ -86,6 +86,13 @@ def files(directory: str) -> list[str]:
 
 
 def _bottom_up(path: str, rel: str):
+    if storage.is_url(path):  # (a bucket has no links)
+        files, folders = storage.list_folder(path)
+        for name in sorted(files + folders):
+            if name in folders:
+                yield from _bottom_up(f"{path}/{name}", os.path.join(rel, name))
+            yield os.path.join(rel, name)
+        return
     for entry in sorted(os.scandir(path), key=lambda e: e.name):
         if entry.is_dir(follow_symlinks=False):
             yield from _bottom_up(entry.path, os.path.join(rel, entry.name))

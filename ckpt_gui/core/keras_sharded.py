@@ -136,7 +136,7 @@ def health(json_path: str, weight_map: WeightMap | None = None) -> Health:
     folder = os.path.dirname(json_path)
     out = Health()
     for shard in weight_map.shards:
-        if not os.path.isfile(os.path.join(folder, shard)):
+        if not storage.is_file(os.path.join(folder, shard)):
             out.missing[shard] = [g for g, files in weight_map.groups.items() if shard in files]
     return out
 
@@ -200,7 +200,7 @@ def _shard_holding(json_path: str, name: str, weight_map: WeightMap | None):
     missing = []
     for shard in weight_map.shards_of(name):
         path = os.path.join(folder, shard)
-        if not os.path.isfile(path):
+        if not storage.is_file(path):
             missing.append(shard)
             continue
         with hdf5.open_weights(path, archive=False) as f:

@@ -85,21 +85,21 @@ def step_number(name: str) -> tuple[int, bool] | None:
 def _items(step_dir: str) -> list[tuple[str, str]]:
     """[(item name, item dir)] of the pytree items of a step: subdirectories holding _METADATA
     (or the step itself when it is a bare PyTreeCheckpointer directory: item name "")."""
-    if os.path.isfile(os.path.join(step_dir, ITEM_METADATA)):
+    if storage.is_file(os.path.join(step_dir, ITEM_METADATA)):
         return [("", step_dir)]
     try:
-        entries = sorted(os.scandir(step_dir), key=lambda e: e.name)
+        _, folders = storage.list_folder(step_dir)
     except OSError:
         return []
-    return [(e.name, e.path) for e in entries
-            if e.is_dir() and os.path.isfile(os.path.join(e.path, ITEM_METADATA))]
+    return [(name, os.path.join(step_dir, name)) for name in sorted(folders)
+            if storage.is_file(os.path.join(step_dir, name, ITEM_METADATA))]
 
 
 def is_step_dir(path: str) -> bool:
     """A directory written as one Orbax step: _CHECKPOINT_METADATA, or (older releases, and
     a checkpoint saved without a manager) pytree items holding _METADATA."""
-    return os.path.isdir(path) and (os.path.isfile(os.path.join(path, STEP_METADATA))
-                                    or bool(_items(path)))
+    return storage.is_dir(path) and (storage.is_file(os.path.join(path, STEP_METADATA))
+                                     or bool(_items(path)))
 
 
 def list_steps(directory: str) -> list[OrbaxStep]:
@@ -107,13 +107,14 @@ def list_steps(directory: str) -> list[OrbaxStep]:
     abandoned, or half deleted) included and flagged; empty when it holds none."""
     steps = []
     try:
-        entries = list(os.scandir(directory))
+        _, folders = storage.list_folder(directory)
     except OSError:
         return []
-    for entry in entries:
-        number = step_number(entry.name)  # a temporary step may hold nothing yet
-        if number is not None and entry.is_dir() and (not number[1] or is_step_dir(entry.path)):
-            steps.append(OrbaxStep(entry.name, os.path.abspath(entry.path), *number))
+    for name in folders:
+        number = step_number(name)  # a temporary step may hold nothing yet
+        path = storage.normalise(os.path.join(directory, name))
+        if number is not None and (not number[1] or is_step_dir(path)):
+            steps.append(OrbaxStep(name, path, *number))
     return sorted(steps, key=lambda s: (s.step, not s.committed, s.name))
 
 
@@ -132,7 +133,7 @@ def recognise(path: str) -> str | None:
 
 def step_of(path: str) -> OrbaxStep:
     """The OrbaxStep of a step directory opened on its own."""
-    path = os.path.abspath(path)
+    path = storage.normalise(path)
     name = os.path.basename(path)
     number = step_number(name)
     step, committed = number if number is not None else (None, TMP_SUFFIX not in name)
@@ -200,7 +201,8 @@ def tree_leaves(item_dir: str) -> list[ArrayLocation]:
             keys = tuple(str(k["key"]) for k in entry["key_metadata"])
             value_type = str((entry.get("value_metadata") or {}).get("value_type", ""))
             if keys:
-                leaves.append(ArrayLocation(os.path.abspath(item_dir), keys, value_type, *flags))
+                leaves.append(ArrayLocation(storage.normalise(item_dir), keys, value_type,
+                                            *flags))
     except (KeyError, TypeError, AttributeError):
         raise OrbaxError(f"{ITEM_METADATA} of {os.path.basename(item_dir)} is malformed "
                          f"(an entry without key_metadata)") from None
@@ -213,7 +215,7 @@ def _leaf_name(item: str, keys: tuple[str, ...], prefix_items: bool) -> str:
 
 def array_spec(loc: ArrayLocation) -> dict:
     """The tensorstore spec of one array leaf."""
-    base = {"driver": "file", "path": loc.item_dir + "/"}
+    base = storage.kvstore(loc.item_dir)
     if loc.use_ocdbt:
         kvstore = {"driver": "ocdbt", "base": base, "path": loc.store_name + "/"}
     else:
@@ -221,7 +223,7 @@ def array_spec(loc: ArrayLocation) -> dict:
         if "/" in name or name in (".", ".."):  # its own directory: never outside the item
             raise OrbaxError(f"{'/'.join(loc.keys)} cannot be read: its name {name!r} would "
                              f"lead out of its item's directory")
-        kvstore = {"driver": "file", "path": os.path.join(loc.item_dir, name) + "/"}
+        kvstore = storage.kvstore(os.path.join(loc.item_dir, name))
     return {"driver": "zarr3" if loc.use_zarr3 else "zarr", "kvstore": kvstore,
             "fill_missing_data_reads": loc.fill_missing,
             "recheck_cached_data": False, "recheck_cached_metadata": False}
@@ -420,7 +422,7 @@ def checkpoint_config(info: StepInfo):
 def _metrics(step_dir: str) -> dict | None:
     """CheckpointManager's metrics item (metrics/metrics, JSON), when saved."""
     path = os.path.join(step_dir, "metrics", "metrics")
-    if not os.path.isfile(path):
+    if not storage.is_file(path):
         return None
     try:
         data = read_json(path, 1 << 20)
@@ -484,7 +486,7 @@ def model_paths(names) -> dict[str, str]:
 def _writer(step_dir: str, variables: list[VariableInfo]) -> str:
     if any(v.path.split("/", 1)[0] in _KERAS_TREES for v in variables):
         return KERAS_WRITER
-    if os.path.isfile(os.path.join(step_dir, STEP_METADATA)):
+    if storage.is_file(os.path.join(step_dir, STEP_METADATA)):
         return "orbax CheckpointManager"
     return "orbax"
 
@@ -518,13 +520,16 @@ def _refusal(path: str, name: str) -> list[str]:
         fd, _ = storage.open_regular(path)
     except storage.UnreadableFile as e:
         return [f"{name} {e.reason}"]
-    os.close(fd)
+    storage.close(fd)
     return []
 
 
 def _walk_files(top: str) -> Iterator[tuple[str, os.stat_result]]:
     """(path, lstat) of every file below ``top`` (or of ``top`` itself when it is no
-    directory), symbolic links not followed."""
+    directory), symbolic links not followed (a bucket has none)."""
+    if storage.is_url(top):
+        yield from _walk_objects(top)
+        return
     try:
         entries = list(os.scandir(top))
     except NotADirectoryError:
@@ -537,6 +542,22 @@ def _walk_files(top: str) -> Iterator[tuple[str, os.stat_result]]:
             yield from _walk_files(e.path)
         else:
             yield e.path, e.stat(follow_symlinks=False)
+
+
+def _walk_objects(top: str) -> Iterator[tuple[str, os.stat_result]]:
+    """_walk_files in a bucket: one listing per folder."""
+    try:
+        files, folders = storage.list_folder(top)
+    except OSError:
+        if storage.is_file(top):
+            yield top, storage.stat_of(top)
+        return
+    for name in sorted(files + folders):
+        path = f"{top}/{name}"
+        if name in folders:
+            yield from _walk_objects(path)
+        else:
+            yield path, storage.stat_of(path)
 
 
 def _file_kind(path: str) -> str:

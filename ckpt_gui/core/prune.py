@@ -71,7 +71,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from . import formats, statefile, trash
+from . import formats, statefile, storage, trash
 from .model import OK, CheckpointInfo, DirectoryScan, StateFileInfo
 from .prunepolicy import PlanError, Policy, order_key, select
 from .runs import run_of_state_file
@@ -275,6 +275,8 @@ def plan_prune(scan: DirectoryScan, *, delete: Iterable[str] | None = None,
     ``skipped``). Linear in the number of checkpoints and files.
     """
     directory = scan.directory
+    if storage.is_url(directory):
+        raise PlanError(f"{directory}: pruning in a bucket is not supported yet")
     by_name = {c.name: c for c in scan.checkpoints}
     skipped: dict[str, str] = {}
     if delete is not None:

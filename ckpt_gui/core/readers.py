@@ -57,6 +57,8 @@ def _as_numpy(value) -> np.ndarray:
 
 
 def read_tf_tensor(prefix: str, name: str, dtype: str) -> np.ndarray:
+    if storage.is_url(prefix):  # TensorFlow cannot read s3:// (nor gs:// at another endpoint)
+        return read_bundle_by_range(prefix, name)
     t = tf()
     try:
         with t.device("/cpu:0"):
@@ -68,6 +70,31 @@ def read_tf_tensor(prefix: str, name: str, dtype: str) -> np.ndarray:
     if not isinstance(array, np.ndarray):  # a scalar string comes back as bytes
         array = np.array(array, dtype=object if isinstance(array, bytes) else None)
     return array
+
+
+def read_bundle_by_range(prefix: str, name: str) -> np.ndarray:
+    """A tensor of a V2 bundle in a bucket, read by its byte range and checked against its
+    checksum without TensorFlow; ReadError when that cannot be done."""
+    try:
+        index, entry = bundle.lookup_entry(prefix + ".index", name)
+    except (OSError, bundle.BundleError) as e:
+        raise ReadError(str(e)) from None
+    if entry is None:
+        raise ReadError(f"the checkpoint has no tensor {name}")
+    if entry.sliced or index.big_endian:
+        raise ReadError("a partitioned or big-endian tensor cannot be read from a bucket: "
+                        "copy the checkpoint to a local folder")
+    with closing(DataFiles(prefix, index.num_shards)) as files:
+        files.check(entry)
+        array = read_verified(files, entry, False)
+        if array is not None:
+            return array
+        try:
+            raw = bundle.read_raw(files.name(entry.shard_id), entry, check=True,
+                                  fd=files.file(entry.shard_id)[0])
+            return bundle.decode_small(raw, entry)
+        except (OSError, bundle.BundleError) as e:
+            raise ReadError(str(e)) from None
 
 
 def read_keras_tensor(ckpt: CheckpointInfo, var: VariableInfo, open_weights) -> np.ndarray:
@@ -244,7 +271,7 @@ class DataFiles:
     def close(self) -> None:
         for got in self._files.values():
             if not isinstance(got, str):
-                os.close(got[0])
+                storage.close(got[0])
         self._files.clear()
 
 
@@ -320,7 +347,13 @@ def _read_with_crc(fd: int, offset: int, out: memoryview) -> int | None:
 def _read_part(fd: int, offset: int, out: memoryview, lo: int, hi: int, check: bool = True
                ) -> int | None:
     """Read out[lo:hi] from the file at offset+lo in cache-sized chunks, each checksummed right
-    after it arrives (with ``check``); its CRC32C (0 without), or None if the file ends early."""
+    after it arrives (with ``check``); its CRC32C (0 without), or None if the file ends early.
+    In a bucket the span comes in concurrent range requests, then is checksummed."""
+    if storage.is_remote(fd):
+        part = out[lo:hi]
+        if fd.readinto(offset + lo, part) < len(part):
+            return None
+        return checksum.crc32c(part) if check else 0
     crc = 0
     for start in range(lo, hi, READ_CHUNK):
         chunk = out[start:min(start + READ_CHUNK, hi)]

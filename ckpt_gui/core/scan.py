@@ -6,7 +6,7 @@ import copy
 import os
 from collections.abc import Callable, Iterable
 
-from . import formats, statefile, trash
+from . import formats, statefile, storage, trash
 from .discover import list_directory
 from .runs import find_runs, run_ids
 from .model import BROKEN, CheckpointInfo, DirectoryScan, Run, StateFileInfo
@@ -20,8 +20,10 @@ class ScanError(OSError):
 
 
 def check_directory(directory: str) -> str:
-    """The absolute directory, or ScanError with one clear sentence."""
-    path = os.path.abspath(os.path.expanduser(directory))
+    """The absolute directory (or the URL), or ScanError with one clear sentence."""
+    path = storage.normalise(directory)
+    if storage.is_url(path):
+        return _check_url(path, directory)
     if not os.path.exists(path):
         raise ScanError(f"{directory}: no such directory")
     if not os.path.isdir(path):
@@ -31,12 +33,28 @@ def check_directory(directory: str) -> str:
     return path
 
 
+def _check_url(url: str, directory: str) -> str:
+    """``url`` if it is a folder or an object that can be listed; ScanError otherwise."""
+    storage.begin(url)
+    try:
+        storage.list_folder(url)
+    except OSError as e:
+        if storage.is_file(url):
+            raise ScanError(f"{directory}: is a file, not a directory (open the folder that "
+                            "holds it)") from None
+        raise ScanError(f"{directory}: {e.strerror or e}") from None
+    return url
+
+
 def scan_directory(directory: str, *, verify: bool = False, progress: Progress | None = None,
                    cancelled: Callable[[], bool] | None = None) -> DirectoryScan:
-    """Scan ``directory``. Reads only indexes and counters unless ``verify`` (reads every tensor).
+    """Scan ``directory`` (a local folder or a URL). Reads only indexes and counters unless
+    ``verify`` (reads every tensor).
 
     ``progress(done, total, what)`` is called between checkpoints; when ``cancelled()`` turns
-    true the scan stops between checkpoints and returns what it has.
+    true the scan stops between checkpoints and returns what it has. In a bucket the
+    checkpoints are inspected concurrently (each costs a round trip or two); if the store
+    cannot be reached midway, ScanError says why.
     """
     path = check_directory(directory)
     path, only = checkpoint_location(path)
@@ -49,13 +67,12 @@ def scan_directory(directory: str, *, verify: bool = False, progress: Progress |
     orphans = list(listing.orphans) if only is None else []
     checkpoints: list[CheckpointInfo] = []
     total = len(candidates)
-    for i, cand in enumerate(candidates):
+    for i, (cand, inspected) in enumerate(zip(candidates, _inspected(path, candidates))):
         if cancelled is not None and cancelled():
             break
         if progress is not None:
             progress(i, total, cand.name)
-        stale: list[str] = []
-        info = formats.inspect(path, cand, stale)
+        info, stale = inspected()
         orphans.extend(stale)
         if verify:
             from .reading import verify_checkpoint
@@ -64,6 +81,8 @@ def scan_directory(directory: str, *, verify: bool = False, progress: Progress |
         checkpoints.append(info)
     if progress is not None:
         progress(len(checkpoints), total, "")
+    if (down := storage.outage(path)) is not None:
+        raise ScanError(f"{directory}: {down}")
 
     # one checkpoint opened on its own: its folder's state file and subfolders are not its
     state = read_state(path, checkpoints) if only is None else StateFileInfo(False)
@@ -78,11 +97,41 @@ def scan_directory(directory: str, *, verify: bool = False, progress: Progress |
         runs=runs, problems=leftover_notes(orphans))
 
 
+REMOTE_WORKERS = 16  # checkpoints of a bucket inspected at once
+
+
+def _inspected(path: str, candidates) -> Iterable[Callable[[], tuple[CheckpointInfo, list]]]:
+    """For each candidate, a call giving (its CheckpointInfo, its stale data files): inspected
+    when called for a local folder; for a URL all started at once in a thread pool, so that
+    their requests overlap (the pool's threads stop with the generator)."""
+    def one(cand):
+        stale: list[str] = []
+        return formats.inspect(path, cand, stale), stale
+
+    if not storage.is_url(path) or len(candidates) < 2:
+        for cand in candidates:
+            yield lambda cand=cand: one(cand)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(REMOTE_WORKERS) as pool:
+        futures = [pool.submit(one, cand) for cand in candidates]
+        try:
+            for future in futures:
+                yield future.result
+        finally:
+            for future in futures:
+                future.cancel()
+
+
 def checkpoint_location(path: str) -> tuple[str, str | None]:
     """(the folder to scan, the checkpoint in it that ``path`` is, or None): a checkpoint file,
     or a folder that is itself one checkpoint (an unzipped .keras model), is opened as its
     folder lists it; any other folder is itself."""
-    if os.path.isfile(path) or formats.is_checkpoint_folder(path):
+    if storage.is_file(path) or formats.is_checkpoint_folder(path):
+        if storage.is_url(path):
+            parent, name = path.rstrip("/").rsplit("/", 1)
+            return parent, name
         parent, name = os.path.split(os.path.normpath(path))
         return parent, name
     return path, None

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from google.protobuf import text_encoding
 
+from . import storage
 from .naming import base_name
 
 STATE_FILE = "checkpoint"
@@ -116,13 +117,15 @@ def read_state_text(directory: str) -> str | None:
     binary file or one too big to be a state file (read whole, it could exhaust memory; read in
     part, a rewrite would drop the entries beyond the cut)."""
     path = os.path.join(directory, STATE_FILE)
-    if not os.path.isfile(path):
+    if not storage.is_file(path):
         return None
-    with open(path, "rb") as f:
-        data = f.read(MAX_STATE_BYTES + 1)
-    if len(data) > MAX_STATE_BYTES:
-        raise ValueError(f"the state file is larger than {MAX_STATE_BYTES >> 20} MB, "
-                         "not a CheckpointState text file")
+    try:
+        data, _ = storage.read_small(path, MAX_STATE_BYTES)
+    except storage.UnreadableFile as e:
+        if e.reason.startswith("is too big"):
+            raise ValueError(f"the state file is larger than {MAX_STATE_BYTES >> 20} MB, "
+                             "not a CheckpointState text file") from None
+        raise
     if b"\x00" in data:
         raise ValueError("the state file is binary, not a CheckpointState text file")
     return data.decode("utf-8", "replace")
@@ -241,7 +244,7 @@ def checkpoint_exists(directory: str, name: str) -> bool:
     """Whether ``name`` is a checkpoint TensorFlow would find: ``name.index`` (V2) or the file
     ``name`` itself (V1 single file, or an HDF5 file a Keras callback listed)."""
     path = os.path.join(directory, name)
-    return os.path.isfile(path + ".index") or os.path.isfile(path)
+    return storage.is_file(path + ".index") or storage.is_file(path)
 
 
 def resolve_on_disk(entry: str, directory: str) -> str | None:

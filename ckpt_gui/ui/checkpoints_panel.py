@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import html
 
-import os
-
 from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QFont, QFontMetrics, QKeySequence
 from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QMenu, QSizePolicy, QStyle,
                                QTableView, QVBoxLayout, QWidget)
 
+from ..core import storage
 from ..core.model import OK, CheckpointInfo, DirectoryScan
 from ..textfmt import plural, safe_name
 from .models import OBJECT_ROLE, CheckpointTableModel, PythonSortProxy, human_bytes
@@ -274,13 +273,18 @@ class CheckpointsPanel(QWidget):
         self.problems.setVisible(bool(lines))
         self._show_subfolders(scan)
 
+    def show_failure(self, message: str) -> None:
+        """Why the folder could not be scanned, in one line under the (empty) table."""
+        self.problems.setText(_escape(message))
+        self.problems.setVisible(bool(message))
+
     def _show_subfolders(self, scan: DirectoryScan | None) -> None:
         """The parent folder (..) and the subfolders that hold checkpoints, as links."""
         if scan is None:
             self.subfolders.hide()
             return
         links = []
-        if os.path.dirname(scan.directory) != scan.directory:
+        if storage.parent(scan.directory):
             links.append('<a href="..">.. (parent folder)</a>')
         if scan.subdirectories:
             links.append("Subfolders with checkpoints: " + ", ".join(
@@ -290,8 +294,10 @@ class CheckpointsPanel(QWidget):
 
     def _open_subfolder(self, name: str) -> None:
         if self._scan:
-            path = os.path.normpath(os.path.join(self._scan.directory, name))
-            self.open_directory_requested.emit(path)
+            folder = self._scan.directory
+            path = storage.parent(folder) if name == ".." else storage.join(folder, name)
+            if path:
+                self.open_directory_requested.emit(path)
 
     def _on_selection(self, *_):
         c = self.current()

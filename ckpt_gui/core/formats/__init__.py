@@ -111,7 +111,7 @@ def _files(directory: str, cand: Candidate, fmt: CheckpointFormat,
             if leave_out and rel in leave_out:
                 continue
             try:
-                st = os.stat(os.path.join(directory, rel))
+                st = storage.stat_of(os.path.join(directory, rel))
             except OSError:
                 continue
         infos.append(FileInfo(rel, _size(st), fmt.file_kind(rel)))

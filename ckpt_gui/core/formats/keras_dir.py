@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 
-from .. import keras_dir
+from .. import keras_dir, storage
 from .base import CarriedConfig, Candidate, DirectoryListing
 from .keras_archive import KerasArchive
 
@@ -67,6 +67,7 @@ class KerasDir(KerasArchive):
 
 def _entries(path: str) -> list[str]:
     try:
-        return os.listdir(path)
+        files, folders = storage.list_folder(path)
+        return files + folders
     except OSError:
         return []

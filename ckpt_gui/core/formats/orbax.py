@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from .. import orbax, readers
+from .. import orbax, readers, storage
 from ..model import FileInfo
 from .base import Binding, CarriedConfig, Candidate, CheckpointFormat, DirectoryListing
 
@@ -75,7 +75,7 @@ class Orbax(CheckpointFormat):
         return file_name == ckpt.name
 
     def carries_config(self, ckpt):
-        return os.path.isdir(os.path.join(ckpt.path, orbax.KERAS_CONFIG_ITEM))
+        return storage.is_dir(os.path.join(ckpt.path, orbax.KERAS_CONFIG_ITEM))
 
     def carried_config(self, ckpt):
         """Keras' ``model_config`` item: files it names only inside the step."""

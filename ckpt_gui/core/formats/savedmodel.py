@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from .. import storage
 from .base import Candidate, DirectoryListing
 from .tf_v2 import BundleFormat
 
@@ -12,8 +13,8 @@ GRAPH_FILE = "saved_model.pb"
 
 
 def _is_savedmodel(path: str) -> bool:
-    return (os.path.isfile(os.path.join(path, GRAPH_FILE))
-            and os.path.isfile(os.path.join(path, "variables", "variables.index")))
+    return (storage.is_file(os.path.join(path, GRAPH_FILE))
+            and storage.is_file(os.path.join(path, "variables", "variables.index")))
 
 
 def _candidate(directory: str, rel: str) -> Candidate:
@@ -21,7 +22,7 @@ def _candidate(directory: str, rel: str) -> Candidate:
     prefix = os.path.join(var_dir, "variables")
     files = []
     rel_var = os.path.relpath(var_dir, directory)
-    for entry in sorted(os.listdir(var_dir)):
+    for entry in sorted(storage.list_folder(var_dir)[0]):
         if entry == "variables.index" or entry.startswith("variables.data-"):
             files.append(f"{rel_var}/{entry}")
     pb = f"{rel}/{GRAPH_FILE}" if rel else GRAPH_FILE

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import re
 
-from .. import inspect as inspection, readers
+from .. import inspect as inspection, readers, storage
 from .base import Binding, Candidate, CheckpointFormat, DirectoryListing
 
 NAME = "tf-v2"
@@ -77,6 +77,6 @@ class TfV2(BundleFormat):
 
     def owner_of_orphan(self, directory, rel):
         m = DATA_FILE.match(rel)
-        if m and os.path.exists(os.path.join(directory, m["prefix"] + ".index")):
+        if m and storage.exists(os.path.join(directory, m["prefix"] + ".index")):
             return m["prefix"] + ".index"
         return None
