@@ -414,3 +414,30 @@ def test_compare_dialog_says_why_a_folder_has_nothing_to_pick(qtbot, window, con
     assert (blocker.args[0].a, blocker.args[0].b) == ("ckpt-2", "ckpt-3")
     assert window.checkpoints.selected_names() == ["ckpt-2", "ckpt-3"]
     assert "<i>" not in window.diff.title.text()
+
+
+def test_another_folder_leaves_nothing_of_the_last_comparison_or_history(
+        qtbot, window, trained, reshaped):  # noqa: F811
+    """Opening another folder clears the Diff and Across-checkpoints tabs: no stale table,
+    picture or line of the folder before."""
+    from ckpt_gui.ui.diff_panel import PROMPT as DIFF_PROMPT
+    from ckpt_gui.ui.trend_panel import PROMPT as TREND_PROMPT
+
+    scan = open_dir(qtbot, window, trained)
+    with qtbot.waitSignal(window.diff.diff_ready, timeout=LOAD_TIMEOUT):
+        window.compare(scan.checkpoint("ckpt-1"), scan.checkpoint("ckpt-2"))
+    assert window.diff.table.rowCount() > 0
+    window.checkpoints.select("ckpt-2")
+    kernel = next(v for v in scan.checkpoint("ckpt-2").variables
+                  if v.identity == "hidden/kernel")
+    assert window.variables.select(kernel.name)
+    with qtbot.waitSignal(window.trend.trend_ready, timeout=LOAD_TIMEOUT):
+        window.tabs.setCurrentWidget(window.trend)
+    assert window.trend.table.rowCount() == 3 and window.trend.stats_plot.listDataItems()
+
+    window.tabs.setCurrentWidget(window.preview)   # the two tabs hidden: nothing redraws them
+    open_dir(qtbot, window, reshaped[0])
+    assert (window.diff.table.rowCount(), window.diff.title.text()) == (0, DIFF_PROMPT)
+    assert window.diff.pair is None and window.diff.result is None
+    assert window.trend.trend is None and window.trend.title.text() == TREND_PROMPT
+    assert window.trend.table.rowCount() == 0 and not window.trend.stats_plot.listDataItems()

@@ -185,6 +185,18 @@ class DiffPanel(QWidget):
         self.title.setText(f"{self._sides} — reading…")
         self.task.submit(diff_job, a, b)
 
+    def clear(self) -> None:
+        """Nothing of a comparison stays once another folder opens (or its scan fails)."""
+        self.task.cancel()
+        self.pair_task.cancel()
+        self.pair, self.result = None, None
+        self.title.setText(PROMPT)
+        self.title.setToolTip("")
+        if self._built:
+            self._fill([])
+            self._clear_pictures()
+            self._on_busy(False)
+
     def cancel(self) -> None:
         if self.task.is_running():
             self.task.cancel()

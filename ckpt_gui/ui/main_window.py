@@ -247,6 +247,8 @@ class MainWindow(QMainWindow):
             self._unwatch()
             self.remote_watch.stop()
             self._show_in_preview(None, None)
+            self.trend.clear()   # nothing of the other folder stays on any tab
+            self.diff.clear()
             savedir.watch(None if storage.is_url(path) else path)
             if self.verify_task.is_running():  # (its results are of the other folder)
                 self.verify_task.cancel()
@@ -316,6 +318,8 @@ class MainWindow(QMainWindow):
         self.checkpoints.show_failure(message)
         self.variables.set_checkpoint(None)
         self._show_in_preview(None, None)
+        self.trend.clear()
+        self.diff.clear()
         self.remote_watch.stop()   # (Refresh tries again)
         if self.directory and storage.is_url(self.directory):
             self.statusBar().showMessage(message)   # (no box: one line, the window usable)

@@ -25,6 +25,9 @@ PALETTE = ("#1976d2", "#e65100", "#2e7d32", "#8e24aa", "#c62828", "#00838f", "#6
 LONE = "#607d8b"   # checkpoints without a run: points, no line
 
 
+PROMPT = "Select a variable to follow it across checkpoints."
+
+
 def trajectory_job(scan: DirectoryScan, identity: str, *, state) -> Trajectory:
     from ..core.trajectory import trajectory
 
@@ -64,7 +67,7 @@ class TrendPanel(QWidget):
         self.task.busy.connect(self._on_busy)
         self._layout = QVBoxLayout(self)
         self._layout.setContentsMargins(0, 0, 0, 0)
-        self.title = QLabel("Select a variable to follow it across checkpoints.")
+        self.title = QLabel(PROMPT)
         self.title.setObjectName("trendTitle")
         self.title.setWordWrap(True)
         self._layout.addWidget(self.title)
@@ -163,6 +166,21 @@ class TrendPanel(QWidget):
     def showEvent(self, event):
         super().showEvent(event)
         self._start()
+
+    def clear(self) -> None:
+        """Nothing of another folder's history stays (a folder opened, or its scan failed)."""
+        self.task.cancel()
+        self._request = self._shown_key = self.trend = None
+        self.multiples = []
+        self.title.setText(PROMPT)
+        if self._pg is not None:
+            self._on_busy(False)
+            for plot in (self.stats_plot, self.change_plot):
+                plot.clear()
+            if self.stats_plot.plotItem.legend is not None:
+                self.stats_plot.plotItem.legend.clear()
+            self.table.setRowCount(0)
+            self.grid.clear()
 
     def _multiples_mode(self) -> bool:
         return self._pg is not None and self.mode.currentText() == MULTIPLES
