@@ -75,7 +75,8 @@ def install_desktop_entry(home: str | None = None, exec_command: str | None = No
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="ckpt-gui",
                                      description="See inside TensorFlow/Keras checkpoint folders.")
-    parser.add_argument("path", nargs="?", help="a checkpoint directory or any checkpoint file")
+    parser.add_argument("path", nargs="?", help="a checkpoint directory, any checkpoint file, or a URL of one "
+                             "(s3://bucket/path, gs://bucket/path)")
     parser.add_argument("--demo", action="store_true",
                         help="create a small training folder (once, in the cache) and open it")
     parser.add_argument("--install-desktop", action="store_true",

@@ -15,11 +15,14 @@ import ml_dtypes
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QFileDialog
 
 from ckpt_gui.core import scan_directory
 from ckpt_gui.core.diff import (CHANGED, ONLY_A, ONLY_B, SAME, SHAPE_CHANGED, compare_arrays,
-                                diff_checkpoints)
+                                diff_checkpoints, result_dict)
+from ckpt_gui.ui.compare_dialog import CompareDialog
 
 from conftest import REPO
 from test_gui import LOAD_TIMEOUT, open_dir, table_rows, window  # noqa: F401 (the fixture)
@@ -266,3 +269,148 @@ def test_ctrl_click_on_two_checkpoints_shows_the_diff(qtbot, window, trained):  
     assert delta_plot.cmap_name == "CET-D1" and delta_plot.levels[0] == -delta_plot.levels[1]
     edges, counts_a, counts_b = view.histograms
     assert counts_a.sum() == counts_b.sum() == 12
+
+
+@pytest.fixture(scope="module")
+def continued(tmp_path_factory, tf):
+    """One Keras model trained in two folders: run1/ckpt-1 after the first epoch; then trained
+    further, run2/ckpt-2 and run2/ckpt-3 (the latest) after the second and third (the save
+    counter goes on)."""
+    import keras
+
+    runs = tmp_path_factory.mktemp("runs")
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="hidden"),
+                              keras.layers.Dense(2, name="out")])
+    model.compile(optimizer="adam", loss="mse")
+    rng = np.random.default_rng(1)
+    x, y = rng.random((16, 4), np.float32), rng.random((16, 2), np.float32)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    for folder, epochs in (("run1", 1), ("run2", 2)):
+        manager = tf.train.CheckpointManager(checkpoint, str(runs / folder), max_to_keep=5)
+        for _ in range(epochs):
+            model.fit(x, y, epochs=1, verbose=0)
+            manager.save()
+    return runs / "run1", runs / "run2"
+
+
+def _compare_dialog(qtbot, window, name):
+    """The dialog of the table's context menu's Compare with… on ``name``."""
+    window.checkpoints.compare_requested.emit(name)
+    dialogs = window.findChildren(CompareDialog)
+    assert len(dialogs) == 1 and dialogs[0].isVisible() and dialogs[0].a.name == name
+    return dialogs[0]
+
+
+def _listed(dialog):
+    return [dialog.list.item(r).data(Qt.UserRole) for r in range(dialog.list.count())]
+
+
+def _open_folder(qtbot, dialog, path):
+    with qtbot.waitSignal(dialog.folder_listed, timeout=LOAD_TIMEOUT) as blocker:
+        dialog.open_folder(str(path))
+    return blocker.args[0]
+
+
+def test_compare_with_a_checkpoint_of_another_folder(qtbot, window, continued,  # noqa: F811
+                                                     monkeypatch):
+    """Compare with… → Another Folder…: that folder scanned off the GUI thread, its latest
+    preselected; the Diff tab names both folders and says what `ckpt-inspect diff
+    --other-dir` says about the same pair."""
+    run1, run2 = continued
+    open_dir(qtbot, window, run1)
+    dialog = _compare_dialog(qtbot, window, "ckpt-1")
+    assert _listed(dialog) == [] and "No other checkpoint in this folder" in dialog.message.text()
+
+    starts = []
+
+    def choose(parent, caption, start):
+        starts.append(start)
+        return str(run2)
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", choose)
+    with qtbot.waitSignal(dialog.folder_listed, timeout=LOAD_TIMEOUT) as blocker:
+        dialog.choose_folder()
+        assert dialog.task.is_running() and "Reading" in dialog.message.text()
+    assert starts == [str(run1.parent)]   # nothing remembered yet: next to the open folder
+    assert blocker.args[0].directory == str(run2)
+    assert _listed(dialog) == ["ckpt-2", "ckpt-3"]
+    assert dialog.choice().name == "ckpt-3" and dialog.choice().path == str(run2 / "ckpt-3")
+    assert window.settings.value("compare/lastDirectory") == str(run2)
+
+    with qtbot.waitSignal(window.diff.diff_ready, timeout=LOAD_TIMEOUT) as blocker:
+        dialog.accept()
+    assert window.tabs.currentWidget() is window.diff
+    result = blocker.args[0]
+    assert (result.a_directory, result.b_directory) == (str(run1), str(run2))
+    title = window.diff.title.text()
+    assert "ckpt-1 <i>in run1</i>" in title and "ckpt-3 <i>in run2</i>" in title
+    assert window.checkpoints.selected_names() == ["ckpt-1"]   # A stays the open folder's
+
+    run = _cli(run1, "ckpt-1", "ckpt-3", "--other-dir", run2, "--json")
+    assert run.returncode == 1, run.stderr
+    cli = json.loads(run.stdout)
+    assert result_dict(result) == cli   # every status and number, exactly
+    statuses = {v["path"]: v["status"] for v in cli["variables"]}
+    assert statuses["optimizer/learning_rate"] == SAME
+    assert sum(s == CHANGED for s in statuses.values()) == 12   # 4 weights, 8 Adam slots
+    shown = {window.diff.table.item(r, 1).text(): window.diff.table.item(r, 0).text()
+             for r in range(window.diff.table.rowCount())}
+    assert shown == {v.name: v.status.replace("_", " ")
+                     for v in result.variables + result.counters}
+
+    # Ctrl+D: the current checkpoint; its "Another Folder…" opens where the last one was chosen
+    qtbot.waitUntil(lambda: window.findChildren(CompareDialog) == [])   # closed, deleted
+    action = window.findChild(QAction, "actionCompare")
+    assert action.shortcut().toString() == "Ctrl+D"
+    action.trigger()
+    dialog = window.findChild(CompareDialog)
+    assert dialog.a.name == "ckpt-1"
+    with qtbot.waitSignal(dialog.folder_listed, timeout=LOAD_TIMEOUT):
+        dialog.choose_folder()
+    assert starts == [str(run1.parent), str(run2)]
+
+
+def test_compare_dialog_says_why_a_folder_has_nothing_to_pick(qtbot, window, continued,  # noqa: F811
+                                                               tmp_path):
+    run1, run2 = continued
+    open_dir(qtbot, window, run2)
+    dialog = _compare_dialog(qtbot, window, "ckpt-3")
+    # this folder: the others listed at once, the checkpoint saved before A preselected
+    assert _listed(dialog) == ["ckpt-2"] and dialog.choice().name == "ckpt-2"
+    assert "This folder" in dialog.folder.text() and not dialog.this_folder_button.isVisible()
+
+    empty = tmp_path / "empty"
+    (empty / "sub").mkdir(parents=True)
+    assert _open_folder(qtbot, dialog, empty).checkpoints == []
+    assert _listed(dialog) == [] and dialog.choice() is None
+    assert dialog.message.text() == f"No checkpoints in {empty}."
+    assert not dialog.compare_button.isEnabled()
+
+    assert _open_folder(qtbot, dialog, tmp_path / "missing") is None
+    assert dialog.message.text() == f"Cannot read that folder: {tmp_path / 'missing'}: no such directory"
+    assert _listed(dialog) == []
+
+    # the same folder, reached by another path: listed as it is, nothing scanned
+    listed = []
+    dialog.folder_listed.connect(listed.append)
+    dialog.open_folder(str(run2 / "sub" / ".."))
+    assert listed == [window.scan] and not dialog.task.is_running()
+    assert _listed(dialog) == ["ckpt-2"]
+
+    # two folders asked for in a row: only the last one's checkpoints land
+    with qtbot.waitSignal(dialog.folder_listed, timeout=LOAD_TIMEOUT):
+        dialog.open_folder(str(run1))
+        dialog.open_folder(str(empty))
+    with qtbot.waitSignal(dialog.folder_listed, timeout=LOAD_TIMEOUT):
+        dialog.open_folder(str(run1))   # queued behind the superseded scans on the engine thread
+    assert [s.directory if s else None for s in listed[1:]] == [str(empty), str(run1)]
+    assert _listed(dialog) == ["ckpt-1"] and dialog.choice().path == str(run1 / "ckpt-1")
+
+    # this folder's pick: both rows selected, the diff follows with A the earlier one
+    dialog.this_folder_button.click()
+    assert _listed(dialog) == ["ckpt-2"]
+    with qtbot.waitSignal(window.diff.diff_ready, timeout=LOAD_TIMEOUT) as blocker:
+        dialog.accept()
+    assert (blocker.args[0].a, blocker.args[0].b) == ("ckpt-2", "ckpt-3")
+    assert window.checkpoints.selected_names() == ["ckpt-2", "ckpt-3"]
+    assert "<i>" not in window.diff.title.text()

@@ -127,12 +127,13 @@ def outage(url: str) -> str | None:
     return _outages.get(split(url)[0])
 
 
-def _call(url: str, method: str, *args, deadline: float | None = None, **kwargs):
+def _call(url: str, method: str, *args, deadline: float | None = None, retry: bool = False,
+          **kwargs):
     """fs.method(*args, **kwargs) with a deadline; a connection-level failure becomes
-    Unreachable (and the store's outage: later calls fail at once)."""
+    Unreachable (and the store's outage: later calls fail at once, unless ``retry``)."""
     protocol = split(url)[0]
     known = _outages.get(protocol)
-    if known is not None:
+    if known is not None and not retry:
         raise Unreachable(known)
     fs = filesystem(protocol)
     if hasattr(fs, "loop"):  # an async filesystem: its sync methods take a deadline
@@ -213,9 +214,24 @@ def listing(url: str) -> dict[str, Entry]:
     got = _listings.get(url)
     if got is not None:
         return got
+    entries = _list(url)
+    _listings[url] = entries
+    return entries
+
+
+def fresh_listing(url: str) -> dict[str, Entry]:
+    """The entries of folder ``url`` listed now: neither remembered nor refused for a past
+    outage (a watcher's poll sees a server that is back; the outage is then forgotten)."""
+    entries = _list(url.rstrip("/"), retry=True)
+    _outages.pop(split(url)[0], None)
+    return entries
+
+
+def _list(url: str, retry: bool = False) -> dict[str, Entry]:
+    """One LIST of folder ``url``: its entries by name."""
     protocol, path = split(url)
-    raw = _call(url, "ls", path, detail=True, refresh=True) if _refreshes(protocol) \
-        else _call(url, "ls", path, detail=True)
+    kwargs = {"refresh": True} if _refreshes(protocol) else {}
+    raw = _call(url, "ls", path, detail=True, retry=retry, **kwargs)
     if len(raw) == 1 and raw[0]["name"].rstrip("/") == path and raw[0].get("type") == "file":
         raise NotADirectoryError(url)  # (an object: some stores list it as itself)
     entries = {}
@@ -227,7 +243,6 @@ def listing(url: str) -> dict[str, Entry]:
         entries[name] = Entry(name, is_dir, int(d.get("size") or 0), _tag(d), _mtime(d))
     if not entries and not raw:
         raise FileNotFoundError(url)
-    _listings[url] = entries
     return entries
 
 

@@ -73,6 +73,29 @@ def normalise(location: str) -> str:
     return os.path.abspath(os.path.expanduser(location))
 
 
+def parent(location: str) -> str | None:
+    """The folder that holds ``location``, or None at the top (a bucket, the root folder)."""
+    if is_url(location):
+        head, _, name = location.rstrip("/").rpartition("/")
+        return None if head.endswith(":/") or not name else head
+    up = os.path.dirname(location)
+    return None if up == location else up
+
+
+def join(location: str, name: str) -> str:
+    """``name`` inside the folder ``location`` (a URL or a local path)."""
+    if is_url(location):
+        return f"{location.rstrip('/')}/{name}"
+    return os.path.normpath(os.path.join(location, name))
+
+
+def base_name(location: str) -> str:
+    """The last part of ``location`` (a bucket's name for its top folder)."""
+    if is_url(location):
+        return location.rstrip("/").rpartition("/")[2] or location
+    return os.path.basename(location) or location
+
+
 def _remote():
     from . import remote  # fsspec is imported only when a URL is opened
     return remote
@@ -262,6 +285,19 @@ def list_folder(directory: str) -> tuple[list[str], list[str]]:
             except OSError:
                 continue
     return files, folders
+
+
+def listing_now(url: str, *, fresh: bool = True) -> dict[str, tuple[bool, int, str]]:
+    """name -> (is a folder, size, ETag or generation) of each entry of the folder ``url``:
+    what a watcher compares between two polls. ``fresh``: listed now, whatever this operation
+    remembers (its listing, a past outage); else the listing this operation already read (a
+    scan's own: no request). OSError with a few words when it cannot be listed."""
+    remote = _remote()
+    try:
+        entries = remote.fresh_listing(url) if fresh else remote.listing(url)
+    except Exception as e:
+        raise OSError(remote.folder_problem(url, e)) from None
+    return {e.name: (e.is_dir, e.size, e.tag) for e in entries.values()}
 
 
 def stat_of(path: str) -> os.stat_result:

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import html
 
-import os
-
 from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QFont, QFontMetrics, QKeySequence
 from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QMenu, QSizePolicy, QStyle,
                                QTableView, QVBoxLayout, QWidget)
 
+from ..core import storage
 from ..core.model import OK, CheckpointInfo, DirectoryScan
 from ..textfmt import plural, safe_name
 from .models import OBJECT_ROLE, CheckpointTableModel, PythonSortProxy, human_bytes
@@ -131,6 +130,7 @@ class CheckpointsPanel(QWidget):
     verify_requested = Signal(list)             # checkpoint names
     verify_all_requested = Signal()
     pair_selected = Signal(object, object)      # two CheckpointInfo, the earlier first
+    compare_requested = Signal(str)             # "Compare with…" a checkpoint's name
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -215,8 +215,9 @@ class CheckpointsPanel(QWidget):
         if now is not before or now is None:
             self.checkpoint_selected.emit(now)
 
-    def select(self, name: str) -> bool:
-        return self._select_names([name])
+    def select(self, *names: str) -> bool:
+        """Select these checkpoints (two: pair_selected compares them)."""
+        return self._select_names(list(names))
 
     def _select_names(self, names: list[str]) -> bool:
         """Select these checkpoints' rows; the first one becomes the current row."""
@@ -272,13 +273,18 @@ class CheckpointsPanel(QWidget):
         self.problems.setVisible(bool(lines))
         self._show_subfolders(scan)
 
+    def show_failure(self, message: str) -> None:
+        """Why the folder could not be scanned, in one line under the (empty) table."""
+        self.problems.setText(_escape(message))
+        self.problems.setVisible(bool(message))
+
     def _show_subfolders(self, scan: DirectoryScan | None) -> None:
         """The parent folder (..) and the subfolders that hold checkpoints, as links."""
         if scan is None:
             self.subfolders.hide()
             return
         links = []
-        if os.path.dirname(scan.directory) != scan.directory:
+        if storage.parent(scan.directory):
             links.append('<a href="..">.. (parent folder)</a>')
         if scan.subdirectories:
             links.append("Subfolders with checkpoints: " + ", ".join(
@@ -288,8 +294,10 @@ class CheckpointsPanel(QWidget):
 
     def _open_subfolder(self, name: str) -> None:
         if self._scan:
-            path = os.path.normpath(os.path.join(self._scan.directory, name))
-            self.open_directory_requested.emit(path)
+            folder = self._scan.directory
+            path = storage.parent(folder) if name == ".." else storage.join(folder, name)
+            if path:
+                self.open_directory_requested.emit(path)
 
     def _on_selection(self, *_):
         c = self.current()
@@ -300,18 +308,6 @@ class CheckpointsPanel(QWidget):
             order = [x.name for x in self._scan.checkpoints]
             a, b = sorted(names, key=order.index)
             self.pair_selected.emit(self._scan.checkpoint(a), self._scan.checkpoint(b))
-
-    def compare_with(self, name: str) -> None:
-        """Ask which checkpoint to compare ``name`` with; select the two (pair_selected)."""
-        from PySide6.QtWidgets import QInputDialog
-
-        others = [x.name for x in self._scan.checkpoints if x.name != name] if self._scan else []
-        if not others:
-            return
-        other, ok = QInputDialog.getItem(self, "Compare with", f"Compare {safe_name(name)} with:",
-                                         others, 0, False)
-        if ok:
-            self._select_names([name, other])
 
     def _show_details(self, c: CheckpointInfo | None) -> None:
         if c is None:
@@ -340,7 +336,7 @@ class CheckpointsPanel(QWidget):
                        lambda: self.verify_requested.emit(names))
         menu.addAction("Verify All", self.verify_all_requested.emit)
         menu.addAction("Restore into Model…", lambda: self.restore_requested.emit(c.name))
-        menu.addAction("Compare with…", lambda: self.compare_with(c.name))
+        menu.addAction("Compare with…", lambda: self.compare_requested.emit(c.name))
         menu.addSeparator()
         menu.addAction(self.delete_action)
         menu.exec(self.table.viewport().mapToGlobal(pos))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,6 +91,7 @@ class DiffPanel(QWidget):
         self.result: DiffResult | None = None
         self.pair: tuple[CheckpointInfo, CheckpointInfo] | None = None
         self.rows: list[VariableDiff] = []
+        self._sides = ""   # the title's "A name ↔ B name" (with their folders if two)
         self.task = TaskSlot(self, executor=work_thread())
         self.task.finished.connect(self._on_diff)
         self.task.failed.connect(lambda m, _d: self.title.setText(f"Cannot compare: {m}"))
@@ -177,8 +179,10 @@ class DiffPanel(QWidget):
         self.pair_task.cancel()
         self._fill([])
         self._clear_pictures()
-        self.title.setText(f"<b>A</b> {_escape(a.name)} ↔ <b>B</b> {_escape(b.name)} — "
-                           "reading…")
+        self._sides = _sides(a, b)
+        self.title.setToolTip("" if _folder(a) == _folder(b) else
+                              f"A: {safe_name(a.path)}\nB: {safe_name(b.path)}")
+        self.title.setText(f"{self._sides} — reading…")
         self.task.submit(diff_job, a, b)
 
     def cancel(self) -> None:
@@ -197,12 +201,11 @@ class DiffPanel(QWidget):
 
     def _on_diff(self, result: DiffResult) -> None:
         self.result = result
-        a, b = self.pair
         counts = "; ".join(f"{n} {status.replace('_', ' ')}"
                            for status, n in result.counts().items()) or "no variables"
         verdict = "the same" if result.identical else "different"
         self.title.setText(
-            f"<b>A</b> {_escape(a.name)} ↔ <b>B</b> {_escape(b.name)}: {verdict} — {counts}"
+            f"{self._sides}: {verdict} — {counts}"
             + (f" (+ {plural(len(result.counters), 'counter')} and metadata, in grey, "
                "not counted)" if result.counters else ""))
         self._fill(result.variables + result.counters)
@@ -289,6 +292,29 @@ class DiffPanel(QWidget):
             self.plot_titles[side].clear()
         self.histogram.clear()
         self.caption.clear()
+
+
+def _sides(a: CheckpointInfo, b: CheckpointInfo) -> str:
+    """The title's A and B: their names, and their folders when these differ."""
+    folders = _folder(a), _folder(b)
+    if folders[0] == folders[1]:
+        return f"<b>A</b> {_escape(a.name)} ↔ <b>B</b> {_escape(b.name)}"
+    fa, fb = folder_labels(*folders)
+    return (f"<b>A</b> {_escape(a.name)} <i>in {_escape(fa)}</i> ↔ "
+            f"<b>B</b> {_escape(b.name)} <i>in {_escape(fb)}</i>")
+
+
+def _folder(c: CheckpointInfo) -> str:
+    return os.path.dirname(c.path)
+
+
+def folder_labels(a: str, b: str) -> tuple[str, str]:
+    """Two different folders named as briefly as tells them apart: their paths below the
+    deepest folder holding both (``run1`` and ``run2``; ``x/ckpt`` and ``y/ckpt``)."""
+    common = os.path.commonpath([a, b])
+    if common in (a, b):   # one inside the other: name the outer one too
+        common = os.path.dirname(common)
+    return os.path.relpath(a, common), os.path.relpath(b, common)
 
 
 def _shared_levels(previews: list[TensorPreview]) -> tuple[float, float] | None:

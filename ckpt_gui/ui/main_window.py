@@ -15,19 +15,20 @@ from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (QFileDialog, QInputDialog, QLabel, QMainWindow, QMessageBox,
                                QProgressBar, QPushButton, QSplitter, QStyle, QTabWidget, QWidget)
 
-from ..core import limits
+from ..core import limits, storage
 from ..core.model import CheckpointInfo, DirectoryScan
 from ..textfmt import human_bytes, plural
 from . import savedir
 from .checkpoints_panel import CheckpointsPanel
 from .diff_panel import DiffPanel
+from .open_url import OpenUrlDialog, recent_locations, recent_urls, remember_location
 from .preview_panel import PreviewPanel
+from .remote_watch import RemoteScan, RemoteWatcher, remote_scan_job
 from .tasks import TaskSlot, tensorflow_thread, tensorflow_waits, work_thread
 from .trend_panel import TrendPanel
 from .variables_panel import VariablesPanel
 from .verification import Started, summary, verify_job
 
-MAX_RECENT = 10
 MEMORY_BUDGET_KEY = "engine/memoryBudgetBytes"
 WAITING_FOR_TF = "Waiting for TensorFlow to finish loading"
 APP_NAME = "ckpt_gui"
@@ -157,6 +158,7 @@ class MainWindow(QMainWindow):
         self.checkpoints.restore_requested.connect(self.restore)
         self.checkpoints.delete_requested.connect(self.delete)
         self.checkpoints.pair_selected.connect(self.compare)
+        self.checkpoints.compare_requested.connect(self.compare_with)
         self.variables.variable_selected.connect(self._on_variable)
         self.trend.point_chosen.connect(self._show_point)
         self.trend.flags_found.connect(self._show_flags)
@@ -172,6 +174,9 @@ class MainWindow(QMainWindow):
         self.refresh_timer.setSingleShot(True)
         self.refresh_timer.setInterval(500)
         self.refresh_timer.timeout.connect(self._apply_changes)
+        self.remote_watch = RemoteWatcher(self, self.settings)
+        self.remote_watch.changed.connect(self._on_remote_changed)
+        self.remote_watch.failed.connect(self.statusBar().showMessage)
 
         self._apply_memory_budget()
         self._build_status_bar()
@@ -230,27 +235,41 @@ class MainWindow(QMainWindow):
     # --- opening --------------------------------------------------------------------------
     def open_path(self, path: str) -> None:
         """Open a directory, or the directory of a checkpoint (a file, an unzipped .keras
-        folder) with that checkpoint selected."""
+        folder) with that checkpoint selected. A URL is opened as it is: what it names (a
+        folder, a checkpoint) costs requests, which the scan makes on the engine thread."""
         from ..core.scan import checkpoint_location
 
-        path, select = checkpoint_location(os.path.abspath(os.path.expanduser(path)))
+        if storage.is_url(path):
+            path, select = storage.normalise(path), None
+        else:
+            path, select = checkpoint_location(os.path.abspath(os.path.expanduser(path)))
         if self.directory != path:
             self._unwatch()
+            self.remote_watch.stop()
             self._show_in_preview(None, None)
-            savedir.watch(path)
+            savedir.watch(None if storage.is_url(path) else path)
             if self.verify_task.is_running():  # (its results are of the other folder)
                 self.verify_task.cancel()
                 self.checkpoints.proxy.clear_notes()
         self.directory = path
         self._pending_select = select
-        self.setWindowTitle(f"{os.path.basename(path) or path} — ckpt_gui")
+        self.setWindowTitle(f"{storage.base_name(path)} — ckpt_gui")
         self._remember(path)
         self.refresh()
 
+    def open_url(self) -> None:
+        """File → Open URL…: a folder in a bucket, chosen among the recent URLs or typed."""
+        dialog = OpenUrlDialog(recent_urls(self.settings), self)
+        self.url_dialog = dialog
+        dialog.setAttribute(Qt.WA_DeleteOnClose)
+        dialog.accepted.connect(lambda: self.open_path(dialog.url()))
+        dialog.open()
+
     def go_up(self) -> None:
-        """Open the parent of the open folder."""
-        if self.directory and os.path.dirname(self.directory) != self.directory:
-            self.open_path(os.path.dirname(self.directory))
+        """Open the parent of the open folder (a URL's too, up to its bucket)."""
+        up = storage.parent(self.directory) if self.directory else None
+        if up:
+            self.open_path(up)
 
     def refresh(self) -> None:
         """Scan the whole folder again (what was verified is forgotten with it)."""
@@ -258,13 +277,21 @@ class MainWindow(QMainWindow):
         self._rescan = False
         if self.directory:
             self.checkpoints.show_verify_summary("")
-            self.statusBar().showMessage(f"Scanning {self.directory}…")
-            self.scan_task.submit(scan_job, self.directory)
+            if storage.is_url(self.directory):
+                self.statusBar().showMessage(f"Listing {self.directory}…")
+                self.scan_task.submit(remote_scan_job, self.directory)
+            else:
+                self.statusBar().showMessage(f"Scanning {self.directory}…")
+                self.scan_task.submit(scan_job, self.directory)
 
-    def _on_scanned(self, scan: DirectoryScan) -> None:
+    def _on_scanned(self, scan: DirectoryScan | RemoteScan) -> None:
         """A scan landed: a whole one, or one of a few checkpoints inspected again."""
+        if isinstance(scan, RemoteScan):
+            self.remote_watch.watch(scan.scan.directory, scan.listing)
+            scan = scan.scan
+        else:
+            self._watch(scan)
         self.scan = scan
-        self._watch(scan)
         select = self._checkpoint_for(scan, self._pending_select)
         self._pending_select = None
         self.checkpoints.set_scan(scan, select)
@@ -286,10 +313,22 @@ class MainWindow(QMainWindow):
     def _on_scan_failed(self, message: str, details: str) -> None:
         self.scan = None
         self.checkpoints.set_scan(None)
+        self.checkpoints.show_failure(message)
         self.variables.set_checkpoint(None)
         self._show_in_preview(None, None)
-        self.show_error(message, details)
+        self.remote_watch.stop()   # (Refresh tries again)
+        if self.directory and storage.is_url(self.directory):
+            self.statusBar().showMessage(message)   # (no box: one line, the window usable)
+            self.error_shown.emit(message)
+        else:
+            self.show_error(message, details)
         self._after_first_scan()
+
+    def _on_remote_changed(self) -> None:
+        """The bucket folder's listing changed: scan it again (unless a scan is under way,
+        which reads the new listing anyway)."""
+        if not self.scan_task.is_running():
+            self.refresh()
 
     # --- watching the folder --------------------------------------------------------------
     def _watch(self, scan: DirectoryScan) -> None:
@@ -383,6 +422,21 @@ class MainWindow(QMainWindow):
         """Show what changed between two checkpoints (the Diff tab)."""
         self.diff.compare(a, b)
         self.tabs.setCurrentWidget(self.diff)
+
+    def compare_with(self, name: str | None = None):
+        """Ask what to compare a checkpoint (else the current one) with: another of this
+        folder's (both rows then selected) or one in another folder. Returns the dialog."""
+        ckpt = self.scan.checkpoint(name) if (self.scan and name) else self.checkpoints.current()
+        if ckpt is None:
+            return None
+        from .compare_dialog import CompareDialog
+
+        dialog = CompareDialog(self.scan, ckpt.name, self.settings, self)
+        dialog.setAttribute(Qt.WA_DeleteOnClose)
+        dialog.chosen_here.connect(self.checkpoints.select)
+        dialog.chosen_elsewhere.connect(self.compare)
+        dialog.open()
+        return dialog
 
     def verify(self, names: str | list[str] | None = None) -> None:
         """Read every tensor of these checkpoints (default: the selected ones)."""
@@ -526,6 +580,8 @@ class MainWindow(QMainWindow):
         m = self.menuBar().addMenu("&File")
         self.open_action = self._action(m, "&Open Directory…", self.choose_directory,
                                         QKeySequence.Open, "actionOpen", QStyle.SP_DirOpenIcon)
+        self.open_url_action = self._action(m, "Open &URL…", self.open_url, "Ctrl+Shift+O",
+                                            "actionOpenUrl", QStyle.SP_DriveNetIcon)
         self.recent_menu = m.addMenu("Open &Recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         self.up_action = self._action(m, "&Up to the Parent Folder", self.go_up, "Alt+Up",
@@ -548,6 +604,7 @@ class MainWindow(QMainWindow):
         self.cancel_action.setEnabled(False)
         m.addSeparator()
         self._action(m, "&Restore into Model…", self.restore, "Ctrl+R", "actionRestore")
+        self._action(m, "Compare &With…", self.compare_with, "Ctrl+D", "actionCompare")
         self._action(m, "&Delete Checkpoints…", self.delete, None, "actionDelete")
         self._action(m, "&Prune…", lambda: self.delete([]), "Ctrl+Shift+P", "actionPrune")
         m = self.menuBar().addMenu("&View")
@@ -590,8 +647,9 @@ class MainWindow(QMainWindow):
         bar.setObjectName("mainToolBar")
         bar.setMovable(False)
         bar.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
-        for action in (self.open_action, self.up_action, self.refresh_action, self.verify_action,
-                       self.verify_all_action):
+        self.open_url_action.setIconText("Open URL")
+        for action in (self.open_action, self.open_url_action, self.up_action, self.refresh_action,
+                       self.verify_action, self.verify_all_action):
             bar.addAction(action)
 
     def focus_filter(self) -> None:
@@ -605,25 +663,18 @@ class MainWindow(QMainWindow):
                           f"ckpt_gui {__version__}\nSee inside TensorFlow/Keras checkpoint folders.")
 
     def choose_directory(self) -> None:
-        start = self.directory or os.path.expanduser("~")
+        local = self.directory and not storage.is_url(self.directory)
+        start = self.directory if local else os.path.expanduser("~")
         path = QFileDialog.getExistingDirectory(self, "Open Checkpoint Directory", start)
         if path:
             self.open_path(path)
 
     def recent(self) -> list[str]:
-        """The folders opened lately, newest first; those that no longer exist are dropped."""
-        value = self.settings.value("recent", [])
-        if isinstance(value, str):
-            value = [value]
-        paths = [str(v) for v in (value or [])]
-        existing = [p for p in paths if os.path.isdir(p)]
-        if existing != paths:
-            self.settings.setValue("recent", existing)
-        return existing
+        """The folders and URLs opened lately, newest first (see open_url.recent_locations)."""
+        return recent_locations(self.settings)
 
     def _remember(self, path: str) -> None:
-        recent = [path] + [p for p in self.recent() if p != path]
-        self.settings.setValue("recent", recent[:MAX_RECENT])
+        remember_location(self.settings, path)
         self._fill_recent()
 
     def _fill_recent(self) -> None:
@@ -648,6 +699,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.scan_task.cancel()
         self.verify_task.cancel()
+        self.remote_watch.stop()
         self.preview.task.cancel()
         self.trend.task.cancel()
         self.diff.cancel()
