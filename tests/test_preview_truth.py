@@ -321,6 +321,7 @@ def test_an_unreadable_tensor_or_another_folder_leaves_nothing_of_the_last(qtbot
 
     window.checkpoints.select("ckpt")
     _select_and_wait(qtbot, window, KEY.format("w"))
+    scene = panel.plot.getPlotItem().vb.mapViewToScene(QPointF(2, 2))  # (the view ranged anew)
     panel._on_mouse([scene])
     assert panel.hover.text() == "[2, 2] = 4.25"
     other = _write(tf, tmp_path / "other", "elsewhere", v=np.zeros(3, np.float32))
