@@ -115,7 +115,7 @@ def read_bundle_chunks(ckpt: CheckpointInfo, var: VariableInfo, max_bytes: int,
                        verify: bool = True) -> Iterator[np.ndarray]:
     """A tensor of a V2 bundle as flat pieces in C order of at most ``max_bytes`` each, read by
     byte ranges of its data file: the tensor is never whole in memory. A piece lives in a
-    buffer reused once the piece after it is asked for (a fresh 64 MB allocation per piece
+    buffer reused once the piece after it is asked for (a fresh allocation per piece
     costs more in page faults than its read): keep a copy of what must outlive it. The
     entry's CRC32C is computed as the pieces arrive and a mismatch raises ReadError after the
     last piece, so a result made from damaged data is never kept (``verify`` False: not
