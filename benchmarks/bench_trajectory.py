@@ -4,8 +4,9 @@ measured in the same run (issue 13: within 1.3x; peak memory under 3x one tensor
 
     .venv/bin/python benchmarks/bench_trajectory.py [--n 100] [--size 10000000] [--runs 2]
 
-Each measurement runs in a fresh subprocess, which reports its time and its peak memory
-(VmHWM) above what it held before the first read (imports and the scan done). The two are
+Each measurement runs in a fresh subprocess, which reports its time, its CPU seconds (all
+threads: on a shared machine the wall ratio moves with the load) and its peak memory (VmHWM)
+above what it held before the first read (imports and the scan done). The two are
 measured alternately, each the best of ``--runs``, so both read from a warm page cache. The
 checkpoints are written to a temporary folder and deleted afterwards.
 """
@@ -71,7 +72,7 @@ def child(kind: str, folder: str) -> None:
     identity = resolve(scan, KEY)
     _reset_peak()
     before = _vm("VmRSS")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if kind == "tf":
         for p in prefixes:
             value = tf.train.load_checkpoint(p).get_tensor(KEY)
@@ -79,8 +80,8 @@ def child(kind: str, folder: str) -> None:
     else:
         t = trajectory(scan, identity)
         assert len(t.points) == len(prefixes) and all(p.stats for p in t.points)
-    seconds = time.perf_counter() - t0
-    print(json.dumps({"seconds": seconds, "peak": _vm("VmHWM") - before}))
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "peak": _vm("VmHWM") - before}))
 
 
 def _measure(kind: str, folder: str) -> dict:
@@ -105,15 +106,19 @@ def main() -> int:
         write(folder, a.n, a.size)
         print(f"wrote {a.n} checkpoints of {a.size:,} float32 in {time.perf_counter() - t0:.1f} s")
         best: dict[str, dict] = {}
+        cpu: dict[str, float] = {}
         for _ in range(a.runs):
             for kind in ("tf", "ours"):
                 m = _measure(kind, folder)
                 if kind not in best or m["seconds"] < best[kind]["seconds"]:
                     best[kind] = m
+                cpu[kind] = min(cpu.get(kind, m["cpu"]), m["cpu"])
         tensor = 4 * a.size
         tf_s, ours_s = best["tf"]["seconds"], best["ours"]["seconds"]
         print(f"TF reader alone:  {tf_s:7.2f} s  peak +{best['tf']['peak'] / 2**20:6.0f} MiB")
         print(f"trajectory:       {ours_s:7.2f} s  peak +{best['ours']['peak'] / 2**20:6.0f} MiB")
+        print(f"CPU seconds: {cpu['ours']:.2f} vs {cpu['tf']:.2f}, "
+              f"{cpu['ours'] / cpu['tf']:.2f}x (best of each)")
         print(f"time ratio {ours_s / tf_s:.2f}x (goal <= 1.3x); "
               f"peak memory {best['ours']['peak'] / tensor:.2f}x one tensor "
               f"({tensor / 2**20:.0f} MiB; goal < 3x)")

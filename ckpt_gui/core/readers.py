@@ -144,7 +144,7 @@ def read_bundle_chunks(ckpt: CheckpointInfo, var: VariableInfo, max_bytes: int,
                        verify: bool = True) -> Iterator[np.ndarray]:
     """A tensor of a V2 bundle as flat pieces in C order of at most ``max_bytes`` each, read by
     byte ranges of its data file: the tensor is never whole in memory. A piece lives in a
-    buffer reused once the piece after it is asked for (a fresh 64 MB allocation per piece
+    buffer reused once the piece after it is asked for (a fresh allocation per piece
     costs more in page faults than its read): keep a copy of what must outlive it. The
     entry's CRC32C is computed as the pieces arrive and a mismatch raises ReadError after the
     last piece, so a result made from damaged data is never kept (``verify`` False: not
@@ -290,7 +290,7 @@ def read_verified(files: DataFiles, entry: bundle.BundleEntry, big_endian: bool
 
     Why: RestoreV2 takes about as long as TF's reader; plain reads plus a hardware CRC, in
     parallel parts, take about half of that for a large tensor. The result is a fresh array
-    marked read-only, like the TensorFlow-backed one."""
+    (_empty) marked read-only, like the TensorFlow-backed one."""
     if not checksum.FAST_CRC32C or not hasattr(os, "preadv"):
         return None
     if entry.sliced or big_endian or entry.numpy_dtype is None:
@@ -307,15 +307,25 @@ def read_verified(files: DataFiles, entry: bundle.BundleEntry, big_endian: bool
     return array
 
 
-def _empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """An uninitialized array; a large one in private anonymous memory of ordinary pages.
+_large_reads = 0  # large tensors this process has read (_empty)
 
-    Why: numpy asks for transparent huge pages for large arrays, and on the machines measured
-    (virtualized, 2 cores) the first touch of fresh huge pages in a new process costs 0.3-0.5 s
-    per 400 MB, against ~0.25 s for ordinary pages faulted in by the two reading threads. The
-    mapping is freed with the last array that views it."""
+
+def _empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """An uninitialized array: numpy's own (transparent huge pages for a large one), except for
+    the process's first large tensor, which goes to private anonymous memory of ordinary pages.
+
+    Why, as measured on the machines here (virtualized, 2 cores): faulting in 400 MB of huge
+    pages takes 40-200 ms once a process has freed some, against 220-400 ms for ordinary pages
+    (a diff or a history reads tensor after tensor: 2.0x TF's reader with ordinary pages, 1.2x
+    with huge pages); but a process's first huge pages often take 0.5-1.4 s (right after
+    ``import tensorflow`` every time), so a one-shot ``show`` reads its tensor into ordinary
+    pages. The mapping is freed with the last array that views it."""
+    global _large_reads
     nbytes = math.prod(shape) * dtype.itemsize
     if nbytes <= READ_PART or not hasattr(mmap, "MAP_ANONYMOUS"):
+        return np.empty(shape, dtype)
+    _large_reads += 1
+    if _large_reads > 1:
         return np.empty(shape, dtype)
     memory = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     return np.frombuffer(memory, dtype).reshape(shape)
