@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from test_gui import open_dir, window  # noqa: F401 (the fixture)
 from _history_writers import check_one_model, write_run
 from ckpt_gui.cli import main
 from ckpt_gui.core import health, scan_directory
@@ -141,18 +142,14 @@ def test_panels_show_the_flags(qtbot, hurt_dir):
     assert tree.data(index, Qt.DecorationRole) is not None
 
 
-def test_flags_the_history_found_reach_the_panels(qtbot, hurt_dir, tmp_path):
-    from PySide6.QtCore import QSettings, Qt
+def test_flags_the_history_found_reach_the_panels(qtbot, hurt_dir,
+                                                  window):  # noqa: F811 (the fixture)
+    from PySide6.QtCore import Qt
 
-    from ckpt_gui.ui.main_window import MainWindow
     from ckpt_gui.ui.trend_panel import MULTIPLES
 
-    w = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat))
-    qtbot.addWidget(w)
-    w.show()
-    w.after_first_paint()
-    with qtbot.waitSignal(w.directory_loaded, timeout=60_000):
-        w.open_path(str(hurt_dir))
+    w = window
+    open_dir(qtbot, w, hurt_dir)
     check_one_model(w.scan)
     w.tabs.setCurrentWidget(w.trend)
     w.trend.build()

@@ -11,6 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
+from test_gui import open_dir, window  # noqa: F401 (the fixture)
 from _history_writers import BATCHES, EPOCHS, check_one_model, write_run
 from ckpt_gui.cli import main
 from ckpt_gui.core import bundle, scan_directory
@@ -209,17 +210,13 @@ def test_cli_unknown_variable_or_run(run_dir, capsys):
     assert "no run 'x'" in capsys.readouterr().err
 
 
-def test_panel_one_line_per_run_and_a_click_opens_the_checkpoint(qtbot, run_dir, tmp_path):
-    from PySide6.QtCore import QPointF, QSettings, Qt
+def test_panel_one_line_per_run_and_a_click_opens_the_checkpoint(
+        qtbot, run_dir, window):  # noqa: F811 (the fixture)
+    from PySide6.QtCore import QPointF, Qt
 
-    from ckpt_gui.ui.main_window import MainWindow
 
-    w = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat))
-    qtbot.addWidget(w)
-    w.show()
-    w.after_first_paint()
-    with qtbot.waitSignal(w.directory_loaded, timeout=60_000):
-        w.open_path(str(run_dir))
+    w = window
+    open_dir(qtbot, w, run_dir)
     check_one_model(w.scan)
     w.checkpoints.select("ckpt-1")
     assert w.variables.select("optimizer/_trainable_variables/0/.ATTRIBUTES/VARIABLE_VALUE")
@@ -253,18 +250,14 @@ def test_panel_one_line_per_run_and_a_click_opens_the_checkpoint(qtbot, run_dir,
                     and w.variables.current().name == "layers/dense/vars/0")
 
 
-def test_small_multiples_page_fills_and_cancel_hides_progress(qtbot, run_dir, tmp_path):
-    from PySide6.QtCore import QPointF, QSettings, Qt
+def test_small_multiples_page_fills_and_cancel_hides_progress(qtbot, run_dir,
+                                                              window):  # noqa: F811 (the fixture)
+    from PySide6.QtCore import QPointF, Qt
 
     from ckpt_gui.ui import trend_panel
-    from ckpt_gui.ui.main_window import MainWindow
 
-    w = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat))
-    qtbot.addWidget(w)
-    w.show()
-    w.after_first_paint()
-    with qtbot.waitSignal(w.directory_loaded, timeout=60_000):
-        w.open_path(str(run_dir))
+    w = window
+    open_dir(qtbot, w, run_dir)
     check_one_model(w.scan)
     w.tabs.setCurrentWidget(w.trend)
     w.trend.build()
