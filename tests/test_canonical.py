@@ -1,6 +1,7 @@
 """One canonical model path per variable (VariableInfo.canonical), whatever wrote it: one
 trained Keras model saved by every writer (tests/_canon_writers.py, in a subprocess) names each
 weight and optimizer slot alike, and the tensors under one canonical path are equal."""
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -69,6 +70,21 @@ def test_every_writer_names_the_tiny_model_alike(tiny):
                  "out/bias"]
     expected = {*trainable, "bn/moving_mean", "bn/moving_variance", *_adam(trainable)}
     _assert_one_model(tiny, KERAS_FORMATS, expected)
+
+
+def test_a_canonical_path_names_a_variable_wherever_it_was_written(tiny, capsys):
+    """``show DIR CKPT hidden/kernel`` finds the weight whether a tf.train.Checkpoint (key
+    ``optimizer/_trainable_variables/0/...``) or a .weights.h5 (``layers/dense/vars/0``) holds it."""
+    from ckpt_gui.cli import main
+
+    keys = []
+    for sub in ("tfc", "weights_h5"):
+        ckpt = scan_directory(str(tiny / sub)).checkpoints[0]
+        v = ckpt.variable("hidden/kernel")
+        keys.append(v.name)
+        assert main(["show", str(tiny / sub), ckpt.name, "hidden/kernel", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["variable"]["name"] == v.name
+    assert keys[0] != keys[1]
 
 
 def test_a_tf1_saver_of_the_same_layers_names_them_alike(tiny):

@@ -129,7 +129,8 @@ class VariableRows:
 
 
 _MAKING = threading.Lock()
-_KEY, _PATH, _MODEL_PATH = (operator.attrgetter(f) for f in ("name", "path", "model_path"))
+_KEY, _PATH, _MODEL_PATH, _CANONICAL = (operator.attrgetter(f) for f in (
+    "name", "path", "model_path", "canonical"))
 _DISPLAY_NAME = operator.attrgetter("display_name")
 
 
@@ -209,8 +210,9 @@ class CheckpointInfo:
 
     def variable(self, name: str) -> VariableInfo | None:
         """The variable with this key, or else this display name, or else this object path
-        (the key's or the model's: what earlier versions showed)."""
-        for field_of in (_KEY, _DISPLAY_NAME, _PATH, _MODEL_PATH):
+        (the key's or the model's: what earlier versions showed), or else this canonical
+        model path (``dense/kernel`` in every format)."""
+        for field_of in (_KEY, _DISPLAY_NAME, _PATH, _MODEL_PATH, _CANONICAL):
             for v in self.variables:
                 if field_of(v) == name:
                     return v
