@@ -74,7 +74,8 @@ def test_every_writer_names_the_tiny_model_alike(tiny):
 
 def test_a_canonical_path_names_a_variable_wherever_it_was_written(tiny, capsys):
     """``show DIR CKPT hidden/kernel`` finds the weight whether a tf.train.Checkpoint (key
-    ``optimizer/_trainable_variables/0/...``) or a .weights.h5 (``layers/dense/vars/0``) holds it."""
+    ``optimizer/_trainable_variables/0/...``) or a .weights.h5 (``layers/dense/vars/0``)
+    holds it."""
     from ckpt_gui.cli import main
 
     keys = []
