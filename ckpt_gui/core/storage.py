@@ -261,6 +261,30 @@ def fd_path(fd: int, path: str | os.PathLike):
     return os.fspath(path)
 
 
+# --- writing in a bucket (prune) --------------------------------------------------------------
+
+def put_whole(url: str, data: bytes) -> None:
+    """Write the object ``url`` whole in one request (a bucket has no rename: one PUT is its
+    atomic replace). UnreadableFile naming it, in one sentence, when it cannot be written."""
+    try:
+        _remote().put_whole(url, data)
+    except Exception as e:
+        raise UnreadableFile(url, _remote().write_reason(e, "written"),
+                             getattr(e, "errno", None)) from None
+
+
+def remove_object(url: str) -> None:
+    """Delete the one object ``url`` (one request, under the store's deadline).
+    FileNotFoundError when it is gone; UnreadableFile, one sentence, when it cannot be deleted."""
+    try:
+        _remote().remove_object(url)
+    except FileNotFoundError:
+        raise
+    except Exception as e:
+        raise UnreadableFile(url, _remote().write_reason(e, "deleted"),
+                             getattr(e, "errno", None)) from None
+
+
 # --- folders ----------------------------------------------------------------------------------
 
 def list_folder(directory: str) -> tuple[list[str], list[str]]:
