@@ -360,10 +360,9 @@ class PruneDialog(QDialog):
         if self.plan is None or self.plan.empty:
             return
         p = self.plan
+        bucket = " (a bucket has no trash)" if self._in_bucket() else ""
         where = ("move them to the trash (Undo can bring them back)" if p.to_trash
-                 else "delete them permanently — this cannot be undone")
-        if self._in_bucket():
-            where += " (a bucket has no trash)"
+                 else f"delete them permanently{bucket} — this cannot be undone")
         what = "orphan file" if p.kind == prune.ORPHANS else "checkpoint"
         latest = ""
         if p.kind == prune.CHECKPOINTS and p.latest_before in p.deleted:
