@@ -35,8 +35,9 @@ DENIED = "cannot be read (permission denied)"
 
 
 class UnreadableFile(OSError):
-    """A file cannot be read; str() is one sentence naming it, ``reason`` the part after the
-    name, ``errno`` the system's error number when there is one."""
+    """A file cannot be read (or, in a bucket, written or deleted); str() is one sentence
+    naming it, ``reason`` the part after the name, ``errno`` the system's error number when
+    there is one."""
 
     def __init__(self, path: str | os.PathLike, reason: str, code: int | None = None):
         self.path = os.fspath(path)
