@@ -214,15 +214,6 @@ def test_a_private_bucket_without_credentials_says_access_denied(
     assert (code, err) == (2, f"ckpt-inspect: s3://private/run: {remote.ANONYMOUS_DENIED}\n")
 
 
-def test_prune_in_a_bucket_is_refused_and_deletes_nothing(store, corpus_copy, capsys):
-    fs, url, _ = store
-    upload(fs, corpus_copy("tictactoe-tf2mgr-keras3opt"), url)
-    before = sorted(fs.find(url))
-    code, _, err = run(capsys, "prune", url, "--keep-last", "1", "--permanent")
-    assert (code, err) == (2, f"ckpt-inspect: {url}: pruning in a bucket is not supported yet\n")
-    assert sorted(fs.find(url)) == before
-
-
 def test_the_server_killed_in_the_middle_of_a_scan_is_one_clear_error(
         corpus_copy, capsys, monkeypatch):
     """A server in another process, answering slowly, is SIGKILLed once the first checkpoint

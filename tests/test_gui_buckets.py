@@ -233,18 +233,31 @@ def test_parent_and_subfolder_links_of_a_url(qtbot, window, uploaded):
     assert window.directory == url and len(rows(window)) == 2
 
 
-def test_pruning_in_a_bucket_is_refused_in_the_dialog(qtbot, window, uploaded):
+def test_deleting_in_a_bucket_is_permanent_and_confirmed_in_the_dialog(qtbot, window, uploaded):
+    """No trash in a bucket: "Move to the trash" is disabled, permanent deletion chosen, the
+    confirmation says so; after it, ckpt-1's objects are gone and the state file names ckpt-2."""
     fs, url, _ = uploaded
-    before = sorted(fs.find(url))
     open_location(qtbot, window, url)
     window.delete(["ckpt-1"])
     from ckpt_gui.ui.prune_dialog import PruneDialog
 
     dialog = window.findChild(PruneDialog)
-    assert dialog.plan is None
-    assert dialog.summary_label.text() == f"{url}: pruning in a bucket is not supported yet"
+    assert not dialog.trash_radio.isEnabled() and dialog.permanent_radio.isChecked()
+    assert dialog.plan is not None and not dialog.plan.to_trash
+    assert dialog.plan.deleted == ["ckpt-1"]
+    dialog.delete_button.click()
+    assert "permanently" in dialog.confirm_label.text()
+    assert "a bucket has no trash" in dialog.confirm_label.text()
+    assert not dialog.trash_radio.isEnabled()
+    with qtbot.waitSignal(dialog.pruned, timeout=LOAD_TIMEOUT) as blocker:
+        dialog.confirm_button.click()
+    result = blocker.args[0]
+    assert result.ok and result.deleted == ["ckpt-1"] and not result.to_trash
+    assert not any(p.rsplit("/", 1)[1].startswith("ckpt-1.") for p in fs.find(url))
+    assert b'model_checkpoint_path: "ckpt-2"' in fs.cat_file(f"{url}/checkpoint")
+    assert dialog.permanent_radio.isChecked() and not dialog.trash_radio.isEnabled()
+    assert not dialog.undo_button.isEnabled()
     dialog.close()
-    assert sorted(fs.find(url)) == before
 
 
 def _one_line_failure(qtbot, window, url):

@@ -4,6 +4,9 @@
 Deletes old checkpoints the safe way (see ckpt_gui/core/prune.py): the state file is updated first,
 each checkpoint's index goes before its data, files go to the desktop trash unless --permanent.
 --dry-run prints the plan and changes nothing on disk.
+In a bucket (a URL) the same plan and order, one request each (the state file is one PUT of its
+whole text); a bucket has no trash: --permanent is required (exit 2 without it). A store that
+cannot be reached half way stops the deletion: one line, exit 2.
 
 JSON: {"deleted": [names], "files": [file names], "bytes": int, "kept": [names],
        "latest": name|null, "to_trash": bool, "dry_run": bool, "skipped": {name: why}}
@@ -75,6 +78,8 @@ def cmd_prune(args) -> int:
         return EXIT_PROBLEMS if plan.skipped else EXIT_OK
 
     result = execute_prune(plan, rescan=True)
+    if result.stopped:   # the store went away half way: one line, as a scan that cannot list
+        raise UsageError(result.stopped)
     after = result.scan_after
     kept = [c.name for c in after.checkpoints if c.name not in plan.skipped] \
         if after is not None else plan.kept

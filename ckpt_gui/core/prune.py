@@ -55,6 +55,14 @@ Order of operations (crash safety)
    merged into the state file as it is then (entries a training process wrote since are kept; the
    latest goes back only if nobody changed it since).
 
+In a bucket (``s3://``, ``gs://``, any URL fsspec knows) the plan and the order are the same, one
+request each, under the store's deadline (storage.py): the state file first, one PUT of its whole
+new text (an object is replaced whole, never seen half written; there is no rename), then each
+checkpoint's index, then its data, one DELETE each (a batch delete keeps no order). A bucket has
+no trash: the plan must be permanent (``to_trash=False``). When the store cannot be reached half
+way, the deletion stops there: what is left is what a local interruption leaves (the state file
+names only whole checkpoints; at most one checkpoint is data without an index).
+
 Between our reading the state file and renaming the new one there are microseconds in which a
 training process could write it; TensorFlow takes no lock, so nothing can close that window
 entirely. A running tf.train.CheckpointManager also keeps its list in memory and rewrites the whole
@@ -161,6 +169,7 @@ class PruneResult:
     undo: UndoRecord | None = None
     undo_problem: str | None = None    # why undo is not possible, when it is not
     scan_after: DirectoryScan | None = None
+    stopped: str | None = None         # the store could not be reached half way: one sentence
 
     @property
     def ok(self) -> bool:
@@ -200,20 +209,39 @@ def safe_path(directory: str, rel: str) -> str:
             or rel == statefile.STATE_FILE):
         raise ValueError(f"{rel!r} is not a file inside {directory}")
     for i in range(1, len(parts)):
-        folder = os.path.join(directory, *parts[:i])
-        try:
-            real_folder = stat.S_ISDIR(os.lstat(folder).st_mode)
-        except OSError:
-            real_folder = False
-        if not real_folder:
+        if not _real_folder(os.path.join(directory, *parts[:i])):
             raise ValueError(f"{rel!r} is not a file inside {directory}: {parts[i - 1]!r} is "
                              "not a folder of it")
     return os.path.join(directory, *parts)
 
 
+def _real_folder(path: str) -> bool:
+    """Whether ``path`` is a folder itself, not a symbolic link to one (a bucket has no links)."""
+    if storage.is_url(path):
+        return storage.is_dir(path)
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _planned_url(path: str, rel: str, checkpoint: str | None, kind: str) -> PlannedFile | None:
+    """An object of a bucket to delete (None when it is gone). A folder is refused: deleting
+    its objects one by one would leave it half there under its own name."""
+    try:
+        st = storage.stat_of(path)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISDIR(st.st_mode):
+        raise ValueError(f"{rel} is a folder: deleting folders in a bucket is not supported")
+    return PlannedFile(rel, st.st_size, checkpoint, kind)
+
+
 def _planned_file(directory: str, rel: str, checkpoint: str | None, kind: str,
                   warnings: list[str], folder_bytes: int | None = None) -> PlannedFile | None:
     path = safe_path(directory, rel)
+    if storage.is_url(path):
+        return _planned_url(path, rel, checkpoint, kind)
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -275,8 +303,7 @@ def plan_prune(scan: DirectoryScan, *, delete: Iterable[str] | None = None,
     ``skipped``). Linear in the number of checkpoints and files.
     """
     directory = scan.directory
-    if storage.is_url(directory):
-        raise PlanError(f"{directory}: pruning in a bucket is not supported yet")
+    _refuse_trash_in_bucket(directory, to_trash)
     by_name = {c.name: c for c in scan.checkpoints}
     skipped: dict[str, str] = {}
     if delete is not None:
@@ -342,6 +369,14 @@ def plan_prune(scan: DirectoryScan, *, delete: Iterable[str] | None = None,
                 not_ok=not_ok)
 
 
+NO_TRASH = "a bucket has no trash: use --permanent"
+
+
+def _refuse_trash_in_bucket(directory: str, to_trash: bool) -> None:
+    if to_trash and storage.is_url(directory):
+        raise PlanError(f"{directory}: {NO_TRASH}")
+
+
 def _some_names(scan: DirectoryScan, limit: int = 10) -> str:
     """The first checkpoint names, for an error message about a folder of any size."""
     names = [c.name for c in scan.checkpoints[:limit]]
@@ -400,6 +435,8 @@ def plan_orphans(scan: DirectoryScan, names: Iterable[str] | None = None, *,
     not touched. Orphans modified in the last ``min_age`` seconds are skipped: a data shard or a
     ``_temp`` folder that young may be a save in progress, whose index is not written yet."""
     directory = scan.directory
+    if storage.is_url(directory):   # their age (a save in progress?) is not checked there yet
+        raise PlanError(f"{directory}: removing orphan files in a bucket is not supported yet")
     wanted = list(scan.orphans if names is None else names)
     unknown = [n for n in wanted if n not in scan.orphans]
     if unknown:
@@ -464,6 +501,9 @@ def _orphan_refusal(directory: str, name: str, now: float, min_age: float) -> st
 def _remove_one(path: str, to_trash: bool) -> trash.TrashedFile | None:
     """Remove one file (or an orphan folder): to the trash, or for good. A symbolic link is only
     unlinked. FileNotFoundError when it is already gone."""
+    if storage.is_url(path):
+        storage.remove_object(path)   # (the plan of a bucket is permanent)
+        return None
     if to_trash:
         return trash.send_to_trash(path)
     if os.path.islink(path):
@@ -497,6 +537,7 @@ def execute_prune(plan: Plan, *, permanent: bool | None = None, progress: Progre
     elif not supported:
         result.undo_problem = why
     undo = UndoRecord({}, None, None)
+    storage.begin(directory)   # a bucket is listed again: what is there now, not at the scan
     if close_readers is not None:
         close_readers(list(plan.deleted))
     done = 0
@@ -523,8 +564,8 @@ def execute_prune(plan: Plan, *, permanent: bool | None = None, progress: Progre
         done = 1
     whole_again: list[str] = []
     for i, name in enumerate(plan.deleted):
-        if cancelled():
-            result.cancelled = True
+        if cancelled() or storage.outage(directory):
+            result.cancelled = not storage.outage(directory)
             result.not_started = plan.deleted[i:]
             whole_again += result.not_started
             break
@@ -559,7 +600,7 @@ def execute_prune(plan: Plan, *, permanent: bool | None = None, progress: Progre
             result.deleted.append(name)
             continue
         result.errors.append(error)
-        left = [f.name for f in mine if os.path.lexists(os.path.join(directory, f.name))]
+        left = _left_of(directory, mine, set(result.files))
         if gone:
             result.partial[name] = left
             result.warnings.append(
@@ -568,7 +609,8 @@ def execute_prune(plan: Plan, *, permanent: bool | None = None, progress: Progre
         else:
             result.failed[name] = error
             whole_again.append(name)
-    if plan.kind == CHECKPOINTS and whole_again and undo.state_before is not None:
+    if plan.kind == CHECKPOINTS and whole_again and undo.state_before is not None \
+            and not storage.outage(directory):
         try:
             current, _t, problem = _read_raw(directory)
             if problem is None:
@@ -585,13 +627,29 @@ def execute_prune(plan: Plan, *, permanent: bool | None = None, progress: Progre
     return _finish(result, rescan)
 
 
+def _left_of(directory: str, mine: list[PlannedFile], removed: set[str]) -> list[str]:
+    """The files of a checkpoint still there after a failure (in a bucket: those not removed;
+    asking the store again may be what just failed)."""
+    if storage.is_url(directory):
+        return [f.name for f in mine if f.name not in removed]
+    return [f.name for f in mine if os.path.lexists(os.path.join(directory, f.name))]
+
+
 def _why(e: Exception) -> str:
+    if isinstance(e, storage.UnreadableFile):
+        return e.reason
     if isinstance(e, OSError) and e.strerror:
         return e.strerror
     return str(e) or type(e).__name__
 
 
 def _finish(result, rescan: bool):
+    gone = storage.outage(result.directory)
+    if gone:   # the store cannot be reached: nothing more can be read of it
+        result.state_after, result.latest = None, None
+        if isinstance(result, PruneResult):
+            result.stopped = _stopped(result, gone)
+        return result
     raw, text, _ = _read_raw(result.directory)
     result.state_after = text
     result.latest = (statefile.resolve_on_disk(raw.model_checkpoint_path, result.directory)
@@ -601,6 +659,14 @@ def _finish(result, rescan: bool):
 
         result.scan_after = scan_directory(result.directory)
     return result
+
+
+def _stopped(result: PruneResult, reason: str) -> str:
+    """One sentence: the store went away in the middle, what was deleted, what was not."""
+    rest = [*result.partial, *result.failed, *result.not_started]
+    done = ", ".join(result.deleted) or "nothing"
+    return (f"{result.directory}: {reason}; the deletion stopped (deleted: {done}; not deleted: "
+            f"{', '.join(rest) or 'none'}; the state file names only whole checkpoints)")
 
 
 def undo_prune(result: PruneResult, *, progress: Progress | None = None,

@@ -365,6 +365,34 @@ def open_remote(url: str) -> RemoteFile:
     return RemoteFile(url, found)
 
 
+# --- writing (prune) -------------------------------------------------------------------------
+
+def put_whole(url: str, data: bytes) -> None:
+    """Write the small object ``url`` whole, in one request (an S3 PUT, a GCS upload): a
+    reader sees the old text or the new one, never a part. Its folder is listed again next."""
+    _call(url, "pipe_file", split(url)[1], data)
+    _listings.pop(url.rstrip("/").rsplit("/", 1)[0], None)
+
+
+def remove_object(url: str) -> None:
+    """Delete the one object ``url`` in a call of its own (``fs.rm`` of several objects sends
+    them as one batch or concurrently: their order would be lost). FileNotFoundError when it
+    is not there, on stores that say so."""
+    _call(url, "rm_file", split(url)[1])
+    parent, _, name = url.rstrip("/").rpartition("/")
+    _listings.get(parent, {}).pop(name, None)
+
+
+def write_reason(e: BaseException, verb: str) -> str:
+    """The part after an object's name when it cannot be written or deleted."""
+    if isinstance(e, Unreachable):
+        return f"cannot be {verb}: {e}"
+    if isinstance(e, PermissionError) or "Forbidden" in str(e) or "AccessDenied" in str(e):
+        return f"cannot be {verb} (access denied)"
+    text = str(e).split("\n")[0] or type(e).__name__
+    return f"cannot be {verb} ({text})"
+
+
 def tensorstore_kvstore(url: str) -> dict:
     """The tensorstore kvstore spec of folder ``url`` (Orbax steps are read by tensorstore):
     its s3 driver takes the AWS credential variables and ``AWS_ENDPOINT_URL``; its gcs driver

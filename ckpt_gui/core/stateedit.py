@@ -1,13 +1,14 @@
 """How deleting checkpoints changes the ``checkpoint`` state file: what it says once some are gone,
 how entries go back in on undo (merged with what a training process wrote since), and storing it
-only when it changes. Plain functions over ``statefile.RawState``; prune.py decides when."""
+only when it changes (in a bucket: one PUT of the whole text). Plain functions over
+``statefile.RawState``; prune.py decides when."""
 from __future__ import annotations
 
 import os
 import time
 from collections.abc import Callable, Collection
 
-from . import statefile
+from . import statefile, storage
 from .statefile import RawState
 
 # What storing did to the state file.
@@ -48,7 +49,7 @@ def _mtime(directory: str) -> Callable[[str], float]:
     def get(name: str) -> float:
         for path in (os.path.join(directory, name + ".index"), os.path.join(directory, name)):
             try:
-                return os.stat(path).st_mtime
+                return storage.stat_of(path).st_mtime
             except OSError:
                 continue
         return time.time()
@@ -137,7 +138,7 @@ def same_state(a: RawState | None, b: RawState | None) -> bool:
 def store_state(directory: str, new: RawState | None, current: RawState | None) -> str:
     """Write (or remove) the state file unless it already says this. Returns the action."""
     if new is None:
-        if current is None and not os.path.exists(os.path.join(directory, statefile.STATE_FILE)):
+        if current is None and not storage.exists(os.path.join(directory, statefile.STATE_FILE)):
             return STATE_NONE
         statefile.remove_state_file(directory)
         return STATE_REMOVE

@@ -186,8 +186,12 @@ def write_state_file(directory: str, text: str) -> None:
     """Replace the state file atomically (temporary file in the same directory, then rename),
     with the permissions and owner of the file it replaces (mkstemp makes a private 0600 file;
     a state file others read, a group's training job for one, must stay readable to them). A new
-    state file gets the mode TensorFlow's would have (0666 less the umask)."""
+    state file gets the mode TensorFlow's would have (0666 less the umask). In a bucket: one
+    PUT of the whole text (an object is replaced whole; there is no rename)."""
     path = os.path.join(directory, STATE_FILE)
+    if storage.is_url(directory):
+        storage.put_whole(path, text.encode("utf-8"))
+        return
     try:
         old = os.stat(path)
     except FileNotFoundError:
@@ -268,7 +272,11 @@ def resolve_on_disk(entry: str, directory: str) -> str | None:
 
 def remove_state_file(directory: str) -> None:
     """Remove the state file (when no checkpoint is left for it to name); missing is fine."""
+    path = os.path.join(directory, STATE_FILE)
     try:
-        os.remove(os.path.join(directory, STATE_FILE))
+        if storage.is_url(directory):
+            storage.remove_object(path)
+        else:
+            os.remove(path)
     except FileNotFoundError:
         pass

@@ -35,8 +35,9 @@ DENIED = "cannot be read (permission denied)"
 
 
 class UnreadableFile(OSError):
-    """A file cannot be read; str() is one sentence naming it, ``reason`` the part after the
-    name, ``errno`` the system's error number when there is one."""
+    """A file cannot be read (or, in a bucket, written or deleted); str() is one sentence
+    naming it, ``reason`` the part after the name, ``errno`` the system's error number when
+    there is one."""
 
     def __init__(self, path: str | os.PathLike, reason: str, code: int | None = None):
         self.path = os.fspath(path)
@@ -259,6 +260,30 @@ def fd_path(fd: int, path: str | os.PathLike):
     if sys.platform.startswith("linux"):
         return f"/proc/self/fd/{fd}"
     return os.fspath(path)
+
+
+# --- writing in a bucket (prune) --------------------------------------------------------------
+
+def put_whole(url: str, data: bytes) -> None:
+    """Write the object ``url`` whole in one request (a bucket has no rename: one PUT is its
+    atomic replace). UnreadableFile naming it, in one sentence, when it cannot be written."""
+    try:
+        _remote().put_whole(url, data)
+    except Exception as e:
+        raise UnreadableFile(url, _remote().write_reason(e, "written"),
+                             getattr(e, "errno", None)) from None
+
+
+def remove_object(url: str) -> None:
+    """Delete the one object ``url`` (one request, under the store's deadline).
+    FileNotFoundError when it is gone; UnreadableFile, one sentence, when it cannot be deleted."""
+    try:
+        _remote().remove_object(url)
+    except FileNotFoundError:
+        raise
+    except Exception as e:
+        raise UnreadableFile(url, _remote().write_reason(e, "deleted"),
+                             getattr(e, "errno", None)) from None
 
 
 # --- folders ----------------------------------------------------------------------------------

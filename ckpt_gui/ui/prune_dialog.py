@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog,
                                QSpinBox, QSplitter, QTreeWidget, QTreeWidgetItem, QVBoxLayout,
                                QWidget)
 
-from ..core import prune
+from ..core import prune, storage
 from ..core.model import DirectoryScan
 from ..textfmt import human_bytes, plural, safe_name
 from .tasks import TaskSlot
@@ -177,10 +177,10 @@ class PruneDialog(QDialog):
 
         self.trash_radio = QRadioButton("Move to the trash")
         self.permanent_radio = QRadioButton("Delete permanently")
-        self.trash_radio.setChecked(True)
         self.where = QButtonGroup(self)
         self.where.addButton(self.trash_radio)
         self.where.addButton(self.permanent_radio)
+        self._choose_default_where()
         self.trash_radio.toggled.connect(self.replan)
 
         self.confirm_label = QLabel()
@@ -360,8 +360,9 @@ class PruneDialog(QDialog):
         if self.plan is None or self.plan.empty:
             return
         p = self.plan
+        bucket = " (a bucket has no trash)" if self._in_bucket() else ""
         where = ("move them to the trash (Undo can bring them back)" if p.to_trash
-                 else "delete them permanently — this cannot be undone")
+                 else f"delete them permanently{bucket} — this cannot be undone")
         what = "orphan file" if p.kind == prune.ORPHANS else "checkpoint"
         latest = ""
         if p.kind == prune.CHECKPOINTS and p.latest_before in p.deleted:
@@ -385,6 +386,7 @@ class PruneDialog(QDialog):
     def _set_inputs_enabled(self, on: bool) -> None:
         for w in self.inputs:
             w.setEnabled(on)
+        self.trash_radio.setEnabled(on and not self._in_bucket())
         if on:
             self._update_counts()
             self.policy_box.setEnabled(self.mode() == self.POLICY)
@@ -474,10 +476,24 @@ class PruneDialog(QDialog):
         self._update_counts()
         self.mode_selected.setChecked(True)
         self.include_latest_check.setChecked(False)
-        self.trash_radio.setChecked(True)
+        self._choose_default_where()
+
+    def _in_bucket(self) -> bool:
+        return storage.is_url(self.scan.directory)
+
+    def _choose_default_where(self) -> None:
+        """The trash, except in a bucket: it has none, so deletion there is permanent (and the
+        confirmation says so)."""
+        bucket = self._in_bucket()
+        (self.permanent_radio if bucket else self.trash_radio).setChecked(True)
+        self.trash_radio.setEnabled(not bucket)
+        self.trash_radio.setToolTip("A bucket has no trash: its objects can only be deleted "
+                                    "permanently" if bucket else "")
 
     def _describe(self, r: prune.PruneResult) -> str:
         where = "to the trash" if r.to_trash else "permanently"
+        if r.stopped:
+            return safe_name(f"Stopped: {r.stopped}")
         parts = [f"Deleted {len(r.deleted)} ({len(r.files)} files, {human_bytes(r.bytes)}) {where}."]
         if r.cancelled:
             parts.append(f"Cancelled: {', '.join(r.not_started)} not deleted.")
