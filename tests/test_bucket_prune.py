@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import urllib.parse
+from pathlib import Path
 
 import pytest
 
@@ -149,3 +152,42 @@ def test_a_server_stopped_in_the_middle_of_a_prune_is_one_line_and_leaves_a_fold
         assert tf_view(tf, fs, url, tmp_path) == (SAVES[3:], "ckpt-5")
     finally:
         again.stop()
+
+
+def test_orbax_steps_in_a_bucket_are_pruned_object_by_object_the_commit_first(
+        s3_server, tmp_path, capsys):  # noqa: F811
+    """orbax.checkpoint.CheckpointManager's three steps, uploaded: a bucket has no rename, so
+    each old step's objects go one DELETE each, its commit_success.txt and
+    _CHECKPOINT_METADATA before anything else of it (an interruption leaves a step Orbax does
+    not list on GCS); what is left is the kept step, whole, and the scan lists it alone, ok."""
+    local = tmp_path / "run"
+    subprocess.run([sys.executable, str(Path(__file__).with_name("_orbax_writers.py")),
+                    "manager", str(local), "3"], check=True, capture_output=True, timeout=600)
+    remote.begin()
+    s3_server.reset()
+    fs = s3_filesystem(s3_server)
+    fs.mkdir("orbax-prune")
+    url = "s3://orbax-prune/run"
+    upload(fs, local, url)
+    steps = sorted((p.name for p in local.iterdir()), key=int)
+    assert len(steps) == 3
+    objects = {s: sorted(p.relative_to(local).as_posix() for p in (local / s).rglob("*")
+                         if p.is_file()) for s in steps}
+    s3_server.log.clear()
+    code, out, err = run(capsys, "prune", url, "--keep-last", "1", "--permanent")
+    assert code == 0, err
+    assert sorted(p.split("/run/", 1)[1] for p in fs.find(url)) == objects[steps[-1]]
+    deletes = [h.path.split("/run/", 1)[1] for h in s3_server.log.snapshot()
+               if h.method == "DELETE"]
+    assert sorted(deletes) == objects[steps[0]] + objects[steps[1]]
+    for step in steps[:2]:
+        mine = [d for d in deletes if d.startswith(step + "/")]
+        assert mine[:2] == [f"{step}/commit_success.txt", f"{step}/_CHECKPOINT_METADATA"]
+        items_commits = [o for o in objects[step] if o.count("/") == 2
+                         and o.endswith("/commit_success.txt")]
+        assert items_commits and sorted(mine[2:2 + len(items_commits)]) == items_commits
+        assert len(mine) > 2 + len(items_commits)
+    code, out, err = run(capsys, "scan", url, "--json")
+    assert code == 0, err
+    assert [(c["name"], c["status"]) for c in json.loads(out)["checkpoints"]] == [
+        (steps[-1], "ok")]

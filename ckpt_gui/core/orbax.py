@@ -40,6 +40,7 @@ from .roles import classify
 
 TMP_SUFFIX = ".orbax-checkpoint-tmp"       # orbax/_src/path/atomicity_types.py
 STEP_METADATA = "_CHECKPOINT_METADATA"
+COMMIT_SUCCESS = "commit_success.txt"      # atomicity_types.py: a GCS step is final iff it is there
 ITEM_METADATA = "_METADATA"
 STRINGS = "_strings.json"
 KERAS_CONFIG_ITEM = "model_config"

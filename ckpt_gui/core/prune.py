@@ -58,7 +58,9 @@ Order of operations (crash safety)
 In a bucket (``s3://``, ``gs://``, any URL fsspec knows) the plan and the order are the same, one
 request each, under the store's deadline (storage.py): the state file first, one PUT of its whole
 new text (an object is replaced whole, never seen half written; there is no rename), then each
-checkpoint's index, then its data, one DELETE each (a batch delete keeps no order). A bucket has
+checkpoint's index, then its data, one DELETE each (a batch delete keeps no order). A checkpoint
+that is a folder has no rename in a bucket: each of its objects (listed at any depth) is deleted
+in the order its format's ``deletion_rank`` gives, what makes it a checkpoint first. A bucket has
 no trash: the plan must be permanent (``to_trash=False``). When the store cannot be reached half
 way, the deletion stops there: what is left is what a local interruption leaves (the state file
 names only whole checkpoints; at most one checkpoint is data without an index).
@@ -225,23 +227,28 @@ def _real_folder(path: str) -> bool:
         return False
 
 
-def _planned_url(path: str, rel: str, checkpoint: str | None, kind: str) -> PlannedFile | None:
-    """An object of a bucket to delete (None when it is gone). A folder is refused: deleting
-    its objects one by one would leave it half there under its own name."""
+def _planned_url(directory: str, rel: str, checkpoint: str, kind: str) -> list[PlannedFile]:
+    """The objects of a bucket to delete ([] when gone): ``rel`` itself, or every object under
+    it when it is a folder. A bucket has no folder to rename away or remove: a folder is gone
+    with its last object, so its format's deletion_rank orders them (an Orbax step stops being a
+    committed step with its first DELETE)."""
+    path = safe_path(directory, rel)
     try:
         st = storage.stat_of(path)
     except FileNotFoundError:
-        return None
-    if stat.S_ISDIR(st.st_mode):
-        raise ValueError(f"{rel} is a folder: deleting folders in a bucket is not supported")
-    return PlannedFile(rel, st.st_size, checkpoint, kind)
+        return []
+    if not stat.S_ISDIR(st.st_mode):
+        return [PlannedFile(rel, st.st_size, checkpoint, kind)]
+    found = storage.find_objects(path)
+    for name in found:
+        safe_path(directory, f"{rel}/{name}")   # (a name with "//" or ".." is refused)
+    return [PlannedFile(f"{rel}/{name}", size, checkpoint, kind)
+            for name, size in found.items()]
 
 
 def _planned_file(directory: str, rel: str, checkpoint: str | None, kind: str,
                   warnings: list[str], folder_bytes: int | None = None) -> PlannedFile | None:
     path = safe_path(directory, rel)
-    if storage.is_url(path):
-        return _planned_url(path, rel, checkpoint, kind)
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -401,10 +408,13 @@ def _checkpoint_files(directory: str, c: CheckpointInfo, warnings: list[str]
         return [], f"refused: {bad[0]} is not one of its own files in the folder"
     mine = []
     try:
-        for f in sorted(c.files, key=lambda f: fmt.deletion_rank(f.name, c)):
-            pf = _planned_file(directory, f.name, c.name, f.kind, warnings, f.bytes)
-            if pf is not None:
+        for f in c.files:
+            if storage.is_url(directory):
+                mine += _planned_url(directory, f.name, c.name, f.kind)
+            elif (pf := _planned_file(directory, f.name, c.name, f.kind, warnings,
+                                      f.bytes)) is not None:
                 mine.append(pf)
+        mine.sort(key=lambda pf: fmt.deletion_rank(pf.name, c))
     except (OSError, ValueError) as e:
         return [], f"its files cannot be examined: {e}"
     if not mine:

@@ -246,6 +246,16 @@ def _list(url: str, retry: bool = False) -> dict[str, Entry]:
     return entries
 
 
+def find(url: str) -> dict[str, int]:
+    """Every object under folder ``url`` at any depth, by its path relative to ``url``: its size
+    (fsspec's ``find``: a listing without delimiter, paged by the store, never cached)."""
+    path = split(url)[1].strip("/")
+    found = _call(url, "find", path, detail=True)
+    return {name.strip("/")[len(path) + 1:]: int(d.get("size") or 0)
+            for name, d in found.items()
+            if d.get("type") != "directory" and name.strip("/").startswith(path + "/")}
+
+
 def _refreshes(protocol: str) -> bool:
     return protocol not in ("memory", "file", "local")
 

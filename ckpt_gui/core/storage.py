@@ -286,6 +286,17 @@ def remove_object(url: str) -> None:
                              getattr(e, "errno", None)) from None
 
 
+def find_objects(url: str) -> dict[str, int]:
+    """Every object under the folder ``url``, at any depth, listed now: its path relative to
+    ``url`` -> its size ({} when there is none). OSError with a few words when it cannot be
+    listed."""
+    remote = _remote()
+    try:
+        return remote.find(url)
+    except Exception as e:
+        raise OSError(remote.folder_problem(url, e)) from None
+
+
 # --- folders ----------------------------------------------------------------------------------
 
 def list_folder(directory: str) -> tuple[list[str], list[str]]:

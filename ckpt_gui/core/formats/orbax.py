@@ -2,8 +2,9 @@
 the opened folder holds one directory per step, each a checkpoint named by its directory and
 numbered by its step (core/orbax.py reads them with tensorstore). An uncommitted step (still
 under its temporary name) is listed broken, so the latest is the highest committed step, and
-prune can remove it. Prune removes a step as one folder: prune renames a folder away before
-removing its tree, so Orbax never lists a half-deleted step (orbax.deletion_plan's order)."""
+prune can remove it. On disk prune removes a step as one folder, renamed away before its tree is
+removed, so Orbax never lists a half-deleted step. A bucket has no rename: a step's objects go one
+by one, in deletion_rank's order, the commit first."""
 from __future__ import annotations
 
 import os
@@ -73,6 +74,20 @@ class Orbax(CheckpointFormat):
 
     def owns(self, file_name, ckpt):
         return file_name == ckpt.name
+
+    def deletion_rank(self, file_name, ckpt):
+        """A step in a bucket stops being a committed step first: its ``commit_success.txt``
+        (on GCS Orbax finalizes a step iff it exists), its ``_CHECKPOINT_METADATA``, its items'
+        commit files, then the rest. Interrupted, it leaves a step Orbax does not list on GCS.
+        (On disk the step is one entry, its folder, renamed away first.)"""
+        inside = file_name[len(ckpt.name) + 1:]
+        if file_name == ckpt.name or inside == orbax.COMMIT_SUCCESS:
+            return (0, "")
+        if inside == orbax.STEP_METADATA:
+            return (1, "")
+        if inside.endswith("/" + orbax.COMMIT_SUCCESS):
+            return (2, inside)
+        return (3, inside)
 
     def carries_config(self, ckpt):
         return storage.is_dir(os.path.join(ckpt.path, orbax.KERAS_CONFIG_ITEM))
