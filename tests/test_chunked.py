@@ -20,6 +20,7 @@ from ckpt_gui.core.preview import MAX_ABS, MEAN, BlockReducer, block_steps, make
     reduce_blocks
 from ckpt_gui.core.reading import ReadError, read_tensor
 from ckpt_gui.core.stats import StatsAccumulator, tensor_stats
+from test_gui import open_dir, window  # noqa: F401 (the fixture)
 
 DTYPES = ["float32", "bfloat16", "float16", "float8_e4m3fn", "int8"]
 SHAPES = {"matrix": (1030, 2077), "cube": (3, 130, 70), "vector": (9001,)}
@@ -277,18 +278,9 @@ def test_orbax_streamed_previews_equal_whole(tmp_path):
 
 # --- the GUI ----------------------------------------------------------------------------------
 
-def test_gui_shows_a_streamed_preview_with_the_same_statistics(qtbot, tmp_path, tf_bundle):
-    from PySide6.QtCore import QSettings
-
-    from ckpt_gui.ui.main_window import MainWindow
-
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
-    window = MainWindow(settings=settings)
-    qtbot.addWidget(window)
-    window.show()
-    window.after_first_paint()
-    with qtbot.waitSignal(window.directory_loaded, timeout=60_000):
-        window.open_path(str(tf_bundle))
+def test_gui_shows_a_streamed_preview_with_the_same_statistics(
+        qtbot, window, tf_bundle, tmp_path):  # noqa: F811 (the fixture)
+    open_dir(qtbot, window, tf_bundle)
     window.checkpoints.select("ckpt")
     name = "float32_matrix/.ATTRIBUTES/VARIABLE_VALUE"
     progress = []
@@ -331,19 +323,12 @@ def test_gui_shows_a_streamed_preview_with_the_same_statistics(qtbot, tmp_path, 
     window.close()
 
 
-def test_gui_stop_cancels_a_streamed_read(qtbot, tmp_path, tf_bundle, monkeypatch):
-    from PySide6.QtCore import QSettings, Qt
-
-    from ckpt_gui.ui.main_window import MainWindow
+def test_gui_stop_cancels_a_streamed_read(qtbot, window, tf_bundle,
+                                          monkeypatch):  # noqa: F811 (the fixture)
+    from PySide6.QtCore import Qt
 
     monkeypatch.setattr(chunked, "CHUNK_BYTES", 1_000)   # thousands of pieces: time to stop
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
-    window = MainWindow(settings=settings)
-    qtbot.addWidget(window)
-    window.show()
-    window.after_first_paint()
-    with qtbot.waitSignal(window.directory_loaded, timeout=60_000):
-        window.open_path(str(tf_bundle))
+    open_dir(qtbot, window, tf_bundle)
     window.checkpoints.select("ckpt")
     landed = []
     window.preview.preview_ready.connect(lambda p: landed.append(p.variable.name))
