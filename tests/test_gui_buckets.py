@@ -18,11 +18,10 @@ from PySide6.QtWidgets import QDialogButtonBox
 from _buckets import free_port, s3_filesystem, upload
 from ckpt_gui.core import remote, scan_directory
 from ckpt_gui.ui.main_window import MainWindow
-from ckpt_gui.ui.models import OBJECT_ROLE
 from conftest import REPO
 from test_buckets import s3_server  # noqa: F401  (the session's moto server)
+from test_gui import LOAD_TIMEOUT, open_dir, table_rows
 
-LOAD_TIMEOUT = 60_000
 KERNEL = "model/kernel/.ATTRIBUTES/VARIABLE_VALUE"
 
 
@@ -110,17 +109,6 @@ def open_with_dialog(qtbot, window, url):
     return blocker.args[0]
 
 
-def open_location(qtbot, window, location):
-    with qtbot.waitSignal(window.directory_loaded, timeout=LOAD_TIMEOUT) as blocker:
-        window.open_path(str(location))
-    return blocker.args[0]
-
-
-def rows(window):
-    proxy = window.checkpoints.proxy
-    return [proxy.data(proxy.index(r, 0), OBJECT_ROLE) for r in range(proxy.rowCount())]
-
-
 def row_facts(window):
     """What the table shows in each row, but when it was modified (uploaded, for a bucket)."""
     model = window.checkpoints.proxy
@@ -139,14 +127,14 @@ def preview_of(qtbot, window, name):
 def test_a_bucket_folder_shows_what_its_local_copy_shows(qtbot, window, uploaded):
     fs, url, run = uploaded
     local = scan_directory(str(run.folder))
-    open_location(qtbot, window, run.folder)
+    open_dir(qtbot, window, run.folder)
     local_rows = row_facts(window)
     local_stats = preview_of(qtbot, window, KERNEL).stats
 
     scan = open_with_dialog(qtbot, window, url)
     assert scan.directory == url and window.directory == url
     assert window.windowTitle().startswith("run — ")
-    assert [c.name for c in rows(window)] == [c.name for c in local.checkpoints] == \
+    assert [c.name for c in table_rows(window)] == [c.name for c in local.checkpoints] == \
         ["ckpt-1", "ckpt-2"]
     assert row_facts(window) == local_rows
     assert window.checkpoints.current().name == "ckpt-2"
@@ -185,7 +173,7 @@ def test_the_dialog_accepts_only_urls_and_says_where_credentials_come_from(qtbot
 def test_the_remote_watcher_polls_while_visible_and_picks_up_a_new_checkpoint(
         qtbot, window, uploaded):
     fs, url, run = uploaded
-    open_location(qtbot, window, url)
+    open_dir(qtbot, window, url)
     watcher = window.remote_watch
     assert watcher.url == url and watcher.is_polling()
     assert watcher.timer.interval() == 30_000
@@ -199,7 +187,7 @@ def test_the_remote_watcher_polls_while_visible_and_picks_up_a_new_checkpoint(
     with qtbot.waitSignal(window.directory_loaded, timeout=LOAD_TIMEOUT) as blocker:
         watcher.poll()
     assert [c.name for c in blocker.args[0].checkpoints] == ["ckpt-1", "ckpt-2", "ckpt-3"]
-    assert [c.name for c in rows(window)] == ["ckpt-1", "ckpt-2", "ckpt-3"]
+    assert [c.name for c in table_rows(window)] == ["ckpt-1", "ckpt-2", "ckpt-3"]
     assert blocker.args[0].latest == "ckpt-3"   # (the selection stays on ckpt-2)
     assert window.checkpoints.current().name == "ckpt-2"
     # only while the window is on screen
@@ -212,13 +200,13 @@ def test_the_remote_watcher_polls_while_visible_and_picks_up_a_new_checkpoint(
     window.show()
     assert watcher.is_polling()
     # another folder: the watcher stops
-    open_location(qtbot, window, run.folder)
+    open_dir(qtbot, window, run.folder)
     assert watcher.url is None and not watcher.is_polling()
 
 
 def test_parent_and_subfolder_links_of_a_url(qtbot, window, uploaded):
     fs, url, run = uploaded
-    open_location(qtbot, window, url)
+    open_dir(qtbot, window, url)
     label = window.checkpoints.subfolders
     assert 'href=".."' in label.text()
     with qtbot.waitSignal(window.directory_loaded, timeout=LOAD_TIMEOUT) as blocker:
@@ -230,14 +218,14 @@ def test_parent_and_subfolder_links_of_a_url(qtbot, window, uploaded):
     assert window.directory == url.rsplit("/", 1)[0] and not window.scan_task.is_running()
     with qtbot.waitSignal(window.directory_loaded, timeout=LOAD_TIMEOUT):
         label.linkActivated.emit("run")
-    assert window.directory == url and len(rows(window)) == 2
+    assert window.directory == url and len(table_rows(window)) == 2
 
 
 def test_deleting_in_a_bucket_is_permanent_and_confirmed_in_the_dialog(qtbot, window, uploaded):
     """No trash in a bucket: "Move to the trash" is disabled, permanent deletion chosen, the
     confirmation says so; after it, ckpt-1's objects are gone and the state file names ckpt-2."""
     fs, url, _ = uploaded
-    open_location(qtbot, window, url)
+    open_dir(qtbot, window, url)
     window.delete(["ckpt-1"])
     from ckpt_gui.ui.prune_dialog import PruneDialog
 
@@ -268,7 +256,7 @@ def _one_line_failure(qtbot, window, url):
     assert window.checkpoints.problems.isVisible()
     assert window.checkpoints.problems.text() == message
     assert window.statusBar().currentMessage() == message
-    assert rows(window) == [] and not window.cancel_button.isVisible()
+    assert table_rows(window) == [] and not window.cancel_button.isVisible()
     return message
 
 
@@ -285,23 +273,23 @@ def test_no_such_bucket_and_no_credentials_are_one_line_and_the_window_stays_usa
             unset.delenv(key)
         assert _one_line_failure(qtbot, window, url) == f"{url}: {remote.ANONYMOUS_DENIED}"
     # the window is usable: the folder opens once there are credentials, a local one at once
-    open_location(qtbot, window, url)
-    assert [c.name for c in rows(window)] == ["ckpt-1", "ckpt-2"]
+    open_dir(qtbot, window, url)
+    assert [c.name for c in table_rows(window)] == ["ckpt-1", "ckpt-2"]
     assert not window.checkpoints.problems.isVisible()
-    open_location(qtbot, window, run.folder)
-    assert [c.name for c in rows(window)] == ["ckpt-1", "ckpt-2"]
+    open_dir(qtbot, window, run.folder)
+    assert [c.name for c in table_rows(window)] == ["ckpt-1", "ckpt-2"]
 
 
 def test_a_poll_of_a_server_gone_is_one_line_in_the_status_bar(qtbot, window, in_s3, monkeypatch):
     fs, url, _ = in_s3
-    open_location(qtbot, window, url)
+    open_dir(qtbot, window, url)
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")  # nothing there
     with qtbot.waitSignal(window.remote_watch.failed, timeout=LOAD_TIMEOUT) as blocker:
         window.remote_watch.poll()
     message = blocker.args[0]
     assert message.startswith(f"{url}: cannot connect to the server") and "\n" not in message
     assert window.statusBar().currentMessage() == message
-    assert [c.name for c in rows(window)] == ["ckpt-1", "ckpt-2"]   # what was shown stays
+    assert [c.name for c in table_rows(window)] == ["ckpt-1", "ckpt-2"]   # what was shown stays
     assert window.remote_watch.is_polling()                          # and it polls on
 
 
