@@ -28,19 +28,24 @@ from conftest import REPO
 from test_gui import LOAD_TIMEOUT, open_dir, table_rows, window  # noqa: F401 (the fixture)
 
 
+def _small_model(seed: int):
+    """A Keras model (Dense hidden 4->3, Dense out 3->2) compiled with Adam, and data to fit."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="hidden"),
+                              keras.layers.Dense(2, name="out")])
+    model.compile(optimizer="adam", loss="mse")
+    rng = np.random.default_rng(seed)
+    return model, *(rng.random((16, n), np.float32) for n in (4, 2))
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tf):
     """A Keras model trained with Adam: ckpt-1 (CheckpointManager) and weights.01.weights.h5
     saved after the first epoch, ckpt-2 after the second."""
-    import keras
-
     d = tmp_path_factory.mktemp("trained")
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="hidden"),
-                              keras.layers.Dense(2, name="out")])
-    model.compile(optimizer="adam", loss="mse")
-    rng = np.random.default_rng(0)
-    x, y = rng.random((16, 4), np.float32), rng.random((16, 2), np.float32)
+    model, x, y = _small_model(seed=0)
     manager = tf.train.CheckpointManager(
         tf.train.Checkpoint(model=model, optimizer=model.optimizer), str(d), max_to_keep=5)
     model.fit(x, y, epochs=1, verbose=0)
@@ -276,15 +281,8 @@ def continued(tmp_path_factory, tf):
     """One Keras model trained in two folders: run1/ckpt-1 after the first epoch; then trained
     further, run2/ckpt-2 and run2/ckpt-3 (the latest) after the second and third (the save
     counter goes on)."""
-    import keras
-
     runs = tmp_path_factory.mktemp("runs")
-    keras.utils.set_random_seed(1)
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="hidden"),
-                              keras.layers.Dense(2, name="out")])
-    model.compile(optimizer="adam", loss="mse")
-    rng = np.random.default_rng(1)
-    x, y = rng.random((16, 4), np.float32), rng.random((16, 2), np.float32)
+    model, x, y = _small_model(seed=1)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
     for folder, epochs in (("run1", 1), ("run2", 2)):
         manager = tf.train.CheckpointManager(checkpoint, str(runs / folder), max_to_keep=5)
