@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 import urllib.parse
-from pathlib import Path
 
 import pytest
 
 from _buckets import S3Server, s3_filesystem, upload
 from ckpt_gui.core import remote
-from test_buckets import gcs_server, run, s3_server, store  # noqa: F401  (fixtures)
+from test_buckets import gcs_server, orbax_steps_in_s3, run, s3_server, store  # noqa: F401
 
 SAVES = [f"ckpt-{i}" for i in range(1, 6)]
 DATA = ".data-00000-of-00001"
@@ -160,15 +157,8 @@ def test_orbax_steps_in_a_bucket_are_pruned_object_by_object_the_commit_first(
     each old step's objects go one DELETE each, its commit_success.txt and
     _CHECKPOINT_METADATA before anything else of it (an interruption leaves a step Orbax does
     not list on GCS); what is left is the kept step, whole, and the scan lists it alone, ok."""
-    local = tmp_path / "run"
-    subprocess.run([sys.executable, str(Path(__file__).with_name("_orbax_writers.py")),
-                    "manager", str(local), "3"], check=True, capture_output=True, timeout=600)
-    remote.begin()
-    s3_server.reset()
-    fs = s3_filesystem(s3_server)
-    fs.mkdir("orbax-prune")
+    local, fs = orbax_steps_in_s3(s3_server, tmp_path, "orbax-prune", 3)
     url = "s3://orbax-prune/run"
-    upload(fs, local, url)
     steps = sorted((p.name for p in local.iterdir()), key=int)
     assert len(steps) == 3
     objects = {s: sorted(p.relative_to(local).as_posix() for p in (local / s).rglob("*")

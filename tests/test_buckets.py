@@ -309,18 +309,27 @@ def test_restore_from_a_bucket_restores_what_the_local_copy_does(
         assert np.array_equal(np.asarray(a), np.asarray(b))
 
 
+def orbax_steps_in_s3(server, tmp_path, bucket: str, steps: int):
+    """``steps`` steps of orbax.checkpoint.CheckpointManager (tests/_orbax_writers.py, in a
+    subprocess: orbax brings jax) written to tmp_path/run and uploaded to s3://BUCKET/run of a
+    freshly reset server: (the local folder, the client)."""
+    local = tmp_path / "run"
+    subprocess.run([sys.executable, str(Path(__file__).with_name("_orbax_writers.py")),
+                    "manager", str(local), str(steps)], check=True, capture_output=True,
+                   timeout=600)
+    remote.begin()
+    server.reset()
+    fs = s3_filesystem(server)
+    fs.mkdir(bucket)
+    upload(fs, local, f"s3://{bucket}/run")
+    return local, fs
+
+
 def test_orbax_steps_in_a_bucket_read_through_tensorstore_like_the_local_ones(
         s3_server, tmp_path, capsys):
     """orbax.checkpoint.CheckpointManager's steps (OCDBT + zarr3), uploaded: tensorstore's own
     s3 kvstore reads them (AWS_ENDPOINT_URL), with the same scan, verify and values."""
-    local = tmp_path / "run"
-    subprocess.run([sys.executable, str(Path(__file__).with_name("_orbax_writers.py")),
-                    "manager", str(local), "2"], check=True, capture_output=True, timeout=600)
-    remote.begin()
-    s3_server.reset()
-    fs = s3_filesystem(s3_server)
-    fs.mkdir("orbax")
-    upload(fs, local, "s3://orbax/run")
+    local, _ = orbax_steps_in_s3(s3_server, tmp_path, "orbax", 2)
     scanned = scan_json(capsys, "s3://orbax/run", "--verify")
     assert scanned == scan_json(capsys, local, "--verify")
     assert [(c["name"], c["status"]) for c in scanned["checkpoints"]] == [("0", "ok"),
