@@ -6,20 +6,21 @@ V2 bundle's data file, slices of an HDF5 dataset, tensorstore slices of an Orbax
 each piece is counted and reduced, then dropped. Memory is then bounded by a couple of pieces
 and the picture, not by the tensor.
 
-Statistics take two passes over the pieces (stats.StatsAccumulator: the histogram's exact bins
-need the finite minimum and maximum first); the heatmap's blocks are reduced in the second,
-once it is known whether any value is NaN or Inf (preview.BlockReducer, as for a tensor in
-memory). The first pass checks the data's checksums (a V2 bundle's CRC32C), the second reads
-the same bytes again without. Both equal what a whole-array preview gives: counts, extremes
-and histogram exactly, mean, std and L2 to about 1e-12 (float64 sums grouped by piece), block
-means to float32 rounding. The 1-99 % colour range is, as for any reduced picture, the
-percentiles of its painted cells.
+Statistics, histogram and heatmap are made in the one pass that reads the pieces
+(stats.StatsAccumulator, counting with the compiled loops of ``kernels``; preview.BlockReducer,
+which finds NaN and Inf piece by piece), and the data's checksums (a V2 bundle's CRC32C) are
+checked as they arrive. They equal what a whole-array preview gives: counts and extremes exactly,
+mean, std and L2 to about 1e-12 (float64 sums grouped by piece), block means to float32
+rounding; the histogram's counts are exact for its edges, its first and last bins hold the
+extremes (a whole array's edges are exactly its extremes: see stats.py). The 1-99 % colour range is, as for
+any reduced picture, the percentiles of its painted cells.
 """
 from __future__ import annotations
 
 import math
 import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 
 import numpy as np
@@ -73,22 +74,21 @@ def streams(ckpt: CheckpointInfo, var: VariableInfo) -> bool:
             and size > min(STREAM_ABOVE, limits.memory_budget()))
 
 
-def pieces(ckpt: CheckpointInfo, var: VariableInfo, max_bytes: int | None = None,
-           verify: bool = True) -> Iterator[np.ndarray]:
-    """The tensor's elements in C order as flat pieces (read_chunks; each valid until the next
-    is asked for; ``verify`` False for a second pass, see read_chunks)."""
+def pieces(ckpt: CheckpointInfo, var: VariableInfo,
+           max_bytes: int | None = None) -> Iterator[np.ndarray]:
+    """The tensor's elements in C order as flat pieces, checksums checked (read_chunks; each
+    valid until the next is asked for)."""
     fmt = formats.for_name(ckpt.format)
-    with closing(fmt.read_chunks(ckpt, var, max_bytes or CHUNK_BYTES, verify)) as chunks:
+    with closing(fmt.read_chunks(ckpt, var, max_bytes or CHUNK_BYTES)) as chunks:
         for chunk in chunks:
             yield np.asarray(chunk).reshape(-1)
 
 
-class _Passes:
-    """Progress over ``passes`` reads of a tensor of ``total`` bytes, and the cancel check."""
+class _Steps:
+    """Progress over the read of a tensor of ``total`` bytes, and the cancel check."""
 
-    def __init__(self, var: VariableInfo, passes: int, progress: Progress | None,
-                 check: Check | None):
-        self.total = max((nbytes_of(var) or 0) * passes, 1)
+    def __init__(self, var: VariableInfo, progress: Progress | None, check: Check | None):
+        self.total = max(nbytes_of(var) or 0, 1)
         self.done, self._progress, self._check = 0, progress, check
 
     def __call__(self, piece: np.ndarray, what: str) -> None:
@@ -101,21 +101,15 @@ class _Passes:
 
 def stream_stats(ckpt: CheckpointInfo, var: VariableInfo, bins: int = DEFAULT_BINS,
                  progress: Progress | None = None, check: Check | None = None) -> TensorStats:
-    """stats.tensor_stats of ``var``, read in pieces (two passes)."""
-    step = _Passes(var, 2, progress, check)
+    """stats.tensor_stats of ``var``, read in pieces."""
+    step = _Steps(var, progress, check)
     acc = None
     try:
         for piece in pieces(ckpt, var):
-            acc = acc or StatsAccumulator(piece.dtype, bins)
-            acc.add_moments(piece)
+            acc = acc or StatsAccumulator(piece.dtype, bins, kernels=True)
+            acc.add(piece)
             step(piece, "statistics")
-        if acc is None:
-            return StatsAccumulator(np.float32, bins).result()
-        if acc.needs_histogram:
-            for piece in pieces(ckpt, var, verify=False):
-                acc.add_histogram(piece)
-                step(piece, "histogram")
-        return acc.result()
+        return (acc or StatsAccumulator(np.float32, bins)).result()
     finally:
         if acc is not None:
             acc.close()
@@ -126,36 +120,36 @@ def stream_preview(ckpt: CheckpointInfo, var: VariableInfo, index: tuple[int, ..
                    progress: Progress | None = None, check: Check | None = None
                    ) -> TensorPreview:
     """preview.make_preview of a numeric tensor read in pieces: its statistics (unless given:
-    another slice of a tensor already counted) and its picture, reduced by blocks as the
-    pieces of the drawn plane pass; ``array`` is None and ``streamed`` True."""
+    another slice of a tensor already counted, when only the drawn plane is read) and its
+    picture, reduced by blocks as the pieces of the drawn plane pass; ``array`` is None and
+    ``streamed`` True."""
     shape = tuple(var.shape)
     kind, index, (rows, cols), most = plane_of(shape, index)
     start = int(np.ravel_multi_index(index + (0, 0), shape)) if index else 0
     stop = start + rows * cols
-    step = _Passes(var, 1 if stats is not None else 2, progress, check)
+    step = _Steps(var, progress, check)
+    if stats is not None:
+        step.total = max(stop * step.total // max(math.prod(shape), 1), 1)
+    reducer = BlockReducer(rows, cols, block_steps(rows, cols, *most), blocks)
     acc = None
     try:
-        if stats is None:
-            for piece in pieces(ckpt, var):
-                acc = acc or StatsAccumulator(piece.dtype, bins)
-                acc.add_moments(piece)
-                step(piece, "statistics")
-            stats = acc.result()   # (the histogram comes in the second pass)
-        reducer = BlockReducer(rows, cols, block_steps(rows, cols, *most), blocks,
-                               finite_only=bool(stats.nan or stats.inf))
         at = 0
-        for piece in pieces(ckpt, var, verify=acc is None):
-            lo, hi = max(start - at, 0), min(stop - at, piece.size)
-            if lo < hi:
-                reducer.feed(piece[lo:hi])
-            if acc is not None and acc.needs_histogram:
-                acc.add_histogram(piece)
-            at += piece.size
-            step(piece, "histogram and picture")
-            if acc is None and at >= stop:
-                break   # only the plane was wanted
-        if acc is not None:
-            stats = acc.result()
+        # each piece is counted (on the accumulator's threads) while its drawn part is reduced
+        with ThreadPoolExecutor(1, thread_name_prefix="ckpt_gui-blocks") as drawing:
+            for piece in pieces(ckpt, var):
+                lo, hi = max(start - at, 0), min(stop - at, piece.size)
+                reduced = drawing.submit(reducer.feed, piece[lo:hi]) if lo < hi else None
+                if stats is None:
+                    acc = acc or StatsAccumulator(piece.dtype, bins, kernels=True)
+                    acc.add(piece)
+                if reduced is not None:
+                    reduced.result()
+                at += piece.size
+                step(piece, "statistics and picture" if stats is None else "picture")
+                if stats is not None and at >= stop:
+                    break   # only the plane was wanted
+        if stats is None:
+            stats = (acc or StatsAccumulator(np.float32, bins)).result()
     finally:
         if acc is not None:
             acc.close()
@@ -167,7 +161,7 @@ def write_npy(ckpt: CheckpointInfo, var: VariableInfo, path: str,
     """Write ``var`` to the .npy file ``path`` as its pieces are read (numpy's format: a header,
     then the elements in C order), never holding the tensor; written to ``path.part`` and
     renamed at the end, so a cancelled or failed export leaves no partial file."""
-    step = _Passes(var, 1, progress, check)
+    step = _Steps(var, progress, check)
     part = path + ".part"
     try:
         with open(part, "wb") as f:

@@ -197,10 +197,15 @@ class BlockReducer:
     time (row bands, and column bands of a long vector), so a trimmed, non-contiguous view is
     never copied whole and a low-precision tensor (bfloat16, float8, int4, ...) is widened to
     float32 a piece at a time. Fed in C order, it holds at most one row of blocks (sy rows; a
-    column block of a vector) back between pieces: the one a piece ended inside."""
+    column block of a vector) back between pieces: the one a piece ended inside.
+
+    ``finite_only``: whether the plane holds NaN or Inf (then their blocks get codes), or None
+    when that is not known yet (a tensor read in chunks, counted as it is read): a piece is
+    then reduced again, with codes, when a cell came out NaN or infinite (which any NaN or Inf
+    in its block makes it)."""
 
     def __init__(self, rows: int, cols: int, steps: tuple[int, int], how: str = MEAN,
-                 finite_only: bool = False):
+                 finite_only: bool | None = None):
         self.rows, self.cols, (self.sy, self.sx) = rows, cols, steps
         self.how, self.finite_only = how, finite_only
         self.out = np.empty((-(-rows // self.sy), -(-cols // self.sx)), dtype=np.float32)
@@ -223,7 +228,14 @@ class BlockReducer:
                 for c0, c1, bx in _spans(cols, sx):
                     for k0 in range(c0, c1, col_band):
                         piece = dtypes.as_float32(plane[b0:b1, k0:min(k0 + col_band, c1)])
-                        cells, codes = _reduce_cells(piece, by, bx, self.how, self.finite_only)
+                        cells, codes = _reduce_cells(piece, by, bx, self.how,
+                                                     bool(self.finite_only))
+                        if self.finite_only is None and not np.isfinite(cells).all():
+                            # NaN or Inf (or an overflowing sum) reached a cell: again,
+                            # with the codes
+                            cells, codes = _reduce_cells(piece, by, bx, self.how, True)
+                            if self.special is None:
+                                self.special = np.zeros(self.out.shape, np.uint8)
                         top, left = (row0 + b0) // sy, (col0 + k0) // sx
                         where = (slice(top, top + cells.shape[0]),
                                  slice(left, left + cells.shape[1]))

@@ -140,15 +140,14 @@ def read_bundle_tensor(ckpt: CheckpointInfo, var: VariableInfo) -> np.ndarray:
     return read_tf_tensor(ckpt.path, var.name, var.dtype)
 
 
-def read_bundle_chunks(ckpt: CheckpointInfo, var: VariableInfo, max_bytes: int,
-                       verify: bool = True) -> Iterator[np.ndarray]:
+def read_bundle_chunks(ckpt: CheckpointInfo, var: VariableInfo,
+                       max_bytes: int) -> Iterator[np.ndarray]:
     """A tensor of a V2 bundle as flat pieces in C order of at most ``max_bytes`` each, read by
     byte ranges of its data file: the tensor is never whole in memory. A piece lives in a
     buffer reused once the piece after it is asked for (a fresh allocation per piece
     costs more in page faults than its read): keep a copy of what must outlive it. The
     entry's CRC32C is computed as the pieces arrive and a mismatch raises ReadError after the
-    last piece, so a result made from damaged data is never kept (``verify`` False: not
-    computed, for a second pass over data just verified). A tensor this cannot read so (a
+    last piece, so a result made from damaged data is never kept. A tensor this cannot read so (a
     string, partitioned or big-endian tensor; no C CRC32C to check it) comes whole from
     read_bundle_tensor."""
     try:
@@ -166,17 +165,17 @@ def read_bundle_chunks(ckpt: CheckpointInfo, var: VariableInfo, max_bytes: int,
         step = max(max_bytes // dtype.itemsize, 1) * dtype.itemsize
         spans = [(lo, min(lo + step, entry.size)) for lo in range(0, entry.size, step)]
         crc = 0
-        for lo, hi, buffer, piece_crc in _prefetched(fd, entry.offset, spans, verify):
+        for lo, hi, buffer, piece_crc in _prefetched(fd, entry.offset, spans):
             if piece_crc is None:
                 raise ReadError(f"{os.path.basename(files.name(entry.shard_id))} is truncated")
-            crc = checksum.crc32c_combine(crc, piece_crc, hi - lo) if lo and verify else piece_crc
+            crc = checksum.crc32c_combine(crc, piece_crc, hi - lo) if lo else piece_crc
             yield buffer[: hi - lo].view(dtype)
-        if verify and checksum.mask_crc32c(crc) != entry.crc32c:
+        if checksum.mask_crc32c(crc) != entry.crc32c:
             raise ReadError(f"{os.path.basename(files.name(entry.shard_id))} {bundle.DAMAGED}")
 
 
-def _prefetched(fd: int, offset: int, spans: list[tuple[int, int]], check: bool):
-    """(lo, hi, buffer, CRC32C (0 unless ``check``) or None if the file ends early) for each
+def _prefetched(fd: int, offset: int, spans: list[tuple[int, int]]):
+    """(lo, hi, buffer, CRC32C or None if the file ends early) for each
     byte span of the file from ``offset``, the next span read on a second thread while the
     caller works on this one (pread and the C CRC32C release the GIL): two buffers, each
     reused every other span."""
@@ -190,7 +189,7 @@ def _prefetched(fd: int, offset: int, spans: list[tuple[int, int]], check: bool)
     def read(k: int):
         lo, hi = spans[k]
         out = memoryview(buffers[k % len(buffers)])
-        return _read_part(fd, offset + lo, out, 0, hi - lo, check)
+        return _read_part(fd, offset + lo, out, 0, hi - lo)
 
     with ThreadPoolExecutor(1) as pool:
         pending = pool.submit(read, 0)
@@ -354,16 +353,15 @@ def _read_with_crc(fd: int, offset: int, out: memoryview) -> int | None:
     return crc
 
 
-def _read_part(fd: int, offset: int, out: memoryview, lo: int, hi: int, check: bool = True
-               ) -> int | None:
+def _read_part(fd: int, offset: int, out: memoryview, lo: int, hi: int) -> int | None:
     """Read out[lo:hi] from the file at offset+lo in cache-sized chunks, each checksummed right
-    after it arrives (with ``check``); its CRC32C (0 without), or None if the file ends early.
+    after it arrives; its CRC32C, or None if the file ends early.
     In a bucket the span comes in concurrent range requests, then is checksummed."""
     if storage.is_remote(fd):
         part = out[lo:hi]
         if fd.readinto(offset + lo, part) < len(part):
             return None
-        return checksum.crc32c(part) if check else 0
+        return checksum.crc32c(part)
     crc = 0
     for start in range(lo, hi, READ_CHUNK):
         chunk = out[start:min(start + READ_CHUNK, hi)]
@@ -373,8 +371,7 @@ def _read_part(fd: int, offset: int, out: memoryview, lo: int, hi: int, check: b
             if not got:
                 return None
             filled += got
-        if check:
-            crc = checksum.crc32c(chunk, crc)
+        crc = checksum.crc32c(chunk, crc)
     return crc
 
 

@@ -1,19 +1,28 @@
 """Statistics and a histogram of a tensor, whole or given in pieces (a tensor read in chunks),
-in cache-sized chunks on all cores.
+in one pass, in cache-sized chunks on all cores.
 
-Two passes over the data (extremes, zeros and moments, then the histogram once the range is
-known), each over chunks small enough to stay in cache; numpy releases the GIL, so the spans run
-on a thread pool. Extremes, zeros and histogram positions are computed in the data's own precision
-(float16 widened to float32), sums in float64, in reused per-thread buffers, so extra memory is
-a few chunks per thread, not a copy of the tensor. Integers and booleans go through float64;
-the low-precision types of ml_dtypes (bfloat16, float8, int4, ...) through float32, converted a
-chunk at a time like float16.
+Each chunk's extremes, zeros and moments are taken, then its values are counted into the
+histogram, while the chunk is in cache. numpy (and the compiled loops of ``kernels``, for large
+tensors) releases the GIL, so the spans of a piece run on a thread pool. Extremes, zeros and bin
+positions are computed in the data's own precision (float16 widened to float32), sums in
+float64, in reused per-thread buffers, so extra memory is a few chunks per thread, not a copy of
+the tensor. Integers and booleans go through float64; the low-precision types of ml_dtypes
+(bfloat16, float8, int4, ...) through float32, converted a chunk at a time like float16.
+
+The histogram counts into FINE bins per bin shown, over the range of the first piece (a tensor
+in memory is one piece: its bins span exactly its finite minimum to maximum). A later piece
+reaching past that range doubles it, pairs of counting bins merging into one, as often as needed
+(exact: no value is ever moved between bins). The bins shown are then whole groups of counting
+bins from the one holding the minimum to the one holding the maximum: every count is exact for
+the edges it is shown with, and the outer edges lie within a counting bin of the extremes. So a
+tensor read in chunks is counted in the one pass that reads it, never read twice.
 """
 from __future__ import annotations
 
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -22,6 +31,10 @@ from .model import TensorStats
 
 CHUNK = 1 << 18  # elements per step: 1 MiB as float32 (fewer per-chunk calls; best of 2^16..2^19 here)
 DEFAULT_BINS = 50
+FINE = 32        # counting bins per bin shown (a range doubled twice still shows about ``bins``)
+# Tensors of at least this many elements are counted by the compiled loops of ``kernels``
+# (2-4x faster per element than numpy's passes; loading numba costs ~0.5 s once a process).
+KERNELS_FROM = 1 << 21
 
 
 def _numeric_view(a: np.ndarray) -> np.ndarray | None:
@@ -66,97 +79,128 @@ def _chunks(flat: np.ndarray, lo: int, hi: int, work: np.dtype):
         yield i, c
 
 
-def _moments(flat: np.ndarray, lo: int, hi: int, shift: float, work: np.dtype):
-    nan = inf = posinf = zeros = n_finite = 0
-    s1 = s2 = 0.0
-    mn, mx = math.inf, -math.inf
-    nonfinite_chunks = []
-    tmp = np.empty(min(CHUNK, hi - lo), np.float64)
-    is_zero = np.empty(min(CHUNK, hi - lo), np.bool_)
+class _NumpySums:
+    """kernels.shifted_sums in numpy passes, in reused buffers: (Σ(c − shift), Σ(c − shift)²,
+    zeros) of a finite chunk."""
+
+    def __init__(self, size: int):
+        self.tmp = np.empty(size, np.float64)
+        self.is_zero = np.empty(size, np.bool_)
+
+    def __call__(self, c: np.ndarray, shift: float) -> tuple[float, float, int]:
+        z = self.is_zero[: c.size]
+        np.equal(c, 0, out=z)   # into a reused mask, then counted: faster than count_nonzero
+        t = self.tmp[: c.size]
+        np.copyto(t, c)          # widened first (exact), then shifted in place: a third faster
+        np.subtract(t, shift, out=t)   # than subtracting the float64 shift from c directly
+        s1 = float(t.sum())
+        np.multiply(t, t, out=t)  # not np.dot: a threaded BLAS call per chunk from two threads
+        return s1, float(t.sum()), int(np.count_nonzero(z))   # is tens of times slower
+
+
+@dataclass
+class _Bins:
+    """The histogram's counting bins while a piece is counted: ``nbins`` from ``lo`` to
+    ``hi``. A chunk's finite values are counted at once if the range holds them (kernels.py's
+    bin_counts, or the same in numpy), else left for when the range has grown."""
+    lo: float
+    hi: float
+    nbins: int
+    fast: bool
+
+    def holds(self, mn: float, mx: float) -> bool:
+        return self.lo <= mn and mx <= self.hi
+
+    def count(self, c: np.ndarray) -> np.ndarray:
+        """Counts of the finite chunk ``c`` per bin, then of those at the top edge. Positions
+        are computed in float64 whatever the data's type: float32 would move values near an
+        edge across it."""
+        offset, scale = self.lo, self.nbins / (self.hi - self.lo)
+        if self.fast:
+            from .kernels import bin_counts
+            return bin_counts(c, offset, scale, self.nbins)
+        x = np.subtract(c, offset, dtype=np.float64)   # as the kernel: truncated, within
+        np.multiply(x, scale, out=x)                      # 0..nbins
+        np.clip(x, 0, self.nbins, out=x)
+        return np.bincount(x.astype(np.intp), minlength=self.nbins + 1)
+
+
+@dataclass
+class _Part:
+    """What one span of a piece adds up to."""
+    nan: int = 0
+    inf: int = 0
+    posinf: int = 0
+    zeros: int = 0
+    n: int = 0                      # finite values
+    s1: float = 0.0                 # Σx and Σ(x − shift)² of the finite values
+    s2: float = 0.0
+    mn: float = math.inf
+    mx: float = -math.inf
+    counts: np.ndarray | None = None   # of the chunks counted at once
+    later: list[int] = field(default_factory=list)     # chunks to count once the range is grown
+    nonfinite: list[int] = field(default_factory=list)  # chunks holding NaN or Inf
+
+
+def _count_span(flat: np.ndarray, lo: int, hi: int, shift: float, work: np.dtype, fast: bool,
+                bins: _Bins | None, histogram: bool) -> _Part:
+    """Extremes, zeros and moments of flat[lo:hi], chunk by chunk, and each chunk's histogram
+    while it is in cache when ``bins`` (the range so far) holds it."""
+    part = _Part(counts=np.zeros(bins.nbins + 1, np.int64) if bins else None)
+    if fast:
+        from .kernels import shifted_sums as sums
+    else:
+        sums = _NumpySums(min(CHUNK, hi - lo))
     is_float = work.kind == "f" and flat.dtype.kind not in "iub"  # may hold NaN or Inf
     for start, c in _chunks(flat, lo, hi, work):
-        # c == 0 into a reused mask, then counted: faster than count_nonzero on floats
-        z = is_zero[: c.size]
-        np.equal(c, 0, out=z)
-        zeros += int(np.count_nonzero(z))
         c_mn, c_mx = c.min(), c.max()
         if is_float and not (math.isfinite(c_mn) and math.isfinite(c_mx)):
-            nonfinite_chunks.append(start)
+            part.nonfinite.append(start)
             finite = np.isfinite(c)
             n_nan = int(np.count_nonzero(np.isnan(c)))
-            nan += n_nan
-            inf += c.size - int(np.count_nonzero(finite)) - n_nan
-            posinf += int(np.count_nonzero(np.isposinf(c)))
+            part.nan += n_nan
+            part.inf += c.size - int(np.count_nonzero(finite)) - n_nan
+            part.posinf += int(np.count_nonzero(np.isposinf(c)))
             c = c[finite]
             if not c.size:
                 continue
             c_mn, c_mx = c.min(), c.max()
-        n_finite += c.size
-        mn = min(mn, float(c_mn))
-        mx = max(mx, float(c_mx))
-        t = tmp[: c.size]  # sums in float64 around the shift, whatever the data's precision
-        np.copyto(t, c)   # widened first (exact), then shifted in place: a third faster than
-        np.subtract(t, shift, out=t)   # subtracting the float64 shift from c directly
-        s1 += float(t.sum()) + c.size * shift
-        # squares in place, then summed: not np.dot (a threaded BLAS call per chunk from two
-        # threads is tens of times slower) and not einsum (slower than these two plain loops)
-        np.multiply(t, t, out=t)
-        s2 += float(t.sum())
-    return nan, inf, zeros, n_finite, s1, s2, mn, mx, nonfinite_chunks, posinf
+        c_mn, c_mx = float(c_mn), float(c_mx)
+        part.n += c.size
+        part.mn, part.mx = min(part.mn, c_mn), max(part.mx, c_mx)
+        c1, c2, z = sums(c, shift)
+        part.s1 += c1 + c.size * shift
+        part.s2 += c2
+        part.zeros += z
+        if bins is not None and bins.holds(c_mn, c_mx):
+            part.counts += bins.count(c)
+        elif histogram:
+            part.later.append(start)
+    return part
 
 
-def _count_bytes(idx: np.ndarray, nbins: int) -> np.ndarray:
-    """How many times each value 0..nbins-1 occurs in the uint8 array ``idx``.
-
-    np.bincount is the slow part of a histogram (it widens its input to intp); viewing each two
-    bytes as one uint16 counts pairs (256*hi + lo, in either byte order) in half the elements,
-    and the pair table's row and column sums give the counts of the two bytes."""
-    even = idx.size & ~1
-    pairs = np.bincount(idx[:even].view(np.uint16), minlength=256 * nbins)
-    table = pairs[: 256 * nbins].reshape(nbins, 256)[:, :nbins]
-    counts = table.sum(axis=0) + table.sum(axis=1)
-    if even < idx.size:
-        counts[idx[-1]] += 1
+def _count_later(flat: np.ndarray, starts: list[int], work: np.dtype, bins: _Bins,
+                 nonfinite: set[int]) -> np.ndarray:
+    """The histogram counts of the chunks at ``starts`` (see _Part.later)."""
+    counts = np.zeros(bins.nbins + 1, np.int64)
+    for start in starts:
+        _, c = next(_chunks(flat, start, min(start + CHUNK, flat.size), work))
+        counts += bins.count(c[np.isfinite(c)] if start in nonfinite else c)
     return counts
 
 
-def _histogram(flat: np.ndarray, lo: int, hi: int, edges_lo: float, edges_hi: float, bins: int,
-               work: np.dtype, nonfinite: set[int]):
-    counts = np.zeros(bins + 1, dtype=np.int64)
-    scale = work.type(bins / (edges_hi - edges_lo))
-    offset = work.type(edges_lo)
-    tmp = np.empty(min(CHUNK, hi - lo), work)
-    small = bins + 1 <= 256  # bin positions fit in a byte
-    positions = np.empty(min(CHUNK, hi - lo), np.uint8) if small else None
-    for start, c in _chunks(flat, lo, hi, work):
-        if start in nonfinite:
-            c = c[np.isfinite(c)]
-        x = tmp[: c.size]
-        np.subtract(c, offset, out=x)  # >= 0: c >= the minimum, which is edges_lo
-        np.multiply(x, scale, out=x)   # <= bins (the maximum lands exactly on the last edge)
-        if small:
-            p = positions[: c.size]
-            np.copyto(p, x, casting="unsafe")  # truncates, as astype(intp) does, in 0..bins
-            counts += _count_bytes(p, bins + 1)
-        else:
-            counts += np.bincount(x.astype(np.intp), minlength=bins + 1)[: bins + 1]
-    counts[bins - 1] += counts[bins]  # the last bin is closed, like numpy's
-    return counts[:bins]
-
-
 class StatsAccumulator:
-    """Statistics of a tensor given in consecutive pieces, in two passes: every piece through
-    ``add_moments``, then every piece again, in the same order and cut, through
-    ``add_histogram`` (its bins span the finite minimum to maximum, known only after the first
-    pass). ``tensor_stats`` is the one-piece case, so a tensor read in chunks gets the very
-    same arithmetic: the counts and the histogram are identical, the float64 sums are grouped
-    by piece (mean, std and L2 agree to about 1e-12 relative).
+    """Statistics of a tensor given in consecutive pieces (``add``, in C order), in one pass
+    over each; see the module's docstring for the histogram's bins. ``tensor_stats`` is the
+    one-piece case: a tensor read in chunks gets the very same counts, extremes and moments
+    (the float64 sums grouped by piece: mean, std and L2 agree to about 1e-12 relative), and
+    its histogram's bins hold the same values wherever the bins are the same.
 
-    Why two passes and not one: a histogram of exact, fixed-edge bins needs its range first;
-    the pieces are read twice instead of kept (a tensor read in chunks does not fit)."""
+    ``kernels``: count with the compiled loops (kernels.py) rather than numpy's passes."""
 
-    def __init__(self, dtype: np.dtype, bins: int = DEFAULT_BINS, workers: int | None = None):
-        self.dtype, self.bins = np.dtype(dtype), bins
+    def __init__(self, dtype: np.dtype, bins: int = DEFAULT_BINS, workers: int | None = None,
+                 kernels: bool = False):
+        self.dtype, self.bins, self.kernels = np.dtype(dtype), bins, kernels
         view = _numeric_view(np.empty(0, self.dtype))  # what the values are counted as
         self.work = None if view is None else _work_dtype(view.dtype)
         self.workers = workers or min(4, os.cpu_count() or 1)
@@ -164,9 +208,10 @@ class StatsAccumulator:
         self.s1 = self.s2 = 0.0
         self.mn, self.mx = math.inf, -math.inf
         self.shift: float | None = None
-        self._nonfinite: list[set[int]] = []   # per piece, its sub-chunks holding NaN/Inf
-        self._hist = np.zeros(bins, np.int64)
-        self._hist_pieces = 0
+        self.fine = bins * max(1, min(FINE, (1 << 16) // max(bins, 1)))  # counting bins
+        self._lo = self._hi = 0.0          # the counting bins' range
+        self._counts: np.ndarray | None = None   # per counting bin, then those at the top edge
+        self._grown = False
         self._pool = ThreadPoolExecutor(self.workers) if self.workers > 1 else None
 
     def close(self) -> None:
@@ -184,52 +229,91 @@ class StatsAccumulator:
             return [fn(s) for s in spans]
         return list(self._pool.map(fn, spans))
 
-    def add_moments(self, piece: np.ndarray) -> None:
-        """First pass: counts, extremes and sums of the next piece (in C order)."""
+    def add(self, piece: np.ndarray) -> None:
+        """The next piece (in C order): its counts, extremes and sums, and its histogram."""
         self.size += int(piece.size)
         flat = _numeric_view(piece)
         if flat is None or not flat.size:
-            self._nonfinite.append(set())
             return
         if self.shift is None:  # sums are taken around the first finite values' mean
             first = flat[: min(flat.size, 1024)].astype(np.float64)
             first = first[np.isfinite(first)]
             self.shift = float(first.mean()) if first.size else 0.0
-        parts = self._map(lambda s: _moments(flat, s[0], s[1], self.shift, self.work),
-                          _spans(flat.size, self.workers))
-        self.nan += sum(p[0] for p in parts)
-        self.inf += sum(p[1] for p in parts)
-        self.zeros += sum(p[2] for p in parts)
-        self.n += sum(p[3] for p in parts)
-        self.s1 += sum(p[4] for p in parts)
-        self.s2 += sum(p[5] for p in parts)
-        self.mn = min([self.mn] + [p[6] for p in parts])
-        self.mx = max([self.mx] + [p[7] for p in parts])
-        self.posinf += sum(p[9] for p in parts)
-        self._nonfinite.append({start for p in parts for start in p[8]})
-
-    @property
-    def needs_histogram(self) -> bool:
-        """Whether a second pass is wanted: bins asked for, and some finite value seen."""
-        return self.bins > 0 and self.work is not None and self.n > 0
-
-    def range(self) -> tuple[float, float]:
-        """The histogram's range: the finite minimum to maximum (widened about a constant)."""
-        return (self.mn, self.mx) if self.mx > self.mn else (self.mn - 0.5, self.mx + 0.5)
-
-    def add_histogram(self, piece: np.ndarray) -> None:
-        """Second pass: the next piece's values counted into the bins."""
-        nonfinite = self._nonfinite[self._hist_pieces]
-        self._hist_pieces += 1
-        flat = _numeric_view(piece)
-        if flat is None or not flat.size or not self.needs_histogram:
+        spans = _spans(flat.size, self.workers)
+        bins = None if self._counts is None else _Bins(self._lo, self._hi, self.fine,
+                                                        self.kernels)
+        parts = self._map(lambda s: _count_span(flat, s[0], s[1], self.shift, self.work,
+                                                self.kernels, bins, self.bins > 0), spans)
+        self.nan += sum(p.nan for p in parts)
+        self.inf += sum(p.inf for p in parts)
+        self.posinf += sum(p.posinf for p in parts)
+        self.zeros += sum(p.zeros for p in parts)
+        self.s1 += sum(p.s1 for p in parts)
+        self.s2 += sum(p.s2 for p in parts)
+        if bins is not None:
+            self._counts += sum(p.counts for p in parts)
+        n = sum(p.n for p in parts)
+        if not n:
             return
-        lo, hi = self.range()
-        # float32 would overflow computing bin positions over a range near its limit
-        work = self.work if hi - lo < 1e30 else np.dtype(np.float64)
-        for part in self._map(lambda s: _histogram(flat, s[0], s[1], lo, hi, self.bins, work,
-                                                   nonfinite), _spans(flat.size, self.workers)):
-            self._hist += part
+        self.n += n
+        mn, mx = min(p.mn for p in parts), max(p.mx for p in parts)
+        self.mn, self.mx = min(self.mn, mn), max(self.mx, mx)
+        later = [start for p in parts for start in p.later]
+        if self.bins > 0 and later:
+            self._cover(mn, mx)
+            bins = _Bins(self._lo, self._hi, self.fine, self.kernels)
+            nonfinite = {start for p in parts for start in p.nonfinite}
+            groups = [later[k::self.workers] for k in range(min(self.workers, len(later)))]
+            for counts in self._map(lambda g: _count_later(flat, g, self.work, bins, nonfinite),
+                                    groups):
+                self._counts += counts
+
+    def _cover(self, mn: float, mx: float) -> None:
+        """Make the counting bins' range reach from ``mn`` to ``mx``: the first piece's range
+        (widened about a constant), then doubled, downwards or upwards, until it does."""
+        if self._counts is None:
+            self._lo, self._hi = (mn, mx) if mx > mn else (mn - 0.5, mx + 0.5)
+            self._counts = np.zeros(self.fine + 1, np.int64)
+            return
+        b = self.fine
+        while mn < self._lo or mx > self._hi:
+            old, width = self._counts, self._hi - self._lo
+            pairs = old[0:b:2] + old[1:b:2]
+            self._counts = np.zeros_like(old)
+            if mn < self._lo:   # the top edge stays: old bin i becomes (b + i) // 2
+                self._counts[b // 2:b] = pairs
+                self._counts[b] = old[b]
+                self._lo = self._hi - 2 * width
+            else:               # the bottom edge stays: old bin i becomes i // 2
+                self._counts[: b // 2] = pairs
+                self._counts[b // 2] += old[b]   # the old top edge is the new middle
+                self._hi = self._lo + 2 * width
+            self._grown = True
+
+    def _shown(self) -> tuple[list[int], list[float]]:
+        """(histogram, bin edges): groups of the counting bins (see the module docstring)."""
+        b = self.fine
+        counts = self._counts[:b].copy()
+        counts[b - 1] += self._counts[b]   # the last bin is closed, like numpy's
+        lo, hi = self._lo, self._hi
+        width = (hi - lo) / b
+        if not self._grown:    # one range all along: ``bins`` bins from minimum to maximum
+            first, group, shown = 0, b // self.bins, self.bins
+        else:
+            first = min(int((self.mn - lo) / width), b - 1)
+            last = min(int((self.mx - lo) / width), b - 1)
+            nonzero = np.flatnonzero(counts)   # (where rounding put an extreme)
+            first, last = min(first, int(nonzero[0])), max(last, int(nonzero[-1]))
+            group = -(-(last - first + 1) // self.bins)
+            shown = -(-(last - first + 1) // group)
+        grouped = np.zeros(shown * group, np.int64)
+        taken = counts[first:first + shown * group]
+        grouped[: taken.size] = taken
+        end = first + shown * group
+        top = hi if end == b else lo + end * width
+        edges = np.linspace(lo + first * width if first else lo, top, shown + 1)
+        return [int(c) for c in grouped.reshape(shown, group).sum(axis=1)], \
+            [float(e) for e in edges]
 
     def result(self) -> TensorStats:
         if self.work is None or self.n == 0:
@@ -240,23 +324,21 @@ class StatsAccumulator:
         d = mean - shift                      # the mean around the shift
         var = max(s2 / n - d * d, 0.0)
         sq = max(s2 + 2 * shift * (s1 - n * shift) + n * shift * shift, 0.0)
-        lo, hi = self.range()
-        edges = np.linspace(lo, hi, self.bins + 1) if self.bins else []
+        histogram, edges = self._shown() if self.bins > 0 else ([], [])
         return TensorStats(
             count=self.size, min=self.mn, max=self.mx, mean=mean, std=math.sqrt(var),
             l2=math.sqrt(sq), nan=self.nan, inf=self.inf, zeros=int(self.zeros),
-            histogram=[int(c) for c in self._hist], bin_edges=[float(e) for e in edges],
-            posinf=self.posinf)
+            histogram=histogram, bin_edges=edges, posinf=self.posinf)
 
 
 def tensor_stats(array: np.ndarray, bins: int = DEFAULT_BINS,
                  workers: int | None = None) -> TensorStats:
     """min, max, mean, std, L2 norm, NaN/+Inf/-Inf/zero counts (extremes, moments and the
-    histogram cover the finite values only) of a tensor in memory: one piece. ``bins=0``: no
-    histogram, and no second pass."""
+    histogram cover the finite values only) of a tensor in memory: one piece, so the
+    histogram's ``bins`` bins span exactly its finite minimum to maximum. ``bins=0``: no
+    histogram."""
     array = np.asarray(array)
-    with StatsAccumulator(array.dtype, bins, workers) as acc:
-        acc.add_moments(array)
-        if acc.needs_histogram:
-            acc.add_histogram(array)
+    with StatsAccumulator(array.dtype, bins, workers,
+                          kernels=array.size >= KERNELS_FROM) as acc:
+        acc.add(array)
         return acc.result()

@@ -162,15 +162,14 @@ class CheckpointFormat(ABC):
     def read(self, ckpt: CheckpointInfo, var: VariableInfo) -> np.ndarray:
         """The whole tensor; ReadError (readers.py) when it cannot be read."""
 
-    def read_chunks(self, ckpt: CheckpointInfo, var: VariableInfo, max_bytes: int,
-                    verify: bool = True) -> Iterator[np.ndarray]:
+    def read_chunks(self, ckpt: CheckpointInfo, var: VariableInfo,
+                    max_bytes: int) -> Iterator[np.ndarray]:
         """The tensor's elements in C order as consecutive pieces of at most about
         ``max_bytes`` (rows along its first axis, or flat ranges: concatenated and reshaped,
         they are the tensor), for readers that bound memory (core/chunked.py). A piece may be
         overwritten once the next one is asked for: keep a copy of what must outlive it. A
         format that cannot read less than a tensor (``reads_in_chunks`` False) yields it
-        whole; ReadError as ``read``. ``verify`` False: the data was verified by a read just
-        before (a second pass), its checksums may be skipped."""
+        whole; ReadError as ``read``; the data's checksums are checked as it is read."""
         yield self.read(ckpt, var)
 
     @abstractmethod

@@ -53,7 +53,7 @@ class KerasWeightsFormat(CheckpointFormat):
     def read(self, ckpt, var):
         return readers.read_keras_tensor(ckpt, var, self.open_weights)
 
-    def read_chunks(self, ckpt, var, max_bytes, verify=True):
+    def read_chunks(self, ckpt, var, max_bytes):
         return readers.read_keras_chunks(ckpt, var, self.open_weights, max_bytes)
 
     def verify(self, ckpt, progress, cancelled):

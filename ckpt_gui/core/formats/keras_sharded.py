@@ -52,7 +52,7 @@ class KerasSharded(KerasWeightsFormat):
         except Exception as e:  # h5py raises many types on damaged data
             raise readers.ReadError(str(e) or type(e).__name__) from None
 
-    def read_chunks(self, ckpt, var, max_bytes, verify=True):
+    def read_chunks(self, ckpt, var, max_bytes):
         try:
             yield from keras_sharded.iter_variable(ckpt.path, var.name, max_bytes)
         except Exception as e:  # h5py raises many types on damaged data

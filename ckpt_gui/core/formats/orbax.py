@@ -52,7 +52,7 @@ class Orbax(CheckpointFormat):
         with _read_errors():
             return orbax.read_array(_location(ckpt, var.name))
 
-    def read_chunks(self, ckpt, var, max_bytes, verify=True):
+    def read_chunks(self, ckpt, var, max_bytes):
         with _read_errors():
             for _start, _stop, rows in orbax.iter_chunks(_location(ckpt, var.name), max_bytes):
                 yield rows

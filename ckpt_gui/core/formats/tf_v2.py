@@ -34,8 +34,8 @@ class BundleFormat(CheckpointFormat):
     def read(self, ckpt, var):
         return readers.read_bundle_tensor(ckpt, var)
 
-    def read_chunks(self, ckpt, var, max_bytes, verify=True):
-        return readers.read_bundle_chunks(ckpt, var, max_bytes, verify)
+    def read_chunks(self, ckpt, var, max_bytes):
+        return readers.read_bundle_chunks(ckpt, var, max_bytes)
 
     def verify(self, ckpt, progress, cancelled):
         return readers.verify_with_tensorflow(ckpt, readers.bundle_guard(ckpt), True, progress,
