@@ -51,17 +51,22 @@ Progress = Callable[[int, int, str], None]   # (bytes done, bytes in all, what)
 Check = Callable[[], None]                    # raises to stop (the GUI's cancel)
 
 
-def nbytes_of(var: VariableInfo) -> int | None:
-    """The bytes of a numeric variable once read, None for strings and unknown dtypes."""
+def numeric_dtype(var: VariableInfo) -> np.dtype | None:
+    """The numpy type of a numeric variable once read (ml_dtypes' for the low-precision
+    ones), None for strings and unknown types."""
     dtype = dtypes.numpy_dtype(var.dtype)
     if dtype is None:
         try:
             dtype = np.dtype(var.dtype)
         except TypeError:
             return None
-    if dtype.kind not in "biufc" and not dtypes.is_low_precision(dtype):
-        return None
-    return math.prod(max(d, 0) for d in var.shape) * dtype.itemsize
+    return dtype if dtype.kind in "biufc" or dtypes.is_low_precision(dtype) else None
+
+
+def nbytes_of(var: VariableInfo) -> int | None:
+    """The bytes of a numeric variable once read, None for strings and unknown dtypes."""
+    dtype = numeric_dtype(var)
+    return None if dtype is None else math.prod(max(d, 0) for d in var.shape) * dtype.itemsize
 
 
 def streams(ckpt: CheckpointInfo, var: VariableInfo) -> bool:
@@ -74,14 +79,24 @@ def streams(ckpt: CheckpointInfo, var: VariableInfo) -> bool:
             and size > min(STREAM_ABOVE, limits.memory_budget()))
 
 
-def pieces(ckpt: CheckpointInfo, var: VariableInfo,
-           max_bytes: int | None = None) -> Iterator[np.ndarray]:
+def pieces(ckpt: CheckpointInfo, var: VariableInfo, max_bytes: int | None = None,
+           into: np.ndarray | None = None) -> Iterator[np.ndarray]:
     """The tensor's elements in C order as flat pieces, checksums checked (read_chunks; each
-    valid until the next is asked for)."""
+    valid until the next is asked for). ``into``: a flat array of the tensor's size (of
+    ``numeric_dtype``), which the pieces are then slices of: read straight into it where the
+    format can (``reads_into``), else copied there."""
     fmt = formats.for_name(ckpt.format)
-    with closing(fmt.read_chunks(ckpt, var, max_bytes or CHUNK_BYTES)) as chunks:
+    direct = {"out": into} if into is not None and fmt.reads_into else {}
+    at = 0
+    with closing(fmt.read_chunks(ckpt, var, max_bytes or CHUNK_BYTES, **direct)) as chunks:
         for chunk in chunks:
-            yield np.asarray(chunk).reshape(-1)
+            piece = np.asarray(chunk).reshape(-1)
+            if into is not None:
+                place = into[at:at + piece.size]
+                if not np.may_share_memory(place, piece):
+                    place[...] = piece
+                piece, at = place, at + piece.size
+            yield piece
 
 
 class _Steps:
@@ -104,15 +119,11 @@ def stream_stats(ckpt: CheckpointInfo, var: VariableInfo, bins: int = DEFAULT_BI
     """stats.tensor_stats of ``var``, read in pieces."""
     step = _Steps(var, progress, check)
     acc = None
-    try:
-        for piece in pieces(ckpt, var):
-            acc = acc or StatsAccumulator(piece.dtype, bins, kernels=True)
-            acc.add(piece)
-            step(piece, "statistics")
-        return (acc or StatsAccumulator(np.float32, bins)).result()
-    finally:
-        if acc is not None:
-            acc.close()
+    for piece in pieces(ckpt, var):
+        acc = acc or StatsAccumulator(piece.dtype, bins, kernels=True)
+        acc.add(piece)
+        step(piece, "statistics")
+    return (acc or StatsAccumulator(np.float32, bins)).result()
 
 
 def stream_preview(ckpt: CheckpointInfo, var: VariableInfo, index: tuple[int, ...] | None = None,
@@ -132,27 +143,23 @@ def stream_preview(ckpt: CheckpointInfo, var: VariableInfo, index: tuple[int, ..
         step.total = max(stop * step.total // max(math.prod(shape), 1), 1)
     reducer = BlockReducer(rows, cols, block_steps(rows, cols, *most), blocks)
     acc = None
-    try:
-        at = 0
-        # each piece is counted (on the accumulator's threads) while its drawn part is reduced
-        with ThreadPoolExecutor(1, thread_name_prefix="ckpt_gui-blocks") as drawing:
-            for piece in pieces(ckpt, var):
-                lo, hi = max(start - at, 0), min(stop - at, piece.size)
-                reduced = drawing.submit(reducer.feed, piece[lo:hi]) if lo < hi else None
-                if stats is None:
-                    acc = acc or StatsAccumulator(piece.dtype, bins, kernels=True)
-                    acc.add(piece)
-                if reduced is not None:
-                    reduced.result()
-                at += piece.size
-                step(piece, "statistics and picture" if stats is None else "picture")
-                if stats is not None and at >= stop:
-                    break   # only the plane was wanted
-        if stats is None:
-            stats = (acc or StatsAccumulator(np.float32, bins)).result()
-    finally:
-        if acc is not None:
-            acc.close()
+    at = 0
+    # each piece is counted (on the accumulator's threads) while its drawn part is reduced
+    with ThreadPoolExecutor(1, thread_name_prefix="ckpt_gui-blocks") as drawing:
+        for piece in pieces(ckpt, var):
+            lo, hi = max(start - at, 0), min(stop - at, piece.size)
+            reduced = drawing.submit(reducer.feed, piece[lo:hi]) if lo < hi else None
+            if stats is None:
+                acc = acc or StatsAccumulator(piece.dtype, bins, kernels=True)
+                acc.add(piece)
+            if reduced is not None:
+                reduced.result()
+            at += piece.size
+            step(piece, "statistics and picture" if stats is None else "picture")
+            if stats is not None and at >= stop:
+                break   # only the plane was wanted
+    if stats is None:
+        stats = (acc or StatsAccumulator(np.float32, bins)).result()
     return drawn(ckpt.name, var, None, stats, kind, index, reducer.result(), blocks)
 
 

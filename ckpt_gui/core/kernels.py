@@ -80,3 +80,14 @@ def squared_distance(a, b):
         d = np.float64(a[i]) - np.float64(b[i])
         s += d * d
     return s
+
+
+def warm() -> None:
+    """Compile (or load from numba's cache) every loop for the types stats.py gives them, so
+    that the first large tensor does not wait for it (the app calls this on a worker thread
+    at start; benchmarks and memory tests before they measure)."""
+    for dtype in (np.float32, np.float64):
+        x = np.zeros(4, dtype)
+        shifted_sums(x, 0.0)
+        bin_counts(x, 0.0, 1.0, 4)
+        squared_distance(x, x)

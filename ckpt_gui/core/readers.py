@@ -140,14 +140,15 @@ def read_bundle_tensor(ckpt: CheckpointInfo, var: VariableInfo) -> np.ndarray:
     return read_tf_tensor(ckpt.path, var.name, var.dtype)
 
 
-def read_bundle_chunks(ckpt: CheckpointInfo, var: VariableInfo,
-                       max_bytes: int) -> Iterator[np.ndarray]:
+def read_bundle_chunks(ckpt: CheckpointInfo, var: VariableInfo, max_bytes: int,
+                       out: np.ndarray | None = None) -> Iterator[np.ndarray]:
     """A tensor of a V2 bundle as flat pieces in C order of at most ``max_bytes`` each, read by
     byte ranges of its data file: the tensor is never whole in memory. A piece lives in a
     buffer reused once the piece after it is asked for (a fresh allocation per piece
     costs more in page faults than its read): keep a copy of what must outlive it. The
     entry's CRC32C is computed as the pieces arrive and a mismatch raises ReadError after the
-    last piece, so a result made from damaged data is never kept. A tensor this cannot read so (a
+    last piece, so a result made from damaged data is never kept. ``out`` (a flat array of
+    the entry's type and size): the pieces are read into it instead. A tensor this cannot read so (a
     string, partitioned or big-endian tensor; no C CRC32C to check it) comes whole from
     read_bundle_tensor."""
     try:
@@ -165,7 +166,11 @@ def read_bundle_chunks(ckpt: CheckpointInfo, var: VariableInfo,
         step = max(max_bytes // dtype.itemsize, 1) * dtype.itemsize
         spans = [(lo, min(lo + step, entry.size)) for lo in range(0, entry.size, step)]
         crc = 0
-        for lo, hi, buffer, piece_crc in _prefetched(fd, entry.offset, spans):
+        if out is not None and (out.dtype != dtype or out.nbytes != entry.size
+                                or not out.flags.c_contiguous):
+            out = None
+        into = out.reshape(-1).view(np.uint8) if out is not None else None
+        for lo, hi, buffer, piece_crc in _prefetched(fd, entry.offset, spans, into):
             if piece_crc is None:
                 raise ReadError(f"{os.path.basename(files.name(entry.shard_id))} is truncated")
             crc = checksum.crc32c_combine(crc, piece_crc, hi - lo) if lo else piece_crc
@@ -174,22 +179,27 @@ def read_bundle_chunks(ckpt: CheckpointInfo, var: VariableInfo,
             raise ReadError(f"{os.path.basename(files.name(entry.shard_id))} {bundle.DAMAGED}")
 
 
-def _prefetched(fd: int, offset: int, spans: list[tuple[int, int]]):
+def _prefetched(fd: int, offset: int, spans: list[tuple[int, int]],
+                into: np.ndarray | None = None):
     """(lo, hi, buffer, CRC32C or None if the file ends early) for each
     byte span of the file from ``offset``, the next span read on a second thread while the
-    caller works on this one (pread and the C CRC32C release the GIL): two buffers, each
-    reused every other span."""
+    caller works on this one (pread and the C CRC32C release the GIL): into two buffers, each
+    reused every other span, or into ``into`` (bytes, a span's at its place: ``buffer`` is
+    then ``into[lo:hi]``)."""
     if not spans:
         return
     from concurrent.futures import ThreadPoolExecutor
 
-    size = max(hi - lo for lo, hi in spans)
-    buffers = [np.empty(size, np.uint8) for _ in range(min(2, len(spans)))]
+    if into is None:
+        size = max(hi - lo for lo, hi in spans)
+        buffers = [np.empty(size, np.uint8) for _ in range(min(2, len(spans)))]
+
+    def buffer(k: int) -> np.ndarray:
+        return buffers[k % len(buffers)] if into is None else into[spans[k][0]:spans[k][1]]
 
     def read(k: int):
         lo, hi = spans[k]
-        out = memoryview(buffers[k % len(buffers)])
-        return _read_part(fd, offset + lo, out, 0, hi - lo)
+        return _read_part(fd, offset + lo, memoryview(buffer(k)), 0, hi - lo)
 
     with ThreadPoolExecutor(1) as pool:
         pending = pool.submit(read, 0)
@@ -197,7 +207,7 @@ def _prefetched(fd: int, offset: int, spans: list[tuple[int, int]]):
             crc = pending.result()
             if k + 1 < len(spans):
                 pending = pool.submit(read, k + 1)
-            yield lo, hi, buffers[k % len(buffers)], crc
+            yield lo, hi, buffer(k), crc
             if crc is None:
                 return
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -35,6 +36,20 @@ FINE = 32        # counting bins per bin shown (a range doubled twice still show
 # Tensors of at least this many elements are counted by the compiled loops of ``kernels``
 # (2-4x faster per element than numpy's passes; loading numba costs ~0.5 s once a process).
 KERNELS_FROM = 1 << 21
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The threads every accumulator's spans run on (one pool for the process: starting
+    threads per tensor cost more than counting a small one)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(min(4, os.cpu_count() or 1), thread_name_prefix="ckpt_gui-stats")
+        return _POOL
 
 
 def _numeric_view(a: np.ndarray) -> np.ndarray | None:
@@ -196,7 +211,8 @@ class StatsAccumulator:
     (the float64 sums grouped by piece: mean, std and L2 agree to about 1e-12 relative), and
     its histogram's bins hold the same values wherever the bins are the same.
 
-    ``kernels``: count with the compiled loops (kernels.py) rather than numpy's passes."""
+    ``kernels``: count with the compiled loops (kernels.py) rather than numpy's passes;
+    ``workers``: how many of the shared pool's threads a piece is spread over."""
 
     def __init__(self, dtype: np.dtype, bins: int = DEFAULT_BINS, workers: int | None = None,
                  kernels: bool = False):
@@ -212,22 +228,11 @@ class StatsAccumulator:
         self._lo = self._hi = 0.0          # the counting bins' range
         self._counts: np.ndarray | None = None   # per counting bin, then those at the top edge
         self._grown = False
-        self._pool = ThreadPoolExecutor(self.workers) if self.workers > 1 else None
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def _map(self, fn, spans):
-        if self._pool is None or len(spans) == 1:
+        if self.workers == 1 or len(spans) == 1:
             return [fn(s) for s in spans]
-        return list(self._pool.map(fn, spans))
+        return list(_pool().map(fn, spans))
 
     def add(self, piece: np.ndarray) -> None:
         """The next piece (in C order): its counts, extremes and sums, and its histogram."""
@@ -338,7 +343,6 @@ def tensor_stats(array: np.ndarray, bins: int = DEFAULT_BINS,
     histogram's ``bins`` bins span exactly its finite minimum to maximum. ``bins=0``: no
     histogram."""
     array = np.asarray(array)
-    with StatsAccumulator(array.dtype, bins, workers,
-                          kernels=array.size >= KERNELS_FROM) as acc:
-        acc.add(array)
-        return acc.result()
+    acc = StatsAccumulator(array.dtype, bins, workers, kernels=array.size >= KERNELS_FROM)
+    acc.add(array)
+    return acc.result()

@@ -9,31 +9,31 @@ flags.
   lists them (else by training step, number, name). A run is one series: nothing is ever
   compared or drawn across two runs, a restart included. A checkpoint with no run (an
   unnumbered ``best.keras``) is a series of its own, one point with no change.
-- Streamed: one checkpoint's tensor is read at a time, and only the run's previous tensor is
-  kept for the change, so memory is bounded by two tensors of one variable, never the folder.
-  Statistics come from ``stats.tensor_stats``; flags from ``health``.
+- Streamed: one checkpoint's tensor is read at a time, in pieces, each counted (as
+  ``stats.tensor_stats`` would) and compared with the run's previous tensor while it is in
+  cache; only that previous tensor is kept, so memory is bounded by two tensors of one
+  variable (in two arrays reused in turns), never the folder. Flags come from ``health``.
 - The x axis is one unit for the whole result (plot and table alike): the training step when
   every point has one, else the checkpoint number when every point has one, else the order.
 """
 from __future__ import annotations
 
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from . import health
+from . import chunked, dtypes, health
 from .health import Flag
 from .model import BIAS, WEIGHT, CheckpointInfo, DirectoryScan, TensorStats, VariableInfo
 from .naming import natural_key
 from .reading import read_tensor
-from .stats import tensor_stats
+from .stats import KERNELS_FROM, StatsAccumulator, tensor_stats
 
 STEP, NUMBER, ORDER = "training step", "checkpoint number", "order"
 _CHUNK = 1 << 18  # elements per step of the change's sum: its float64 buffer stays 2 MiB
+_PIECE_BYTES = 4 << 20   # read at a time: counted and compared while in cache
 
 Progress = Callable[[int, int, str], None]
 
@@ -147,9 +147,7 @@ def resolve(scan: DirectoryScan, name: str) -> str | None:
 
 def trajectories(scan: DirectoryScan, identities: Iterable[str], *, run: str | None = None,
                  progress: Progress | None = None, cancelled: Callable[[], bool] | None = None,
-                 each: Callable[[Trajectory], None] | None = None,
-                 read: Callable[[CheckpointInfo, str], np.ndarray] = read_tensor,
-                 ) -> list[Trajectory]:
+                 each: Callable[[Trajectory], None] | None = None) -> list[Trajectory]:
     """The trajectory of each identity, one variable after the other (each checkpoint's tensor
     read once per variable); ``each`` receives each one as soon as it is complete. Stops early
     when ``cancelled()``; the last trajectory is then marked ``cancelled``."""
@@ -161,7 +159,7 @@ def trajectories(scan: DirectoryScan, identities: Iterable[str], *, run: str | N
     counter = _Counter(total, progress, cancelled)
     done = []
     for identity in identities:
-        t = _follow(groups, finders[identity], identity, read, counter)
+        t = _follow(groups, finders[identity], identity, counter)
         done.append(t)
         if each is not None:
             each(t)
@@ -224,36 +222,34 @@ def _finder(index: dict[str, _Lookup], identity: str) -> Callable[[str], Variabl
     return find
 
 
-def _follow(groups, find, identity: str, read, counter: _Counter) -> Trajectory:
+def _follow(groups, find, identity: str, counter: _Counter) -> Trajectory:
     t = Trajectory(identity, identity, "", ORDER)
     order = 0
-    with ThreadPoolExecutor(1, thread_name_prefix="ckpt_gui-prefetch") as prefetch:
-        for _, members in groups:
-            held = []
-            for c in members:
-                order += 1
-                v = find(c.name)
-                if v is None:
-                    t.missing.append(c.name)
-                else:
-                    held.append((c, v, order))
-            if not _follow_run(t, members[0].run, held, read, counter, prefetch):
-                t.cancelled = True
-                break
+    for _, members in groups:
+        held = []
+        for c in members:
+            order += 1
+            v = find(c.name)
+            if v is None:
+                t.missing.append(c.name)
+            else:
+                held.append((c, v, order))
+        if not _follow_run(t, members[0].run, held, counter):
+            t.cancelled = True
+            break
     return _finish(t)
 
 
-def _follow_run(t: Trajectory, run: str | None, held: list, read, counter: _Counter,
-                prefetch: ThreadPoolExecutor) -> bool:
+def _follow_run(t: Trajectory, run: str | None, held: list, counter: _Counter) -> bool:
     """The points of one run (``held``: its (checkpoint, variable, order) in run order) onto
-    ``t``; False when cancelled. The next tensor is read in the background while this one's
-    statistics are computed, once the previous one (needed for the change) is let go: two
-    tensors in memory at most."""
+    ``t``; False when cancelled. Each tensor is read in pieces, counted and compared with the
+    run's previous one as they pass, into one of two arrays taken in turns: two tensors in
+    memory at most."""
     points: list[TrajectoryPoint] = []
     previous: tuple[np.ndarray, TrajectoryPoint] | None = None
+    spare = None     # the array of the tensor before the previous one, to be read into
     unchanged = True
-    pending = prefetch.submit(_load, *held[0][:2], read) if held else None
-    for i, (c, v, order) in enumerate(held):
+    for c, v, order in held:
         if not t.points:
             t.name, t.role = v.display_name, v.role
         if not counter.tick(f"{v.display_name} in {c.name}"):
@@ -262,23 +258,20 @@ def _follow_run(t: Trajectory, run: str | None, held: list, read, counter: _Coun
                                 tuple(v.shape), v.dtype, None, key=v.name)
         t.points.append(point)
         points.append(point)
-        value, point.problem = pending.result()
-        before = None
-        if value is not None and previous is not None:
-            unchanged &= _change(value, point, *previous)
-            before = previous[1]
-        previous = None
-        pending = prefetch.submit(_load, *held[i + 1][:2], read) if i + 1 < len(held) else None
-        if value is None:
+        got = _Reading(c, v, previous[0] if previous else None, spare)
+        point.problem = got.problem
+        if got.value is None:
             unchanged = False
+            previous = spare = None
             continue
-        point.stats = tensor_stats(value, bins=0)  # no histogram: one pass
-        point.flags = health.tensor_flags(value, v.role, point.stats)
-        if before is not None:
-            jump = health.jump_flag(point.stats.l2, before.stats.l2, before.checkpoint)
+        point.stats = got.stats
+        point.flags = health.tensor_flags(got.value, v.role, point.stats)
+        if previous is not None:
+            unchanged &= _change(got, point, previous[1])
+            jump = health.jump_flag(point.stats.l2, previous[1].stats.l2, previous[1].checkpoint)
             point.flags += (jump,) if jump is not None else ()
-        previous = (value, point)
-        del value
+        spare = previous[0] if previous is not None else None
+        previous = (got.value, point)
     if run is not None and unchanged and len(points) >= 2:
         frozen = health.frozen_flag(len(points), run)
         for p in points:
@@ -286,57 +279,93 @@ def _follow_run(t: Trajectory, run: str | None, held: list, read, counter: _Coun
     return True
 
 
-def _load(c: CheckpointInfo, v: VariableInfo, read) -> tuple[np.ndarray | None, str | None]:
-    """(the tensor, None), or (None, why it cannot be read)."""
-    if v.readable is False:
-        return None, v.problem or "cannot be read"
-    try:
-        return np.asarray(read(c, v.name)), None
-    except Exception as e:  # a damaged checkpoint's error is a point's problem, not the end
-        return None, str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+class _Reading:
+    """One checkpoint's tensor read in pieces (chunked.pieces: checksums checked), each
+    counted (statistics, no histogram) and compared with ``previous`` (Σ(value − previous)²)
+    while it is in cache, and kept in ``into`` when that has the tensor's size and type
+    (else in a new array). ``value`` None: ``problem`` says why it could not be read."""
+
+    def __init__(self, c: CheckpointInfo, v: VariableInfo, previous: np.ndarray | None,
+                 into: np.ndarray | None):
+        self.value: np.ndarray | None = None
+        self.stats: TensorStats | None = None
+        self.squared: float | None = None    # Σ(value − previous)², when comparable
+        self.problem: str | None = None
+        if v.readable is False:
+            self.problem = v.problem or "cannot be read"
+            return
+        try:
+            self._read(c, v, previous, into)
+        except Exception as e:  # a damaged checkpoint's error is a point's problem, not the end
+            self.value = None
+            self.problem = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+    def _read(self, c, v, previous, into) -> None:
+        dtype = chunked.numeric_dtype(v)
+        if dtype is None:   # strings: whole, the same as the previous one or not
+            self.value = np.asarray(read_tensor(c, v.name))
+            self.stats = tensor_stats(self.value, bins=0)
+            if previous is not None and previous.shape == self.value.shape \
+                    and previous.dtype == self.value.dtype:
+                self.squared = 0.0 if np.array_equal(self.value, previous) else math.nan
+            return
+        shape = tuple(v.shape)
+        value = into if into is not None and (into.shape, into.dtype) == (shape, dtype) \
+            else np.empty(shape, dtype)
+        flat = value.reshape(-1)
+        before = _comparable(previous, value)
+        per = before.size // max(flat.size, 1) if before is not None else 1  # complex: 2
+        kernels = flat.size >= KERNELS_FROM   # (as tensor_stats: numba for large tensors)
+        acc = StatsAccumulator(dtype, bins=0, workers=1, kernels=kernels)
+        at, squared = 0, 0.0
+        for piece in chunked.pieces(c, v, _PIECE_BYTES, into=flat):
+            acc.add(piece)
+            if before is not None:
+                squared += _squared_distance(_flat_real(piece),
+                                             before[at * per:(at + piece.size) * per], kernels)
+            at += piece.size
+        self.value, self.stats = value, acc.result()
+        self.squared = squared if before is not None else None
 
 
-def _change(value: np.ndarray, point: TrajectoryPoint, previous: np.ndarray,
-            before: TrajectoryPoint) -> bool:
+def _comparable(previous: np.ndarray | None, value: np.ndarray) -> np.ndarray | None:
+    """``previous`` flat, as real numbers (see _flat_real), when its shape and numeric type
+    are those of ``value``: the change is measured between them."""
+    if previous is None or previous.shape != value.shape or previous.dtype != value.dtype:
+        return None
+    if value.dtype.kind not in "fciub" and not dtypes.is_low_precision(value.dtype):
+        return None
+    return _flat_real(previous)
+
+
+def _change(got: _Reading, point: TrajectoryPoint, before: TrajectoryPoint) -> bool:
     """Set the point's change since ``before`` in percent of its norm; True when the values
     did not change at all."""
-    if value.shape != previous.shape or value.dtype != previous.dtype:
-        return False
-    if value.dtype.kind not in "fciub":
-        return bool(np.array_equal(value, previous))
-    distance = _distance(value, previous)
+    if got.squared is None:
+        return False   # another shape or type
+    distance = math.sqrt(got.squared) if got.squared >= 0 else math.nan
     base = before.stats.l2
     if math.isfinite(distance) and base and math.isfinite(base) and base > 0:
         point.rel_change = 100.0 * distance / base
     return distance == 0.0
 
 
-def _distance(a: np.ndarray, b: np.ndarray) -> float:
-    """‖a − b‖ in float64, in chunks (no full-size temporary), a span per core."""
-    fa, fb = _flat_real(a), _flat_real(b)
-    workers = min(os.cpu_count() or 1, 4, -(-fa.size // (4 * _CHUNK)))
-    step = -(-fa.size // workers)
-    with np.errstate(invalid="ignore", over="ignore"):
-        if workers == 1:
-            total = _squared_distance(fa, fb)
-        else:
-            with ThreadPoolExecutor(workers) as pool:
-                total = sum(pool.map(lambda i: _squared_distance(fa[i:i + step], fb[i:i + step]),
-                                     range(0, fa.size, step)))
-    return math.sqrt(total) if total >= 0 else math.nan
-
-
-def _squared_distance(fa: np.ndarray, fb: np.ndarray) -> float:
-    """Squares summed by multiply and sum, not np.dot: a BLAS call per chunk is ten times
-    slower here."""
+def _squared_distance(fa: np.ndarray, fb: np.ndarray, kernels: bool) -> float:
+    """Σ(fa − fb)² in float64: one compiled loop (kernels.py) for float32 and float64 (when
+    ``kernels``), else in chunks widened to float64, squares summed by multiply and sum (not
+    np.dot: a BLAS call per chunk is ten times slower here)."""
+    if kernels and fa.dtype in (np.float32, np.float64) and fa.dtype == fb.dtype:
+        from .kernels import squared_distance
+        return float(squared_distance(fa, fb))
     buf = np.empty(min(_CHUNK, fa.size), np.float64)
     total = 0.0
-    for i in range(0, fa.size, _CHUNK):
-        d = buf[: min(_CHUNK, fa.size - i)]
-        d[...] = fa[i:i + d.size]   # (casts any dtype, the low-precision ones included)
-        np.subtract(d, fb[i:i + d.size], out=d)
-        np.multiply(d, d, out=d)
-        total += float(d.sum())
+    with np.errstate(invalid="ignore", over="ignore"):
+        for i in range(0, fa.size, _CHUNK):
+            d = buf[: min(_CHUNK, fa.size - i)]
+            d[...] = fa[i:i + d.size]   # (casts any dtype, the low-precision ones included)
+            np.subtract(d, fb[i:i + d.size], out=d)
+            np.multiply(d, d, out=d)
+            total += float(d.sum())
     return total
 
 

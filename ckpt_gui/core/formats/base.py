@@ -125,6 +125,7 @@ class CheckpointFormat(ABC):
     carries_config_always: ClassVar[bool] = False  # its file always holds the model's config
     lists_files_first: ClassVar[bool] = True  # info.files is filled before ``inspect`` runs
     reads_in_chunks: ClassVar[bool] = False  # read_chunks bounds memory by its pieces
+    reads_into: ClassVar[bool] = False       # read_chunks reads into a given array
 
     # -- recognising --
     @abstractmethod
@@ -162,14 +163,16 @@ class CheckpointFormat(ABC):
     def read(self, ckpt: CheckpointInfo, var: VariableInfo) -> np.ndarray:
         """The whole tensor; ReadError (readers.py) when it cannot be read."""
 
-    def read_chunks(self, ckpt: CheckpointInfo, var: VariableInfo,
-                    max_bytes: int) -> Iterator[np.ndarray]:
+    def read_chunks(self, ckpt: CheckpointInfo, var: VariableInfo, max_bytes: int,
+                    out: np.ndarray | None = None) -> Iterator[np.ndarray]:
         """The tensor's elements in C order as consecutive pieces of at most about
         ``max_bytes`` (rows along its first axis, or flat ranges: concatenated and reshaped,
         they are the tensor), for readers that bound memory (core/chunked.py). A piece may be
         overwritten once the next one is asked for: keep a copy of what must outlive it. A
         format that cannot read less than a tensor (``reads_in_chunks`` False) yields it
-        whole; ReadError as ``read``; the data's checksums are checked as it is read."""
+        whole; ReadError as ``read``; the data's checksums are checked as it is read. ``out`` (only
+        where ``reads_into``): a flat array of the tensor's size and numeric type that the
+        pieces are read straight into, then yielded as its slices (no copy)."""
         yield self.read(ckpt, var)
 
     @abstractmethod

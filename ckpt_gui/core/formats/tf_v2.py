@@ -21,6 +21,7 @@ class BundleFormat(CheckpointFormat):
     lists_files_first = False   # its inspector stats the files it opens
     graph_writer = "tf.train.Checkpoint"
     reads_in_chunks = True      # byte ranges of its data file
+    reads_into = True
 
     def location(self, info, cand: Candidate, directory: str) -> tuple[str, str, str, str]:
         """(the prefix's folder, its base name, its index file and the folder of its files,
@@ -34,8 +35,8 @@ class BundleFormat(CheckpointFormat):
     def read(self, ckpt, var):
         return readers.read_bundle_tensor(ckpt, var)
 
-    def read_chunks(self, ckpt, var, max_bytes):
-        return readers.read_bundle_chunks(ckpt, var, max_bytes)
+    def read_chunks(self, ckpt, var, max_bytes, out=None):
+        return readers.read_bundle_chunks(ckpt, var, max_bytes, out)
 
     def verify(self, ckpt, progress, cancelled):
         return readers.verify_with_tensorflow(ckpt, readers.bundle_guard(ckpt), True, progress,
