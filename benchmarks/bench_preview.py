@@ -92,6 +92,7 @@ def main() -> int:
         tf_best = min(tf_times)
         gui_best = min(t for t, _ in gui)
         stall = max(s for _, s in gui)
+        print("per run (s, stall):", [(round(t, 3), round(s * 1000)) for t, s in gui])
         print(f"TF reader loads the {a.elements:,}-element tensor: {tf_best:.3f} s (best of {a.runs})")
         print(f"select -> heatmap + histogram drawn:               {gui_best:.3f} s "
               f"(best of {a.runs}; the {w.preview.task._debounce.interval()} ms debounce excluded)")

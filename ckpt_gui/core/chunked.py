@@ -145,8 +145,10 @@ def stream_preview(ckpt: CheckpointInfo, var: VariableInfo, index: tuple[int, ..
     acc = None
     at = 0
     # each piece is counted (on the accumulator's threads) while its drawn part is reduced
+    unit = reducer.unit * numeric_dtype(var).itemsize
+    size = CHUNK_BYTES // unit * unit or CHUNK_BYTES   # whole rows of blocks: nothing carried
     with ThreadPoolExecutor(1, thread_name_prefix="ckpt_gui-blocks") as drawing:
-        for piece in pieces(ckpt, var):
+        for piece in pieces(ckpt, var, size):
             lo, hi = max(start - at, 0), min(stop - at, piece.size)
             reduced = drawing.submit(reducer.feed, piece[lo:hi]) if lo < hi else None
             if stats is None:

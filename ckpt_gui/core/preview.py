@@ -197,7 +197,8 @@ class BlockReducer:
     time (row bands, and column bands of a long vector), so a trimmed, non-contiguous view is
     never copied whole and a low-precision tensor (bfloat16, float8, int4, ...) is widened to
     float32 a piece at a time. Fed in C order, it holds at most one row of blocks (sy rows; a
-    column block of a vector) back between pieces: the one a piece ended inside.
+    column block of a vector) back between pieces: the one a piece ended inside (pieces of
+    a multiple of ``unit`` elements are reduced without being copied).
 
     ``finite_only``: whether the plane holds NaN or Inf (then their blocks get codes), or None
     when that is not known yet (a tensor read in chunks, counted as it is read): a piece is
@@ -211,7 +212,7 @@ class BlockReducer:
         self.out = np.empty((-(-rows // self.sy), -(-cols // self.sx)), dtype=np.float32)
         self.special = np.zeros(self.out.shape, np.uint8) if finite_only else None
         # what ``feed`` completes before reducing: a row of blocks, or one block of a vector
-        self._unit = self.sx if rows == 1 else self.sy * cols
+        self.unit = self.sx if rows == 1 else self.sy * cols
         self._fed = 0                         # elements of the plane reduced so far
         self._carry: np.ndarray | None = None  # the start of an unfinished unit
 
@@ -248,15 +249,15 @@ class BlockReducer:
         whole units; the rest is kept (copied) for the next piece."""
         flat = flat.reshape(-1)
         if self._carry is not None:
-            need = self._unit - self._carry.size
+            need = self.unit - self._carry.size
             head = np.concatenate([self._carry, flat[:need]])
             flat = flat[need:]
-            if head.size < self._unit:
+            if head.size < self.unit:
                 self._carry = head
                 return
             self._carry = None
             self._reduce_flat(head)
-        whole = flat.size // self._unit * self._unit
+        whole = flat.size // self.unit * self.unit
         if whole:
             self._reduce_flat(flat[:whole])
         if whole < flat.size:

@@ -1,21 +1,21 @@
 """Statistics and a histogram of a tensor, whole or given in pieces (a tensor read in chunks),
-in one pass, in cache-sized chunks on all cores.
+in one pass over each piece, in cache-sized chunks on all cores.
 
-Each chunk's extremes, zeros and moments are taken, then its values are counted into the
-histogram, while the chunk is in cache. numpy (and the compiled loops of ``kernels``, for large
-tensors) releases the GIL, so the spans of a piece run on a thread pool. Extremes, zeros and bin
-positions are computed in the data's own precision (float16 widened to float32), sums in
-float64, in reused per-thread buffers, so extra memory is a few chunks per thread, not a copy of
-the tensor. Integers and booleans go through float64; the low-precision types of ml_dtypes
-(bfloat16, float8, int4, ...) through float32, converted a chunk at a time like float16.
+Each chunk's extremes, zeros and moments are taken and, when the histogram's range so far holds
+it, its values are counted, while the chunk is in cache (a chunk the range does not hold yet,
+and every chunk of the first piece, is counted once the piece's extremes are known). numpy, and
+the compiled loops of ``kernels`` for large tensors, release the GIL, so the spans of a piece
+run on one shared thread pool. Extremes and zeros are computed in the data's own precision
+(float16 widened to float32), sums and bin positions in float64, in per-thread buffers of a
+chunk, never a copy of the tensor. Integers and booleans go through float64; the low-precision
+types of ml_dtypes (bfloat16, float8, int4, ...) through float32, converted a chunk at a time.
 
-The histogram counts into FINE bins per bin shown, over the range of the first piece (a tensor
-in memory is one piece: its bins span exactly its finite minimum to maximum). A later piece
-reaching past that range doubles it, pairs of counting bins merging into one, as often as needed
-(exact: no value is ever moved between bins). The bins shown are then whole groups of counting
-bins from the one holding the minimum to the one holding the maximum: every count is exact for
-the edges it is shown with, and the outer edges lie within a counting bin of the extremes. So a
-tensor read in chunks is counted in the one pass that reads it, never read twice.
+The histogram counts into FINE counting bins per bin shown, over the range of the first piece
+(a tensor in memory is one piece: its bins span exactly its finite minimum to maximum). A later
+piece reaching past the range doubles it, downwards or upwards, pairs of counting bins merging
+into one, as often as needed: no value ever changes bin. The bins shown are then whole groups
+of counting bins, from the one holding the minimum to the one holding the maximum: every count
+is exact for the edges it is shown with, and a tensor read in chunks is read once, not twice.
 """
 from __future__ import annotations
 

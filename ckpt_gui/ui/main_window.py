@@ -75,6 +75,14 @@ def load_tensorflow_job(*, state) -> str:
     return tf().__version__
 
 
+def warm_kernels() -> None:
+    """numba's compiled loops loaded (compiled on a machine's first run) on an idle engine
+    thread, so the first large tensor previewed does not wait for them."""
+    from ..core import kernels
+
+    kernels.warm()
+
+
 def demo_job(*, state) -> str:
     from ..demo import make_demo
 
@@ -212,6 +220,7 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(HEAVY_LOAD_AT_THE_LATEST_MS, self._load_heavy_modules)
 
     def _on_tensorflow(self, version: str) -> None:
+        tensorflow_thread().start(warm_kernels)   # (its one job, TensorFlow's import, is done)
         self.tf_status.setText(f"TensorFlow {version}")
         if self.statusBar().currentMessage().startswith(WAITING_FOR_TF):
             self.statusBar().clearMessage()  # the wait is over: no stale "waiting" stays
