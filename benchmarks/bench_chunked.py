@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 
-from bench_dtypes import measure
+from bench_dtypes import measure, report
 
 WRITE = """
 import sys, tensorflow as tf
@@ -59,15 +59,9 @@ def main() -> int:
                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), check=True)
         baseline = measure(BASELINE, tmp, a.runs)
         ours = measure(PREVIEW, tmp, a.runs)
-        ratio = ours["best"] / baseline["best"]
         print(f"tensor: float32 [{rows}, 4096], {size / 2**30:.2f} GiB")
-        print(f"TF get_tensor alone:                     {baseline['best']:.2f} s, "
-              f"peak +{baseline['peak'] / 2**20:.0f} MiB (best of {a.runs})")
-        print(f"chunked preview (stats, histogram, heatmap): {ours['best']:.2f} s, "
-              f"peak +{ours['peak'] / 2**20:.0f} MiB (best of {a.runs})")
-        print(f"time ratio: {ratio:.2f}x   goal: within 1.3x -> "
-              f"{'met' if ratio <= 1.3 else 'missed'}   (CPU seconds: {ours['cpu']:.2f} vs "
-              f"{baseline['cpu']:.2f}, {ours['cpu'] / baseline['cpu']:.2f}x)")
+        report("TF get_tensor alone", "chunked preview (stats, histogram, heatmap)", baseline,
+               ours, a.runs, 1.3, digits=2)
         print(f"peak memory: {ours['peak'] / size:.3f}x the tensor   goal: under 0.25x -> "
               f"{'met' if ours['peak'] < 0.25 * size else 'missed'}")
     finally:

@@ -22,6 +22,7 @@ from ..core.model import CheckpointInfo
 from ..core.preview import AUTO, IMAGE, SYMMETRIC, VECTOR, TensorPreview, colour_levels
 from ..textfmt import number, plural, safe_name
 from .tasks import TaskSlot, work_thread
+from .titled_tab import TitledTab
 
 PROMPT = ("Select two checkpoints (Ctrl+click, or right-click one: Compare with…) to see what "
           "changed between them.")
@@ -81,12 +82,12 @@ class _Item(QTableWidgetItem):
         return self.key < other.key
 
 
-class DiffPanel(QWidget):
+class DiffPanel(TitledTab):
     diff_ready = Signal(object)     # DiffResult (tests and the main window listen)
     pair_ready = Signal(object)     # PairView
 
     def __init__(self, parent=None):
-        super().__init__(parent)
+        super().__init__(PROMPT, "diffTitle", parent)
         self._built = False
         self.result: DiffResult | None = None
         self.pair: tuple[CheckpointInfo, CheckpointInfo] | None = None
@@ -100,12 +101,6 @@ class DiffPanel(QWidget):
         self.pair_task = TaskSlot(self, debounce_ms=120)
         self.pair_task.finished.connect(self._on_pair)
         self.pair_task.failed.connect(lambda m, _d: self.caption.setText(f"Cannot read: {m}"))
-        self._layout = QVBoxLayout(self)
-        self._layout.setContentsMargins(0, 0, 0, 0)
-        self.title = QLabel(PROMPT)
-        self.title.setObjectName("diffTitle")
-        self.title.setWordWrap(True)
-        self._layout.addWidget(self.title)
 
     def build(self) -> None:
         if self._built:

@@ -21,6 +21,7 @@ from ..textfmt import safe_name
 from .savedir import remember as remember_save
 from .savedir import save_path
 from .tasks import TaskSlot, work_thread
+from .titled_tab import TitledTab
 
 PROMPT = "Select a variable to preview it."
 SETTINGS_KEYS = {"range": "preview/colourRange", "cmap": "preview/colourMap",
@@ -74,7 +75,7 @@ def _steps(state):
                                                     PROGRESS_STEPS, what)
 
 
-class PreviewPanel(QWidget):
+class PreviewPanel(TitledTab):
     status_message = Signal(str)
     preview_ready = Signal(object)     # TensorPreview (tests and the main window listen)
     preview_failed = Signal(str, str)
@@ -82,7 +83,7 @@ class PreviewPanel(QWidget):
     def __init__(self, settings: QSettings | None = None, parent=None):
         """``settings``: where the user's colour, range and histogram choices are remembered
         (the main window's); none: the application's default settings."""
-        super().__init__(parent)
+        super().__init__(PROMPT, "previewTitle", parent)
         self.settings = settings if settings is not None else QSettings()
         self.preview: TensorPreview | None = None
         self.checkpoint: CheckpointInfo | None = None   # the previewed tensor's
@@ -98,12 +99,6 @@ class PreviewPanel(QWidget):
         self.export_task.failed.connect(
             lambda message, _details: self.status_message.emit(f"Export failed: {message}"))
         self.export_task.progress.connect(self._on_export_progress)
-        self._layout = QVBoxLayout(self)
-        self._layout.setContentsMargins(0, 0, 0, 0)
-        self.title = QLabel(PROMPT)
-        self.title.setObjectName("previewTitle")
-        self.title.setWordWrap(True)
-        self._layout.addWidget(self.title)
 
     # --- construction (pyqtgraph is imported here, not at start-up) -------------------------
     def build(self) -> None:

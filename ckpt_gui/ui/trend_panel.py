@@ -14,6 +14,7 @@ from ..core.model import DirectoryScan, VariableInfo
 from ..core.trajectory import Trajectory, TrajectoryPoint, runs_of
 from ..textfmt import number, plural, safe_name
 from .tasks import TaskSlot
+from .titled_tab import TitledTab
 
 SINGLE, MULTIPLES = "This variable", "All weights and biases"
 METRICS = {"L2 norm": lambda p: p.stats.l2, "mean": lambda p: p.stats.mean,
@@ -42,14 +43,14 @@ def multiples_job(scan: DirectoryScan, identities: list[str], *, state) -> list[
                         each=state.partial)
 
 
-class TrendPanel(QWidget):
+class TrendPanel(TitledTab):
     point_chosen = Signal(str, str)     # a point's checkpoint and its variable's key there
     trend_ready = Signal(object)        # the Trajectory of the selected variable
     multiples_ready = Signal(list)      # the page's Trajectory objects
     flags_found = Signal(list)          # Trajectory objects whose points' flags are new
 
     def __init__(self, parent=None):
-        super().__init__(parent)
+        super().__init__(PROMPT, "trendTitle", parent)
         self._pg = None
         self._request = None     # (scan, variable) waiting for the tab to be shown
         self._shown_key = None
@@ -65,12 +66,6 @@ class TrendPanel(QWidget):
         self.task.failed.connect(lambda m, d: self.title.setText(f"Cannot follow it: {m}"))
         self.task.progress.connect(self._on_progress)
         self.task.busy.connect(self._on_busy)
-        self._layout = QVBoxLayout(self)
-        self._layout.setContentsMargins(0, 0, 0, 0)
-        self.title = QLabel(PROMPT)
-        self.title.setObjectName("trendTitle")
-        self.title.setWordWrap(True)
-        self._layout.addWidget(self.title)
 
     # --- widgets, built on first show (pyqtgraph is imported then) ----------------------
     def build(self) -> None:
