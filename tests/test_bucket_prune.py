@@ -12,7 +12,7 @@ import pytest
 
 from _buckets import S3Server, s3_filesystem, upload
 from ckpt_gui.core import remote
-from test_buckets import gcs_server, orbax_steps_in_s3, run, s3_server, store  # noqa: F401
+from test_buckets import gcs_server, orbax_steps_in_bucket, run, s3_server, store  # noqa: F401
 
 SAVES = [f"ckpt-{i}" for i in range(1, 6)]
 DATA = ".data-00000-of-00001"
@@ -157,7 +157,7 @@ def test_orbax_steps_in_a_bucket_are_pruned_object_by_object_the_commit_first(
     each old step's objects go one DELETE each, its commit_success.txt and
     _CHECKPOINT_METADATA before anything else of it (an interruption leaves a step Orbax does
     not list on GCS); what is left is the kept step, whole, and the scan lists it alone, ok."""
-    local, fs = orbax_steps_in_s3(s3_server, tmp_path, "orbax-prune", 3)
+    local, fs = orbax_steps_in_bucket(s3_server, tmp_path, "orbax-prune", 3)
     url = "s3://orbax-prune/run"
     steps = sorted((p.name for p in local.iterdir()), key=int)
     assert len(steps) == 3

@@ -36,6 +36,10 @@ def s3_server():
 def gcs_server():
     server = GCSServer().start()
     os.environ["STORAGE_EMULATOR_HOST"] = server.endpoint_url
+    # tensorstore (Orbax arrays): the emulator's URL, and its fixed token for tests rather
+    # than a look for Google credentials (a metadata server that is not there)
+    os.environ["TENSORSTORE_GCS_HTTP_URL"] = server.endpoint_url
+    os.environ["GOOGLE_AUTH_TOKEN_FOR_TESTING"] = "test"
     yield server
     server.stop()
 
@@ -309,27 +313,49 @@ def test_restore_from_a_bucket_restores_what_the_local_copy_does(
         assert np.array_equal(np.asarray(a), np.asarray(b))
 
 
-def orbax_steps_in_s3(server, tmp_path, bucket: str, steps: int):
+def orbax_steps_in_bucket(server, tmp_path, bucket: str, steps: int):
     """``steps`` steps of orbax.checkpoint.CheckpointManager (tests/_orbax_writers.py, in a
-    subprocess: orbax brings jax) written to tmp_path/run and uploaded to s3://BUCKET/run of a
-    freshly reset server: (the local folder, the client)."""
+    subprocess: orbax brings jax) written to tmp_path/run and uploaded to BUCKET/run of a
+    freshly reset S3 or GCS server: (the local folder, the client)."""
     local = tmp_path / "run"
     subprocess.run([sys.executable, str(Path(__file__).with_name("_orbax_writers.py")),
                     "manager", str(local), str(steps)], check=True, capture_output=True,
                    timeout=600)
     remote.begin()
     server.reset()
-    fs = s3_filesystem(server)
+    gcs = isinstance(server, GCSServer)
+    fs = gcs_filesystem(server) if gcs else s3_filesystem(server)
     fs.mkdir(bucket)
-    upload(fs, local, f"s3://{bucket}/run")
+    upload(fs, local, f"{'gs' if gcs else 's3'}://{bucket}/run")
     return local, fs
+
+
+def test_an_orbax_step_in_gcs_without_its_commit_file_is_not_committed(gcs_server, tmp_path,
+                                                                       capsys):
+    """On GCS Orbax does not rename a step into place: a step is final while it holds
+    commit_success.txt (written last; prune deletes it first). Without it the step is listed,
+    broken, and the one before it is the latest, as Orbax's CheckpointManager would say."""
+    _, fs = orbax_steps_in_bucket(gcs_server, tmp_path, "orbax-gcs", 3)
+    url = "gs://orbax-gcs/run"
+    whole = scan_json(capsys, url)
+    assert [(c["name"], c["status"]) for c in whole["checkpoints"]] == [
+        ("0", "ok"), ("10", "ok"), ("20", "ok")]
+    assert whole["latest"] == "20"
+    fs.rm(f"{url}/20/commit_success.txt")
+    remote.begin()   # (a new listing, as a refresh makes)
+    scanned = scan_json(capsys, url)
+    assert [(c["name"], c["status"]) for c in scanned["checkpoints"]] == [
+        ("0", "ok"), ("10", "ok"), ("20", "broken")]
+    assert scanned["latest"] == "10"
+    problems = scanned["checkpoints"][2]["problems"]
+    assert any("not committed" in p and "commit_success.txt" in p for p in problems)
 
 
 def test_orbax_steps_in_a_bucket_read_through_tensorstore_like_the_local_ones(
         s3_server, tmp_path, capsys):
     """orbax.checkpoint.CheckpointManager's steps (OCDBT + zarr3), uploaded: tensorstore's own
     s3 kvstore reads them (AWS_ENDPOINT_URL), with the same scan, verify and values."""
-    local, _ = orbax_steps_in_s3(s3_server, tmp_path, "orbax", 2)
+    local, _ = orbax_steps_in_bucket(s3_server, tmp_path, "orbax", 2)
     scanned = scan_json(capsys, "s3://orbax/run", "--verify")
     assert scanned == scan_json(capsys, local, "--verify")
     assert [(c["name"], c["status"]) for c in scanned["checkpoints"]] == [("0", "ok"),

@@ -9,11 +9,11 @@ and the picture, not by the tensor.
 Statistics, histogram and heatmap are made in the one pass that reads the pieces
 (stats.StatsAccumulator, counting with the compiled loops of ``kernels``; preview.BlockReducer,
 which finds NaN and Inf piece by piece), and the data's checksums (a V2 bundle's CRC32C) are
-checked as they arrive. They equal what a whole-array preview gives: counts and extremes exactly,
-mean, std and L2 to about 1e-12 (float64 sums grouped by piece), block means to float32
-rounding; the histogram's counts are exact for its edges, its first and last bins hold the
-extremes (a whole array's edges are exactly its extremes: see stats.py). The 1-99 % colour range is, as for
-any reduced picture, the percentiles of its painted cells.
+checked as they arrive. They equal what a whole-array preview gives: counts and extremes
+exactly, mean, std and L2 to about 1e-12 (float64 sums grouped by piece), block means to float32
+rounding; the histogram's counts are exact for its edges, and its first and last bins hold the
+extremes (a whole array's edges are exactly its extremes: see stats.py). The 1-99 % colour
+range is, as for any reduced picture, the percentiles of its painted cells.
 """
 from __future__ import annotations
 

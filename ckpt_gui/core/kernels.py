@@ -74,7 +74,7 @@ def bin_counts(x, offset, scale, nbins):
 
 @njit(nogil=True, cache=True, fastmath=_SUMS)
 def squared_distance(a, b):
-    """Σ(a − b)² in float64 of two chunks of one type (NaN or Inf in either gives NaN or Inf)."""
+    """Σ(a − b)² in float64 of two chunks of one type (NaN or Inf in either: NaN or Inf)."""
     s = 0.0
     for i in range(a.size):
         d = np.float64(a[i]) - np.float64(b[i])

@@ -14,10 +14,12 @@ A folder of Orbax checkpoints holds one directory per step::
 
 Keras names its items ``pytree`` (trainable_variables/..., non_trainable_variables/...,
 optimizer_variables/..., metrics_variables/...) and ``model_config`` (the model's JSON config as a
-string leaf, kept in ``_strings.json``). On a local file system a step is committed when its
-directory has its final name (Orbax renames the temporary directory last); the latest step is the
-highest committed step number. Orbax reads with ``fill_missing_data_reads`` off: a missing chunk is
-damage, not zeros, and so here. Value bytes carry no checksum: a flipped bit reads as a value.
+string leaf, kept in ``_strings.json``). On a local file system (and in S3) a step is committed
+when its directory has its final name (Orbax renames the temporary directory last); in a gs://
+bucket, where Orbax does not rename, while the step holds its ``commit_success.txt``. The latest
+step is the highest committed step number. Orbax reads with ``fill_missing_data_reads`` off: a
+missing chunk is damage, not zeros, and so here. Value bytes carry no checksum: a flipped bit
+reads as a value.
 
 This module is plain functions and dataclasses; a format module wraps them for the registry.
 """
@@ -115,8 +117,17 @@ def list_steps(directory: str) -> list[OrbaxStep]:
         number = step_number(name)  # a temporary step may hold nothing yet
         path = storage.normalise(os.path.join(directory, name))
         if number is not None and (not number[1] or is_step_dir(path)):
-            steps.append(OrbaxStep(name, path, *number))
+            step, final_name = number
+            steps.append(OrbaxStep(name, path, step, final_name and _finalized(path)))
     return sorted(steps, key=lambda s: (s.step, not s.committed, s.name))
+
+
+def _finalized(path: str) -> bool:
+    """Whether a step directory with a final name is a finalized step for Orbax: in a gs://
+    bucket only while its commit_success.txt is there (written last, deleted first: Orbax's
+    CommitFileTemporaryPath, the default on GCS), elsewhere always (AtomicRenameTemporaryPath:
+    the name says it)."""
+    return not path.startswith("gs://") or storage.is_file(os.path.join(path, COMMIT_SUCCESS))
 
 
 def latest_step(steps: list[OrbaxStep]) -> OrbaxStep | None:
@@ -137,8 +148,8 @@ def step_of(path: str) -> OrbaxStep:
     path = storage.normalise(path)
     name = os.path.basename(path)
     number = step_number(name)
-    step, committed = number if number is not None else (None, TMP_SUFFIX not in name)
-    return OrbaxStep(name, path, step, committed)
+    step, final_name = number if number is not None else (None, TMP_SUFFIX not in name)
+    return OrbaxStep(name, path, step, final_name and _finalized(path))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -244,6 +255,15 @@ def _open_future(loc: ArrayLocation, context):
     return ts.open(array_spec(loc), open=True, read=True, context=context)
 
 
+def _result(future, loc: ArrayLocation):
+    """A tensorstore future's result; in a bucket within the storage layer's deadline (a
+    store that does not answer raises TimeoutError, an OSError, instead of a wait for ever)."""
+    if not storage.is_url(loc.item_dir):
+        return future.result()
+    from .remote import timeout
+    return future.result(timeout=timeout())
+
+
 def open_array(loc: ArrayLocation, context=None):
     """The opened tensorstore array (reads its zarr metadata only), or OrbaxError; refused when
     a file it may read is no regular file (the files may have changed since the inspection)."""
@@ -252,7 +272,7 @@ def open_array(loc: ArrayLocation, context=None):
     if refused:
         raise OrbaxError(f"{'/'.join(loc.keys)} cannot be read: {refused[0]}")
     try:
-        return _open_future(loc, context or new_context()).result()
+        return _result(_open_future(loc, context or new_context()), loc)
     except (ValueError, OSError) as e:
         raise OrbaxError(error_sentence("/".join(loc.keys), e, loc.item_dir)) from None
 
@@ -302,8 +322,11 @@ def inspect_step(step: OrbaxStep | str, context=None) -> StepInfo:
     refused = _add_files(info)
     info.step_problems += refused
     if not step.committed:
-        info.step_problems.append(f"step {step.name} was not committed (its directory still has "
-                                  f"the temporary suffix {TMP_SUFFIX}): Orbax does not list it")
+        why = (f"its directory still has the temporary suffix {TMP_SUFFIX}" if TMP_SUFFIX in
+               step.name else f"it has no {COMMIT_SUCCESS}, which Orbax writes last in a gs:// "
+               "bucket")
+        info.step_problems.append(f"step {step.name} was not committed ({why}): Orbax does not "
+                                  "list it")
     if not _items(step.path):
         info.step_problems.append(f"{step.name} holds no Orbax pytree item ({ITEM_METADATA})")
     info.locations, info.model_config_text = locations(step.path, info.step_problems)
@@ -345,7 +368,7 @@ def _variable(name: str, loc: ArrayLocation, pending) -> VariableInfo:
     try:
         if isinstance(pending, Exception):
             raise pending
-        arr = pending.result()
+        arr = _result(pending, loc)
         shape, numpy_dtype = tuple(int(d) for d in arr.shape), np.dtype(arr.dtype.numpy_dtype)
         dtype, nbytes = numpy_dtype.name, int(np.prod(shape, dtype=np.int64)) * numpy_dtype.itemsize
     except OrbaxError as e:
@@ -607,7 +630,7 @@ def _read(view, loc: ArrayLocation) -> np.ndarray:
     name = "/".join(loc.keys)
     check_fits(name, int(np.prod(view.shape, dtype=np.int64)) * view.dtype.numpy_dtype.itemsize)
     try:
-        return np.asarray(view.read().result())
+        return np.asarray(_result(view.read(), loc))
     except (ValueError, OSError) as e:
         raise OrbaxError(error_sentence(name, e, loc.item_dir)) from None
 

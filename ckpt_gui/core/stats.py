@@ -48,7 +48,8 @@ def _pool() -> ThreadPoolExecutor:
     global _POOL
     with _POOL_LOCK:
         if _POOL is None:
-            _POOL = ThreadPoolExecutor(min(4, os.cpu_count() or 1), thread_name_prefix="ckpt_gui-stats")
+            _POOL = ThreadPoolExecutor(min(4, os.cpu_count() or 1),
+                                       thread_name_prefix="ckpt_gui-stats")
         return _POOL
 
 
