@@ -14,7 +14,6 @@ from test_gui import open_dir, window  # noqa: F401 (the fixture)
 from _history_writers import BATCHES, EPOCHS, check_one_model, write_run
 from ckpt_gui.cli import main
 from ckpt_gui.core import bundle, chunked, kernels, scan_directory
-from ckpt_gui.core.reading import read_tensor
 from ckpt_gui.core.trajectory import (NUMBER, ORDER, STEP, runs_of, trajectories, trajectory,
                                       weights_and_biases)
 

@@ -11,7 +11,7 @@ import numpy as np
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QPlainTextEdit,
                                QProgressBar, QPushButton, QSpinBox, QSplitter, QStackedWidget,
-                               QVBoxLayout, QWidget)
+                               QWidget)
 
 from ..core.model import CheckpointInfo, VariableInfo
 from ..core.preview import (IMAGE, MAX_ABS, MEAN, RANGE_MODES, TREE, VECTOR, TensorPreview,
