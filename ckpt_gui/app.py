@@ -100,9 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from .paths import resource
+    from .ui import gc_guard
     from .ui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    gc_guard.install(app)   # Qt objects are never collected on a worker thread
     app.setApplicationName("ckpt_gui")
     app.setOrganizationName("ckpt_gui")
     app.setDesktopFileName("ckpt-gui")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import os
 import shutil
 from pathlib import Path
@@ -17,6 +18,19 @@ from _buckets import isolate_env  # noqa: E402
 # No test may reach a cloud: dummy keys, no metadata servers (google-auth reads its settings
 # when first imported, so this comes before any client library is)
 isolate_env()
+
+from ckpt_gui.ui import gc_guard  # noqa: E402
+
+# Cyclic garbage is collected on the main thread only, between tests (as the app collects on
+# the GUI thread): a test window's Qt objects collected on a worker thread can deadlock
+gc.disable()
+
+
+@pytest.fixture(autouse=True)
+def _collect_on_the_main_thread():
+    yield
+    gc_guard.collect_due()
+
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = Path(os.environ.get("CKPT_GUI_CORPUS", REPO.parent / "shared" / "corpus"))
